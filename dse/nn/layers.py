@@ -1,0 +1,84 @@
+"""Quantized layers: the latent weight is kept in ``weight``; forward uses its quantized value.
+
+``QLinear`` and ``QConv2d`` carry no bias (BatchNorm follows every layer, ALGORITHMS.md §2.1).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dse.nn.quant import quantize_weight, sign_activation
+
+PRECISIONS = ("float", "binary", "ternary")
+
+
+class QuantLayer:
+    """Mixin: the weight precision of a layer and the weight it computes with."""
+
+    weight: nn.Parameter
+    precision: str
+    ternary_threshold: float
+
+    def _init_quant(self, precision: str, ternary_threshold: float) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r} ({', '.join(PRECISIONS)})")
+        self.precision = precision
+        self.ternary_threshold = float(ternary_threshold)
+
+    def quantized_weight(self) -> torch.Tensor:
+        """The binary/ternary (or float) weight used in the forward pass."""
+        return quantize_weight(self.weight, self.precision, self.ternary_threshold)
+
+    @property
+    def matrix_shape(self) -> tuple[int, int]:
+        """(rows, cols) of the weight matrix as laid out on an array: fan-in x fan-out."""
+        w = self.weight
+        return int(w[0].numel()), int(w.shape[0])
+
+
+class QLinear(nn.Linear, QuantLayer):
+    """Fully connected layer with float, binary or ternary weights and no bias."""
+
+    def __init__(self, in_features: int, out_features: int, precision: str = "binary",
+                 ternary_threshold: float = 0.05) -> None:
+        super().__init__(in_features, out_features, bias=False)
+        self._init_quant(precision, ternary_threshold)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.quantized_weight())
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, precision={self.precision}"
+
+
+class QConv2d(nn.Conv2d, QuantLayer):
+    """2-D convolution with float, binary or ternary weights and no bias."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 stride: int = 1, padding: int = 0, precision: str = "binary",
+                 ternary_threshold: float = 0.05) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride,
+                         padding=padding, bias=False)
+        self._init_quant(precision, ternary_threshold)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.quantized_weight(), None)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, precision={self.precision}"
+
+
+class SignActivation(nn.Module):
+    """Binary activation: sign forward, hardtanh straight-through gradient."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return sign_activation(x)
+
+
+class BinaryInput(nn.Module):
+    """Deterministic binarization of [0, 1] pixels: +1 where the pixel is >= 0.5, else -1."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.where(x >= 0.5, 1.0, -1.0).to(x.dtype)

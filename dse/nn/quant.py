@@ -1,0 +1,96 @@
+"""Quantizers with straight-through gradients (ALGORITHMS.md §2.1–2.2).
+
+* Weights: ``sign(W_h)`` (binary) or ``sign(W_h)·1{|W_h| > Δ}`` (ternary, Laborieux et al. 2020,
+  ``Quantized_VGG``). The gradient with respect to the quantized weight is applied to the latent
+  weight W_h unchanged (identity STE, as in BinaryNet.pytorch and the metaplasticity code, which
+  must not clip |W_h|).
+* Activations: ``sign(x)`` forward; ``grad · 1{|x| ≤ 1}`` backward (hardtanh STE).
+
+Binary values are exactly ±1: ``sign(0)`` is taken as +1, as a sense amplifier has no third state.
+The functions are ``torch.autograd.Function``s with a separate ``setup_context`` and
+``generate_vmap_rule`` so that ``torch.vmap`` can batch Monte-Carlo fault maps through them.
+Each forward is one elementwise kernel and the backward at most one; the measured overhead of a
+binarized epoch is in benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+class _SignWeight(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(w: torch.Tensor) -> torch.Tensor:
+        return torch.where(w >= 0, 1.0, -1.0).to(w.dtype)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+        pass
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return grad
+
+
+class _TernaryWeight(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(w: torch.Tensor, delta: float) -> torch.Tensor:
+        return torch.sign(w) * (w.abs() > delta).to(w.dtype)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+        pass
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad, None
+
+
+class _SignActivation(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+        (x,) = inputs
+        ctx.save_for_backward(x.abs() <= 1)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        (inside,) = ctx.saved_tensors
+        return grad * inside
+
+
+def binarize_weight(w: torch.Tensor) -> torch.Tensor:
+    """±1 weights; identity gradient to the latent weight."""
+    return _SignWeight.apply(w)
+
+
+def ternarize_weight(w: torch.Tensor, delta: float) -> torch.Tensor:
+    """{-1, 0, +1} weights, zero where ``|w| <= delta``; identity gradient."""
+    return _TernaryWeight.apply(w, float(delta))
+
+
+def sign_activation(x: torch.Tensor) -> torch.Tensor:
+    """±1 activations; gradient passed where ``|x| <= 1``."""
+    return _SignActivation.apply(x)
+
+
+def quantize_weight(w: torch.Tensor, precision: str, delta: float = 0.05) -> torch.Tensor:
+    """The weight a layer of the given precision computes with."""
+    if precision == "binary":
+        return binarize_weight(w)
+    if precision == "ternary":
+        return ternarize_weight(w, delta)
+    if precision == "float":
+        return w
+    raise ValueError(f"unknown precision {precision!r} (float, binary, ternary)")

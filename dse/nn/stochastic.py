@@ -1,0 +1,43 @@
+"""Stochastic-computing input encoding (Hirtzlin et al., IEEE Access 2019, arXiv 1906.00915).
+
+Each pixel p in [0, 1] becomes a bitstream of L independent Bernoulli(p) bits, coded ±1, and the
+first (binary) layer accumulates its XNOR-popcount over the L bits. Because that layer is linear,
+L binary passes averaged equal one pass on the stream mean, ``2·Binomial(L, p)/L − 1``, which is
+what this module feeds forward: the same numbers at 1/L of the cost. Fresh bits are drawn on every
+forward pass, in training and at test time, from the module's own seeded generator.
+
+The abstract says only that the input is binarised as stochastic bitstreams and that "the training
+procedure should be adapted"; training on fresh stochastic samples is our reading, not the paper's
+verified procedure (ALGORITHMS.md §5).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class StochasticInput(nn.Module):
+    """Encode [0, 1] pixels as the ±1 mean of an L-bit Bernoulli stream."""
+
+    def __init__(self, length: int, seed: int = 0) -> None:
+        super().__init__()
+        if length < 1:
+            raise ValueError("bitstream length must be >= 1")
+        self.length = int(length)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def reseed(self, seed: int) -> None:
+        """Restart the bit source (for reproducible evaluations)."""
+        self.generator = torch.Generator(device=self.generator.device).manual_seed(seed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.generator.device != x.device:
+            self.generator = torch.Generator(device=x.device).manual_seed(int(self.generator.initial_seed()))
+        p = x.clamp(0.0, 1.0)
+        count = torch.full_like(p, float(self.length))
+        ones = torch.binomial(count, p, generator=self.generator)
+        return 2.0 * ones / self.length - 1.0
+
+    def extra_repr(self) -> str:
+        return f"length={self.length}"

@@ -1,0 +1,18 @@
+"""Training: the shared loop, the algorithms (registered by name) and the contract files."""
+
+from dse.train.checkpoint import TrainedModel, load, read_history, save
+from dse.train.loop import ALGORITHMS, Trainer, TrainResult, evaluate, register_algorithm, resolve_device, train
+
+__all__ = [
+    "ALGORITHMS",
+    "TrainResult",
+    "TrainedModel",
+    "Trainer",
+    "evaluate",
+    "load",
+    "read_history",
+    "register_algorithm",
+    "resolve_device",
+    "save",
+    "train",
+]

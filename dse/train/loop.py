@@ -1,0 +1,222 @@
+"""The training loop shared by every algorithm, and the ``standard`` algorithm itself.
+
+An algorithm is a :class:`Trainer` subclass registered under its config name; the loop owns
+batching, evaluation, history rows, progress bars and divergence checks, so every algorithm writes
+the same ``history.csv`` / ``pulses.csv`` / ``model.pt`` / ``model.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from dse.config import Experiment
+from dse.data import Dataset, batches
+from dse.errors import DseError
+from dse.nn import ModelSpec, QNet, build_model
+
+log = logging.getLogger(__name__)
+
+ALGORITHMS: dict[str, type[Trainer]] = {}
+
+
+def register_algorithm(cls: type[Trainer]) -> type[Trainer]:
+    """Class decorator: make a Trainer selectable as ``algorithm: <cls.name>``."""
+    ALGORITHMS[cls.name] = cls
+    return cls
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DseError("device: cuda requested but no CUDA device is available; use auto or cpu")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+             batch_size: int = 1000) -> float:
+    """Top-1 accuracy of ``model`` in eval mode (restores the previous mode)."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for xb, yb in batches(x, y, batch_size):
+        correct += int((model(xb).argmax(1) == yb).sum())
+    model.train(was_training)
+    return correct / max(len(x), 1)
+
+
+@register_algorithm
+class Trainer:
+    """``standard``: Adam on the latent weights, the quantized weights in the forward pass."""
+
+    name: ClassVar[str] = "standard"
+
+    def __init__(self, exp: Experiment, model: QNet, device: torch.device,
+                 generator: torch.Generator, cards: dict[str, Any] | None = None) -> None:
+        self.exp = exp
+        self.model = model
+        self.device = device
+        self.generator = generator
+        self.cards = cards or {}
+        self.pulses: dict[str, dict[str, int]] = defaultdict(lambda: {"up": 0, "down": 0})
+        self.optimizer: torch.optim.Optimizer | None = None
+
+    # -- hooks an algorithm overrides ------------------------------------------------------
+    def start_task(self, task: int) -> None:
+        """Called before the first epoch of each task (task 0 included): build the optimizer."""
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.exp.lr,
+                                          weight_decay=self.exp.weight_decay)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One mini-batch update; returns (loss, logits)."""
+        assert self.optimizer is not None
+        self.optimizer.zero_grad(set_to_none=True)
+        logits = self.model(x)
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach(), logits.detach()
+
+    def end_epoch(self, epoch: int) -> None:
+        """Called after every epoch (e.g. to decay the learning rate)."""
+        if self.exp.lr_decay != 1.0 and self.optimizer is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] *= self.exp.lr_decay
+
+    def end_task(self, task: int) -> None:
+        """Called after the last epoch of each task."""
+
+    def use_task(self, task: int) -> None:
+        """Prepare the model to be evaluated on ``task`` (e.g. load its BatchNorm state)."""
+
+    def finalize(self) -> None:
+        """Called once after training: leave in ``model`` the weights to deploy."""
+
+    # -- helpers ---------------------------------------------------------------------------
+    def count_pulses(self, layer: str, n: torch.Tensor) -> None:
+        """Add the device-programming pulses of a signed pulse-count tensor to the tallies."""
+        self.pulses[layer]["up"] += int(n.clamp(min=0).sum())
+        self.pulses[layer]["down"] += int((-n).clamp(min=0).sum())
+
+    def take_pulses(self) -> dict[str, dict[str, int]]:
+        """The pulse tallies since the last call (and reset them)."""
+        out = {k: dict(v) for k, v in self.pulses.items()}
+        self.pulses.clear()
+        return out
+
+
+@dataclass
+class TrainResult:
+    """What a training run produces; written to disk by :func:`dse.train.checkpoint.save`."""
+
+    experiment: Experiment
+    spec: ModelSpec
+    model: QNet
+    history: pd.DataFrame
+    pulses: pd.DataFrame
+    tasks: pd.DataFrame
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def test_accuracy(self) -> float:
+        return float(self.history["test_acc"].iloc[-1])
+
+
+def _task_matrix(trainer: Trainer, tasks: list[Dataset], after: int) -> list[dict[str, Any]]:
+    rows = []
+    for j, task in enumerate(tasks):
+        trainer.use_task(j)
+        rows.append({"after_task": after, "task": j, "name": task.name,
+                     "test_acc": evaluate(trainer.model, task.x_test, task.y_test)})
+    trainer.use_task(after)
+    return rows
+
+
+def train(exp: Experiment, tasks: list[Dataset], device: torch.device | str = "cpu",
+          cards: dict[str, Any] | None = None, progress: bool = True,
+          on_epoch: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+    """Train ``exp`` on one dataset (``tasks`` of length 1) or a continual-learning stream.
+
+    Deterministic on the CPU for a given seed: the initial weights, the batch order and every
+    other draw come from one generator seeded with ``exp.seed``.
+    """
+    if exp.algorithm not in ALGORITHMS:
+        raise DseError(f"unknown algorithm '{exp.algorithm}' (known: {', '.join(sorted(ALGORITHMS))})")
+    device = torch.device(device)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    gen = torch.Generator().manual_seed(exp.seed)
+    first = tasks[0]
+    spec = ModelSpec(model=exp.model, input_shape=first.input_shape, classes=first.classes,
+                     precision=exp.precision, ternary_threshold=exp.ternary_threshold,
+                     activation=exp.activation, input=exp.input, hidden=list(exp.hidden),
+                     width=exp.width, bitstream_length=exp.bitstream_length)
+    model = build_model(spec, gen).to(device)
+    trainer = ALGORITHMS[exp.algorithm](exp, model, device, gen, cards)
+    tasks = [t.to(device) for t in tasks]
+
+    history: list[dict[str, Any]] = []
+    pulses: list[dict[str, Any]] = []
+    matrix: list[dict[str, Any]] = []
+    global_epoch = 0
+    for k, task in enumerate(tasks):
+        trainer.start_task(k)
+        for epoch in range(1, exp.epochs + 1):
+            global_epoch += 1
+            model.train()
+            t0 = time.perf_counter()
+            n_batches = math.ceil(len(task.x_train) / exp.batch_size)
+            desc = f"{exp.name} " + (f"task {k + 1}/{len(tasks)} " if len(tasks) > 1 else "")
+            bar = tqdm(total=n_batches, desc=f"{desc}epoch {epoch}/{exp.epochs}",
+                       disable=not progress, leave=False, unit="batch")
+            loss_sum, correct, seen = 0.0, 0, 0
+            for b, (xb, yb) in enumerate(batches(task.x_train, task.y_train, exp.batch_size, gen)):
+                loss, logits = trainer.step(xb, yb)
+                if not torch.isfinite(loss):
+                    bar.close()
+                    raise DseError(
+                        f"experiment '{exp.name}' diverged (loss {float(loss)}) at epoch {epoch}, "
+                        f"batch {b + 1}; lower lr (now {exp.lr}) or check the device card")
+                loss_sum += float(loss) * len(yb)
+                correct += int((logits.argmax(1) == yb).sum())
+                seen += len(yb)
+                bar.update()
+            bar.close()
+            trainer.end_epoch(epoch)
+            seconds = time.perf_counter() - t0
+            test_acc = evaluate(model, task.x_test, task.y_test)
+            tallies = trainer.take_pulses()
+            row = {"epoch": global_epoch, "task": k, "task_epoch": epoch,
+                   "loss": loss_sum / seen, "train_acc": correct / seen, "test_acc": test_acc,
+                   "seconds": seconds,
+                   "pulses_up": sum(v["up"] for v in tallies.values()),
+                   "pulses_down": sum(v["down"] for v in tallies.values())}
+            history.append(row)
+            for layer, v in tallies.items():
+                for direction in ("up", "down"):
+                    pulses.append({"epoch": global_epoch, "layer": layer,
+                                   "direction": direction, "pulses": v[direction]})
+            log.info("%s epoch %d: loss %.4f train %.4f test %.4f (%.1f s)", desc, epoch,
+                     row["loss"], row["train_acc"], test_acc, seconds)
+            if on_epoch is not None:
+                on_epoch(row)
+        trainer.end_task(k)
+        matrix += _task_matrix(trainer, tasks, k)
+    trainer.finalize()
+    return TrainResult(
+        experiment=exp, spec=spec, model=model, history=pd.DataFrame(history),
+        pulses=pd.DataFrame(pulses, columns=["epoch", "layer", "direction", "pulses"]),
+        tasks=pd.DataFrame(matrix),
+    )
