@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dse.nn.faults import apply_weight_errors
 from dse.nn.quant import quantize_weight, sign_activation
 
 PRECISIONS = ("float", "binary", "ternary")
@@ -20,16 +21,31 @@ class QuantLayer:
     weight: nn.Parameter
     precision: str
     ternary_threshold: float
+    training: bool
+    train_ber: float
+    fault_generator: torch.Generator | None
 
     def _init_quant(self, precision: str, ternary_threshold: float) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r} ({', '.join(PRECISIONS)})")
         self.precision = precision
         self.ternary_threshold = float(ternary_threshold)
+        self.train_ber = 0.0
+        self.fault_generator = None
 
     def quantized_weight(self) -> torch.Tensor:
-        """The binary/ternary (or float) weight used in the forward pass."""
-        return quantize_weight(self.weight, self.precision, self.ternary_threshold)
+        """The binary/ternary (or float) weight used in the forward pass.
+
+        In training mode with ``train_ber > 0`` (error-aware training, Hirtzlin et al. 2019 /
+        ``Quantized_VGG``), fresh bit errors are drawn on every call; the gradient still reaches
+        the latent weight unchanged (straight through the errors, as in that code).
+        """
+        wq = quantize_weight(self.weight, self.precision, self.ternary_threshold)
+        if self.training and self.train_ber > 0 and self.precision != "float":
+            err = apply_weight_errors(wq.detach(), self.precision, self.train_ber,
+                                      self.weight.dim(), self.fault_generator)
+            wq = wq + (err - wq.detach())
+        return wq
 
     @property
     def matrix_shape(self) -> tuple[int, int]:

@@ -45,6 +45,14 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def set_train_ber(model: QNet, ber: float, seed: int) -> None:
+    """Error-aware training: bit errors at ``ber`` on every training forward pass of each layer."""
+    for i, (_, layer) in enumerate(model.quant_layers()):
+        layer.train_ber = float(ber)
+        layer.fault_generator = torch.Generator(device=layer.weight.device).manual_seed(
+            seed * 1000 + 17 + i)
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
              batch_size: int = 1000) -> float:
@@ -164,6 +172,8 @@ def train(exp: Experiment, tasks: list[Dataset], device: torch.device | str = "c
                      activation=exp.activation, input=exp.input, hidden=list(exp.hidden),
                      width=exp.width, bitstream_length=exp.bitstream_length)
     model = build_model(spec, gen).to(device)
+    if exp.train_ber > 0:
+        set_train_ber(model, exp.train_ber, exp.seed)
     trainer = ALGORITHMS[exp.algorithm](exp, model, device, gen, cards)
     tasks = [t.to(device) for t in tasks]
 
