@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dse {__version__}")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch intra-op threads (default: torch's choice / OMP_NUM_THREADS)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bars, warnings only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in SECTIONS:
         add(sub)

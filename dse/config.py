@@ -35,7 +35,8 @@ def load_yaml(path: str | Path, what: str = "file") -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise DseError(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}", source=str(p)) from None
+        problem = getattr(exc, "problem", exc)
+        raise DseError(f"not valid YAML{where}: {problem}", source=str(p)) from None
 
 
 def load_schema() -> dict[str, Any]:

@@ -17,7 +17,8 @@ from __future__ import annotations
 import torch
 
 
-def _uniform(shape: torch.Size, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
+def _uniform(shape: torch.Size, generator: torch.Generator | None,
+             like: torch.Tensor) -> torch.Tensor:
     return torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import torch
@@ -94,7 +95,7 @@ class QNet(nn.Module):
 def _mlp(spec: ModelSpec) -> OrderedDict[str, nn.Module]:
     layers: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
     sizes = [int(torch.tensor(spec.input_shape).prod()), *spec.hidden, spec.classes]
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True), start=1):
+    for i, (a, b) in enumerate(pairwise(sizes), start=1):
         layers[f"fc{i}"] = QLinear(a, b, spec.precision, spec.ternary_threshold)
         layers[f"bn{i}"] = nn.BatchNorm1d(b)
         if i < len(sizes) - 1:
@@ -116,7 +117,7 @@ def _classifier(layers: OrderedDict, first: int, n_in: int, widths: list[int],
                 spec: ModelSpec) -> None:
     layers["flatten"] = nn.Flatten()
     sizes = [n_in, *widths, spec.classes]
-    for j, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for j, (a, b) in enumerate(pairwise(sizes)):
         i = first + j
         layers[f"fc{i}"] = QLinear(a, b, spec.precision, spec.ternary_threshold)
         layers[f"bn{i}"] = nn.BatchNorm1d(b)

@@ -33,7 +33,8 @@ class StochasticInput(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.generator.device != x.device:
-            self.generator = torch.Generator(device=x.device).manual_seed(int(self.generator.initial_seed()))
+            seed = int(self.generator.initial_seed())
+            self.generator = torch.Generator(device=x.device).manual_seed(seed)
         p = x.clamp(0.0, 1.0)
         count = torch.full_like(p, float(self.length))
         ones = torch.binomial(count, p, generator=self.generator)

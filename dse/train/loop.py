@@ -153,6 +153,15 @@ def _task_matrix(trainer: Trainer, tasks: list[Dataset], after: int) -> list[dic
     return rows
 
 
+def _check_finite(model: QNet, exp: Experiment, epoch: int) -> None:
+    """Binary activations map NaN to -1, so a diverged run can keep a finite loss: check the
+    weights and BatchNorm statistics themselves."""
+    for name, t in [*model.named_parameters(), *model.named_buffers()]:
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise DseError(f"experiment '{exp.name}' diverged: non-finite values in {name} after "
+                           f"epoch {epoch}; lower lr (now {exp.lr}) or check the input data")
+
+
 def train(exp: Experiment, tasks: list[Dataset], device: torch.device | str = "cpu",
           cards: dict[str, Any] | None = None, progress: bool = True,
           on_epoch: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
@@ -162,7 +171,8 @@ def train(exp: Experiment, tasks: list[Dataset], device: torch.device | str = "c
     other draw come from one generator seeded with ``exp.seed``.
     """
     if exp.algorithm not in ALGORITHMS:
-        raise DseError(f"unknown algorithm '{exp.algorithm}' (known: {', '.join(sorted(ALGORITHMS))})")
+        known = ", ".join(sorted(ALGORITHMS))
+        raise DseError(f"unknown algorithm '{exp.algorithm}' (known: {known})")
     device = torch.device(device)
     torch.use_deterministic_algorithms(True, warn_only=True)
     gen = torch.Generator().manual_seed(exp.seed)
@@ -204,6 +214,7 @@ def train(exp: Experiment, tasks: list[Dataset], device: torch.device | str = "c
                 seen += len(yb)
                 bar.update()
             bar.close()
+            _check_finite(model, exp, epoch)
             trainer.end_epoch(epoch)
             seconds = time.perf_counter() - t0
             test_acc = evaluate(model, task.x_test, task.y_test)

@@ -10,7 +10,8 @@ CONFIGFILE = str(workflow.configfiles[-1]) if workflow.configfiles else "config/
 try:
     check_config(config, source=CONFIGFILE)
 except DseError as exc:
-    sys.exit(f"dse: {exc}")
+    print(f"dse: {exc}", file=sys.stderr)
+    sys.exit(2)
 
 # Torch jobs declare `cpu_slots` equal to their threads; capping the total at the machine's
 # cores stops `--cores 8` on a 2-core machine from running 4 two-thread jobs at once

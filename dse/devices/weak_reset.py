@@ -1,0 +1,256 @@
+"""``weak_reset``: the HfOx weak-RESET model of Majumdar et al., IEEE TED 68(10), 2021.
+
+Transcribed from ``Atreya95/Learning-with-memory-device-imperfections`` ``ConvNet/utils_device.py``
+(ALGORITHMS.md §4), vectorised over a state tensor:
+
+* R = R0·exp(w), w = w_mean(t) + w_RTN + α·w_pink, t = cumulative RESET pulses of the device.
+* w_mean(t) = m1·t + c1 for t < t*, else m2·t + t*·(m1 − m2) + c1.
+* Device-to-device: m1, t*, c1, m2, R0 and the RTN amplitude are drawn once per device from the
+  card's truncated distributions (inverse CDF from a seeded ``torch.Generator``).
+* Random telegraph noise: a two-state chain with per-pulse matrix T = [[1−P_h, P_h], [P_l, 1−P_l]]
+  raised to the power n (the step's pulses). As in the reference code, every call (also n = 0)
+  redraws the level: w_RTN = state·U(0, U(0,1)·amp).
+* 1/f noise: a 15-tap fractional (Kasdin) filter, out = Σ_k b_k·u_{t−k}, b_k = b_{k−1}(k−½)/k,
+  u ~ U(0, 1); n new samples are shifted in per step; coupling α = 2.5e-2. The taps start at 0.
+
+Pulses only raise the resistance: ``apply_pulses`` accepts n ≥ 0. ``read`` returns the
+conductance in µS (``resistance`` gives Ω). Imperfections: ``d2d``, ``rtn``, ``pink``,
+``program_noise``; with ``d2d`` off every device takes the median of each distribution.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from dse.devices.base import DeviceModel, ParamSpec, TruncDist, register
+
+Tensor = torch.Tensor
+
+_CODE = ("source: Majumdar et al. 2021 code, Atreya95/Learning-with-memory-device-imperfections "
+         "ConvNet/utils_device.py (ALGORITHMS.md §4)")
+
+
+def pink_coefficients(taps: int) -> np.ndarray:
+    """b_0 = 1, b_k = b_{k−1}·(k − ½)/k (the reference code's ``b_tensor``)."""
+    b = np.ones(taps)
+    for k in range(1, taps):
+        b[k] = b[k - 1] * (k - 0.5) / k
+    return b
+
+
+@register("weak_reset")
+class WeakReset(DeviceModel):
+    """Weak-RESET HfOx RRAM: R = R0·exp(w_mean + w_RTN + α·w_pink) (see the module docstring)."""
+
+    PARAMS: ClassVar[dict[str, ParamSpec]] = {
+        "m1": ParamSpec("1/pulse", "initial slope of ln R", kind="dist"),
+        "t_star": ParamSpec("pulse", "knee of the piecewise-linear mean", kind="dist"),
+        "c1": ParamSpec("1", "offset of ln(R/R0)", kind="dist"),
+        "m2": ParamSpec("1/pulse", "slope of ln R after the knee", kind="dist"),
+        "R0": ParamSpec("ohm", "initial (LRS) resistance", kind="dist"),
+        "p_high": ParamSpec("1/pulse", "RTN low→high transition probability per pulse",
+                            default=8e-4, note=_CODE, low=0.0, high=1.0),
+        "p_low": ParamSpec("1/pulse", "RTN high→low transition probability per pulse",
+                           default=2e-3, note=_CODE, low=0.0, high=1.0),
+        "rtn_amp": ParamSpec("1", "per-device RTN amplitude bound", kind="dist",
+                             default=TruncDist("uniform", (("low", 0.0), ("high", 0.5))),
+                             note=_CODE),
+        "pink_alpha": ParamSpec("1", "1/f-noise coupling α", default=2.5e-2, note=_CODE,
+                                low=0.0),
+        "pink_taps": ParamSpec("1", "taps of the fractional filter (the code's pole)",
+                               default=15, note=_CODE, low=1),
+        "nominal_pulses": ParamSpec("pulse", "pulses at which the nominal g_min is taken",
+                                    default=1000,
+                                    note="assumption: the 1000-pulse reference point of "
+                                    "ALGORITHMS.md §4", low=1),
+        "program_sigma": ParamSpec("1", "std of ln R after one-shot programming",
+                                   default=0.0546,
+                                   note="assumption: the relative LRS spread of R0 "
+                                   "(381.7/6988, Majumdar 2021 code)", low=0.0),
+    }
+    IMPERFECTIONS: ClassVar[tuple[str, ...]] = ("d2d", "rtn", "pink", "program_noise")
+    D2D: ClassVar[tuple[str, ...]] = ("m1", "t_star", "c1", "m2", "R0", "rtn_amp")
+
+    def _prepare(self) -> None:
+        self.taps = int(self.values["pink_taps"])
+        self._b = pink_coefficients(self.taps)
+        ph, pl = float(self.values["p_high"]), float(self.values["p_low"])
+        self._T = torch.tensor([[1 - ph, ph], [pl, 1 - pl]], dtype=torch.float64)
+        self._rtn_tab = torch.eye(2, dtype=torch.float64).reshape(1, 2, 2)
+
+    @property
+    def unit(self) -> str:
+        return "uS"
+
+    # RTN transition table: T^k for k = 0..max(n), by repeated multiplication, cached ------------
+    def rtn_transitions(self, max_n: int) -> Tensor:
+        """(max_n + 1, 2, 2) tensor of the per-step matrix raised to the powers 0..max_n."""
+        tab = self._rtn_tab
+        if tab.shape[0] <= max_n:
+            powers = [tab[i] for i in range(tab.shape[0])]
+            while len(powers) <= max_n:
+                powers.append(powers[-1] @ self._T)
+            self._rtn_tab = tab = torch.stack(powers)
+        return tab[: max_n + 1]
+
+    # nominal quantities --------------------------------------------------------------------
+    def _median(self, name: str) -> float:
+        return self.scalar(name)
+
+    def mean_log_ratio(self, t: Tensor, m1: Tensor | float, t_star: Tensor | float,
+                       c1: Tensor | float, m2: Tensor | float) -> Tensor:
+        """w_mean(t) (piecewise linear in the cumulative pulse count)."""
+        t_star_t = torch.as_tensor(t_star, dtype=t.dtype)
+        return torch.where(t < t_star_t, m1 * t + c1, m2 * t + t_star_t * (m1 - m2) + c1)
+
+    def _nominal_g(self, t: Tensor) -> Tensor:
+        w = self.mean_log_ratio(t, self._median("m1"), self._median("t_star"),
+                                self._median("c1"), self._median("m2"))
+        return 1e6 / (self._median("R0") * torch.exp(w))
+
+    @property
+    def g_max(self) -> float:
+        return float(self._nominal_g(torch.zeros(1, dtype=torch.float64))[0])
+
+    @property
+    def g_min(self) -> float:
+        t = torch.full((1,), float(self.values["nominal_pulses"]), dtype=torch.float64)
+        return float(self._nominal_g(t)[0])
+
+    @property
+    def dw_min(self) -> float:
+        t = torch.arange(0, int(self.values["nominal_pulses"]) + 2, dtype=torch.float64)
+        g = self._nominal_g(t)
+        mid = (self.g_max + self.g_min) / 2
+        i = int(torch.argmin((g[:-1] - mid).abs()))
+        return float((g[i] - g[i + 1]).abs())
+
+    # state ---------------------------------------------------------------------------------
+    def sample_devices(self, shape: Sequence[int], generator: torch.Generator,
+                       dtype: torch.dtype = torch.float32) -> dict[str, Tensor]:
+        """Fresh devices at t = 0 with their D2D parameters (medians when d2d is off)."""
+        shape = tuple(shape)
+        dev = generator.device
+        st: dict[str, Tensor] = {}
+        for name in self.D2D:
+            v = self.values[name]
+            key = name.lower()
+            if self.imperfections["d2d"] and isinstance(v, TruncDist):
+                st[key] = v.sample(shape, generator, dtype)
+            else:
+                st[key] = torch.tensor(self.scalar(name), dtype=dtype, device=dev)
+        st["t"] = torch.zeros(shape, dtype=dtype, device=dev)
+        st["rtn"] = torch.zeros(shape, dtype=dtype, device=dev)
+        if self.imperfections["pink"]:
+            st["hold"] = torch.zeros((*shape, self.taps), dtype=dtype, device=dev)
+            st["pink"] = torch.zeros(shape, dtype=dtype, device=dev)
+        return st
+
+    def apply_pulses(self, state: dict[str, Tensor], n: Tensor,
+                     generator: torch.Generator) -> dict[str, Tensor]:
+        """Apply n ≥ 0 weak-RESET pulses per device; updates and returns ``state``."""
+        t = state["t"]
+        n = torch.as_tensor(n).to(device=t.device)
+        if n.is_floating_point():
+            n = torch.round(n)
+        if bool((n < 0).any()):
+            raise ValueError("weak_reset devices take only RESET pulses (n >= 0)")
+        n_long = torch.broadcast_to(n, t.shape).to(torch.long)
+        state["t"] = t + n_long.to(t.dtype)
+        dev, dtype, shape = t.device, t.dtype, t.shape
+
+        def rand(sh: Sequence[int] = shape) -> Tensor:
+            return torch.rand(tuple(sh), generator=generator, dtype=dtype, device=dev)
+
+        if self.imperfections["rtn"]:
+            tab = self.rtn_transitions(int(n_long.max()) if n_long.numel() else 0)
+            p_lh = tab[:, 0, 1].to(dtype=dtype, device=dev)  # P(low -> high in k pulses)
+            p_hl = tab[:, 1, 0].to(dtype=dtype, device=dev)  # P(high -> low in k pulses)
+            high = state["rtn"] > 0  # torch.ceil of the stored level
+            p = torch.where(high, p_hl[n_long], p_lh[n_long])
+            flip = rand() < p
+            new_high = high ^ flip
+            up_lim = rand() * state["rtn_amp"]
+            state["rtn"] = new_high.to(dtype) * (rand() * up_lim)
+        if self.imperfections["pink"]:
+            hold = state["hold"]
+            idx = torch.arange(self.taps, device=dev) - n_long.unsqueeze(-1)
+            shifted = hold.gather(-1, idx.clamp(min=0))
+            hold = torch.where(idx < 0, rand((*shape, self.taps)), shifted)
+            state["hold"] = hold
+            state["pink"] = hold @ torch.as_tensor(self._b, dtype=dtype, device=dev)
+        return state
+
+    def log_ratio(self, state: Mapping[str, Tensor]) -> Tensor:
+        """w = ln(R/R0) of every device."""
+        w = self.mean_log_ratio(state["t"], state["m1"], state["t_star"], state["c1"],
+                                state["m2"])
+        if self.imperfections["rtn"]:
+            w = w + state["rtn"]
+        if self.imperfections["pink"] and "pink" in state:
+            w = w + float(self.values["pink_alpha"]) * state["pink"]
+        return w
+
+    def resistance(self, state: Mapping[str, Tensor]) -> Tensor:
+        """R in Ω."""
+        return state["r0"] * torch.exp(self.log_ratio(state))
+
+    def read(self, state: dict[str, Tensor], generator: torch.Generator | None = None) -> Tensor:
+        """Conductance in µS (the model has no separate read noise)."""
+        return 1e6 / self.resistance(state)
+
+    def program(self, target: Tensor, generator: torch.Generator) -> Tensor:
+        """One-shot programming to ``target`` µS (clipped to [g_min, g_max]), log-normal noise."""
+        g = torch.as_tensor(target).clamp(self.g_min, self.g_max)
+        s = float(self.values["program_sigma"])
+        if self.imperfections["program_noise"] and s > 0:
+            g = g * torch.exp(s * torch.randn(g.shape, generator=generator, dtype=g.dtype,
+                                              device=g.device))
+        return g
+
+
+def fit_weak_reset_devices(t: np.ndarray, r_ohm: np.ndarray,
+                           t_star_grid: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-device fit of the mean model on a (devices × reads) table (NaN = missing read).
+
+    R0 is the read at t = 0 (the first read when t = 0 is absent, then c1 absorbs nothing).
+    For every candidate knob t* the hinge model ln(R/R0) = c1 + m1·min(t, t*) + m2·max(t − t*, 0)
+    is linear in (c1, m1, m2): all devices are solved at once (batched normal equations) and each
+    keeps its best t*. Returns arrays ``R0, c1, m1, m2, t_star, sse, n``.
+    """
+    t = np.asarray(t, dtype=float)
+    r = np.asarray(r_ohm, dtype=float)
+    ok = np.isfinite(r) & (r > 0)
+    first = np.argmax(ok, axis=1)
+    r0 = r[np.arange(r.shape[0]), first]
+    y = np.log(np.where(ok, r, 1.0) / r0[:, None])
+    mask = ok & (t[None, :] > np.take(t, first)[:, None])
+    if t_star_grid is None:
+        tmax = float(np.nanmax(np.where(ok, t[None, :], np.nan)))
+        t_star_grid = np.unique(np.geomspace(max(1.0, t[t > 0].min()), tmax, 80).round())
+    best = np.full(r.shape[0], np.inf)
+    out = {k: np.zeros(r.shape[0]) for k in ("c1", "m1", "m2", "t_star")}
+    w = mask.astype(float)
+    for ts in t_star_grid:  # a loop over candidate knots, vectorised over devices
+        X = np.stack([np.ones_like(t), np.minimum(t, ts), np.maximum(t - ts, 0.0)], axis=-1)
+        XtX = np.einsum("dp,pi,pj->dij", w, X, X) + 1e-12 * np.eye(3)
+        Xty = np.einsum("dp,pi,dp->di", w, X, y)
+        beta = np.linalg.solve(XtX, Xty[..., None])[..., 0]
+        sse = np.einsum("dp,dp->d", w, (y - beta @ X.T) ** 2)
+        better = sse < best
+        best = np.where(better, sse, best)
+        for j, k in enumerate(("c1", "m1", "m2")):
+            out[k] = np.where(better, beta[:, j], out[k])
+        out["t_star"] = np.where(better, ts, out["t_star"])
+    # the model's form: w = m1·t + c1 before t*, continuous after (c1 + m1·t* + m2·(t − t*))
+    out["R0"] = r0
+    out["sse"] = best
+    out["n"] = mask.sum(axis=1)
+    if not math.isfinite(float(best.max(initial=0.0))):
+        out["sse"] = np.nan_to_num(best, posinf=np.nan)
+    return out

@@ -1,0 +1,97 @@
+"""The train stage: accuracy floors, determinism, divergence, checkpoint round trip."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from dse.config import Experiment
+from dse.data import load_dataset
+from dse.errors import DseError
+from dse.train import evaluate, load, save, train
+
+
+@pytest.fixture(scope="module")
+def mnist5k():
+    return load_dataset("mnist5k")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.mark.parametrize(("precision", "floor"), [("binary", 0.88), ("ternary", 0.88)])
+def test_quantized_mlp_accuracy_floor_on_mnist5k(mnist5k, precision: str, floor: float) -> None:
+    # 2 epochs of 784-512-512-10; benchmarks/README.md records the 10-epoch figures (>= 0.90).
+    # A broken quantizer or STE (no gradient, wrong sign) stays near chance (0.1).
+    exp = Experiment.from_dict("t", {"precision": precision, "epochs": 2})
+    res = train(exp, [mnist5k], progress=False)
+    assert res.history["test_acc"].iloc[-1] >= floor
+    assert res.history["loss"].iloc[1] < res.history["loss"].iloc[0]
+
+
+def test_training_is_deterministic_on_cpu(digits) -> None:
+    exp = Experiment.from_dict("t", {"dataset": "digits", "hidden": [64], "epochs": 2, "seed": 5})
+    a = train(exp, [digits], progress=False)
+    b = train(exp, [digits], progress=False)
+    cols = ["loss", "train_acc", "test_acc"]
+    pd.testing.assert_frame_equal(a.history[cols], b.history[cols])
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    c = train(replace(exp, seed=6), [digits], progress=False)
+    assert not torch.equal(sa["body.fc1.weight"], c.model.state_dict()["body.fc1.weight"])
+
+
+def test_lenet_and_float_train_above_chance(digits) -> None:
+    for entry in ({"model": "lenet"}, {"precision": "float", "hidden": [64]}):
+        exp = Experiment.from_dict("t", {"dataset": "digits", "epochs": 3, **entry})
+        assert train(exp, [digits], progress=False).test_accuracy > 0.6
+
+
+def test_divergence_is_a_clear_error(digits) -> None:
+    bad = replace(digits, x_train=digits.x_train * float("nan"))
+    exp = Experiment.from_dict("t", {"dataset": "digits", "hidden": [16], "epochs": 1,
+                                     "precision": "float"})
+    with pytest.raises(DseError, match="diverged .* at epoch 1, batch 1; lower lr"):
+        train(exp, [bad], progress=False)
+    # a binary net maps NaN activations to -1, so its loss stays finite: the weights are checked
+    with pytest.raises(DseError, match="non-finite values in body.fc1.weight after epoch 1"):
+        train(replace(exp, precision="binary"), [bad], progress=False)
+
+
+def test_checkpoint_round_trip(tmp_path: Path, digits) -> None:
+    exp = Experiment.from_dict("rt", {"dataset": "digits", "precision": "ternary",
+                                      "hidden": [32], "epochs": 1})
+    res = train(exp, [digits], progress=False)
+    out = save(res, tmp_path / "rt")
+    assert sorted(p.name for p in out.iterdir()) == [
+        "history.csv", "model.json", "model.pt", "pulses.csv", "tasks.csv"]
+    back = load(out)
+    assert back.spec == res.spec and back.experiment["precision"] == "ternary"
+    x = digits.x_test
+    res.model.eval()
+    assert torch.equal(back.model(x), res.model(x))
+    assert evaluate(back.model, x, digits.y_test) == pytest.approx(res.test_accuracy)
+    hist = pd.read_csv(out / "history.csv")
+    assert list(hist.columns[:7]) == ["epoch", "task", "task_epoch", "loss", "train_acc",
+                                      "test_acc", "seconds"]
+    assert json.loads((out / "model.json").read_text())["layers"][0]["name"] == "fc1"
+
+
+def test_bad_checkpoints_are_clear_errors(tmp_path: Path, digits) -> None:
+    with pytest.raises(DseError, match="model.json: missing"):
+        load(tmp_path)
+    exp = Experiment.from_dict("rt", {"dataset": "digits", "hidden": [8], "epochs": 1})
+    out = save(train(exp, [digits], progress=False), tmp_path / "m")
+    (out / "model.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(DseError, match="model.pt: cannot load the weights"):
+        load(out)
+    (out / "model.json").write_text("{}")
+    with pytest.raises(DseError, match="not a dse model description"):
+        load(out)

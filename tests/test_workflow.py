@@ -1,0 +1,55 @@
+"""End to end: the Snakemake workflow on a tiny config in a temporary directory."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+TINY = {
+    "seed": 0,
+    "device": "cpu",
+    "experiments": {
+        "tiny-bnn": {"dataset": "digits", "hidden": [32], "epochs": 1, "batch_size": 50},
+    },
+}
+
+
+def _snakemake(repo: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"),
+           "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
+           "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+@pytest.mark.slow
+def test_tiny_workflow_end_to_end(repo: Path, tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(TINY))
+    proc = _snakemake(repo, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "results" / "train" / "tiny-bnn"
+    hist = pd.read_csv(out / "history.csv")
+    assert len(hist) == 1 and hist["test_acc"].iloc[0] > 0.3
+    assert (tmp_path / "logs" / "train" / "tiny-bnn.log").is_file()
+    # a second run has nothing to do
+    again = _snakemake(repo, tmp_path, "-n")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_bad_config_stops_snakemake_with_one_line(repo: Path, tmp_path: Path) -> None:
+    bad = {"experiments": {"x": {"precision": "quaternary"}}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(bad))
+    proc = _snakemake(repo, tmp_path, "-n")
+    assert proc.returncode != 0
+    assert ("experiments.x.precision: value \"quaternary\" is invalid (allowed: \"float\", "
+            "\"binary\", \"ternary\")") in proc.stderr
+
+
+def test_lint_is_clean(repo: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=repo,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
