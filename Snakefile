@@ -11,6 +11,11 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/calibrate.smk"
+include: "workflow/rules/map.smk"
+include: "workflow/rules/inject.smk"
+include: "workflow/rules/estimate.smk"
+include: "workflow/rules/search.smk"
 
 
 rule all:

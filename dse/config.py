@@ -132,6 +132,19 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return check_config(data, source=str(path))
 
 
+def write_effective_config(config: dict[str, Any], path: str | Path) -> str:
+    """Write a validated config to ``path`` unless the file already holds exactly it."""
+    p = Path(path)
+    text = "# effective configuration written by the Snakefile (validated, defaults filled)\n"
+    text += yaml.safe_dump(json.loads(json.dumps(config, default=str)), sort_keys=False)
+    if not p.is_file() or p.read_text() != text:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(p)
+    return str(p)
+
+
 def config_hash(config: dict[str, Any]) -> str:
     """Stable short hash of a (validated) configuration, for provenance."""
     blob = json.dumps(config, sort_keys=True, default=str).encode()
@@ -179,9 +192,12 @@ class Experiment:
         return cls(name=name, **entry)
 
     @classmethod
-    def from_dict(cls, name: str, entry: dict[str, Any], seed: int = 0) -> Experiment:
-        """Build from a single (unvalidated) experiment mapping, validating it first."""
-        config = check_config({"seed": seed, "experiments": {name: copy.deepcopy(entry)}})
+    def from_dict(cls, name: str, entry: dict[str, Any], seed: int = 0,
+                  devices: dict[str, Any] | None = None) -> Experiment:
+        """Build from a single (unvalidated) experiment mapping, validating it first
+        (``devices`` are the configured device entries its ``device_card`` may name)."""
+        config = check_config({"seed": seed, "devices": copy.deepcopy(devices or {}),
+                               "experiments": {name: copy.deepcopy(entry)}})
         return cls.from_config(config, name)
 
     def to_dict(self) -> dict[str, Any]:

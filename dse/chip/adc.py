@@ -112,7 +112,7 @@ class NeuroSimSar(AdcModel):
         table = _SAR_COEFFS.get(roadmap)
         if table is None:
             raise DseError(f"sensing.adc_roadmap: unknown roadmap '{roadmap}' (lp, hp)")
-        node = int(round(node_nm))
+        node = round(node_nm)
         if node not in table or abs(node - node_nm) > 1e-9:
             nodes = ", ".join(str(n) for n in sorted(table, reverse=True))
             raise DseError(f"technology.node: {node_nm:g} nm is not a node of NeuroSim's SAR "

@@ -2,17 +2,19 @@
 
 All three share one state layout and noise model (:class:`PulseDevice`):
 
-* ``g``: the persistent conductance, ``wn``: the write-noise displacement; the device conducts
-  ``x = g + wn``, clipped to its own bounds ``[lo, hi]``.
+* State: ``x`` (the conductance, clipped to the device's own bounds ``[lo, hi]``), ``wn`` (the
+  part of ``x`` that is still-relaxing write noise; a 0-d zero when the noise is fully
+  cumulative) and the D2D tensors ``up``, ``down``, ``lo``, ``hi`` (0-d when D2D is off). Treat
+  the state as opaque: ``read`` it, ``set_conductance`` to program it directly.
 * Mean dynamics: each family maps ``(x, n)`` to the noise-free conductance after ``n`` pulses in
   closed form (a *pulse coordinate*: the mean trajectory G(n) is the solution of
   dG/dn = μ(G)), so ``n`` pulses cost the same as one and ``apply_pulses`` with ``n`` pulses equals
   ``n`` calls with one pulse in the mean. The step is evaluated at the actual conductance ``x``.
 * Cycle-to-cycle (write) noise: per pulse a Gaussian of std
-  ``c2c_sigma + c2c_relative·|mean step|`` is added to ``wn``, which keeps the fraction
-  ``c2c_memory`` (φ) of its value per pulse: ``wn ← φⁿ·wn + σ·sqrt(Σ_{k<n} φ^{2k})·ξ``. φ = 1 is
-  the fully cumulative noise of aihwkit's pulsed devices; φ < 1 is what
-  :mod:`dse.devices.calibrate` measures from the residual's autocorrelation.
+  ``c2c_sigma + c2c_relative·|mean step|``. With ``c2c_memory`` φ = 1 (aihwkit's pulsed devices)
+  it stays in the conductance; with φ < 1 (what :mod:`dse.devices.calibrate` measures from the
+  residual's autocorrelation) the displacement keeps the fraction φ per pulse:
+  ``wn ← φⁿ·wn + σ·sqrt(Σ_{k<n} φ^{2k})·ξ``, ``x ← mean step + (wn_new − wn_old)``.
 * Read noise: ``read(state, generator)`` adds an independent N(0, read_sigma²) per read.
 * Device-to-device (D2D, drawn once in ``sample_devices``), after aihwkit's ``PulsedDevice``
   (``rpu_pulsed_device.cpp::populate``): step gain ``γ ~ N(1, dw_dtod)`` and asymmetry
@@ -70,6 +72,15 @@ BOUND_PARAMS: dict[str, ParamSpec] = {
     "g_min": ParamSpec("G", "lower conductance bound"),
     "g_max": ParamSpec("G", "upper conductance bound"),
 }
+
+
+def _sqrt_counts(k: Tensor) -> Tensor:
+    """sqrt of non-negative pulse counts by table lookup (faster than torch.sqrt on the CPU)."""
+    if not k.dtype.is_floating_point or k.numel() < 4096 or float(k.max()) > 4096:
+        return k.sqrt()
+    table = torch.arange(int(k.max()) + 2, dtype=k.dtype, device=k.device).sqrt_()
+    idx = k.reshape(-1).to(torch.int32)
+    return torch.index_select(table, 0, idx).view(k.shape)
 
 
 @dataclass
@@ -152,46 +163,63 @@ class PulseDevice(DeviceModel):
             st["hi"] = torch.where(hi < lo, mid, hi)
             st["lo"] = torch.where(hi < lo, mid, lo)
         g0 = (st["lo"] + st["hi"]) / 2 if init is None else torch.as_tensor(init, dtype=dtype)
-        st["g"] = torch.clamp(torch.broadcast_to(g0, shape).to(dtype=dtype, device=dev).clone(),
+        st["x"] = torch.clamp(torch.broadcast_to(g0, shape).to(dtype=dtype, device=dev).clone(),
                               st["lo"], st["hi"])
-        st["wn"] = torch.zeros(shape, dtype=dtype, device=dev)
+        st["wn"] = self._fresh_wn(st["x"])
         return st
+
+    def _fresh_wn(self, x: Tensor) -> Tensor:
+        """The relaxing write-noise displacement (a 0-d zero when the noise is fully cumulative)."""
+        if self.imperfections["c2c"] and self._has_c2c() and self.values["c2c_memory"] < 1.0:
+            return torch.zeros_like(x)
+        return torch.zeros((), dtype=x.dtype, device=x.device)
 
     def set_conductance(self, state: dict[str, Tensor], target: Tensor) -> dict[str, Tensor]:
         """Put the devices at ``target`` (clipped to their bounds), clearing the noise."""
-        g = torch.broadcast_to(torch.as_tensor(target, dtype=state["g"].dtype), state["g"].shape)
-        state["g"] = torch.clamp(g, state["lo"], state["hi"]).clone()
-        state["wn"] = torch.zeros_like(state["g"])
+        x = torch.broadcast_to(torch.as_tensor(target, dtype=state["x"].dtype), state["x"].shape)
+        state["x"] = torch.clamp(x, state["lo"], state["hi"]).clone()
+        state["wn"] = self._fresh_wn(state["x"])
         return state
 
     def apply_pulses(self, state: dict[str, Tensor], n: Tensor,
                      generator: torch.Generator) -> dict[str, Tensor]:
-        """Apply signed pulse counts ``n`` (shaped like the state); updates and returns ``state``."""
-        g, wn = state["g"], state["wn"]
-        n = torch.as_tensor(n).to(dtype=g.dtype, device=g.device)
-        x = g + wn
+        """Apply signed pulse counts ``n`` (shaped like the state); updates, returns ``state``.
+
+        State: ``x`` (the conductance), ``wn`` (the part of it that is relaxing write noise,
+        0-d when the write noise is fully cumulative), and the D2D tensors. Written with fused
+        elementwise ops (lerp, addcmul; no ``torch.where``/``log1p``/``searchsorted``, which are
+        slow on the CPU); devices with n = 0 stay exactly unchanged.
+        """
+        x, wn = state["x"], state["wn"]
+        n = torch.as_tensor(n, device=x.device)
+        if n.dtype != x.dtype:
+            n = n.to(x.dtype)
         xm = self._mean_step(x, n, state)
-        g_new = xm - wn
         if self.imperfections["c2c"] and self._has_c2c():
             k = n.abs()
             phi = float(self.values["c2c_memory"])
             sigma = self._c2c_sigma(x, n, xm, state)
-            if phi >= 1.0:
-                decay = torch.ones_like(k)
-                var = k
+            xi = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+            if phi >= 1.0:  # cumulative: the noise stays in the conductance
+                xm = torch.addcmul(xm, xi, _sqrt_counts(k).mul_(sigma))
             else:
-                decay = torch.where(k > 0, torch.exp(k * math.log(max(phi, 1e-300))), 1.0)
-                var = (1.0 - decay * decay) / (1.0 - phi * phi)
-            xi = torch.randn(g.shape, generator=generator, dtype=g.dtype, device=g.device)
-            wn = decay * wn + sigma * torch.sqrt(var) * xi
-        x_new = torch.clamp(g_new + wn, state["lo"], state["hi"])
-        state["g"] = x_new - wn
+                # φ^k of the displacement stays; the k pulses add σ²·(1 − φ^{2k})/(1 − φ²)
+                decay = (k * math.log(phi)).exp_() if phi > 0 else (1.0 - k).clamp_(min=0.0)
+                var = torch.addcmul(torch.ones_like(decay), decay, decay, value=-1.0)
+                noise = xi.mul_(var.mul_(1.0 / (1.0 - phi * phi)).sqrt_().mul_(sigma))
+                wn_new = torch.addcmul(noise, decay, wn)
+                xm = xm.add_(wn_new).sub_(wn)
+                wn = wn_new
+        state["x"] = torch.clamp(xm, state["lo"], state["hi"])
         state["wn"] = wn
         return state
 
     def read(self, state: dict[str, Tensor], generator: torch.Generator | None = None) -> Tensor:
-        """Conductances (``unit``); read noise when ``generator`` is given and it is switched on."""
-        x = state["g"] + state["wn"]
+        """Conductances (``unit``); read noise when ``generator`` is given and switched on.
+
+        Without read noise this is the state's own tensor: do not modify it in place.
+        """
+        x = state["x"]
         s = float(self.values["read_sigma"])
         if generator is not None and self.imperfections["read_noise"] and s > 0:
             x = x + s * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
@@ -214,10 +242,13 @@ class PulseDevice(DeviceModel):
     def _has_c2c(self) -> bool:
         return self.values["c2c_sigma"] > 0 or self.values["c2c_relative"] > 0
 
-    def _c2c_sigma(self, x: Tensor, n: Tensor, xm: Tensor, st: Mapping[str, Tensor]) -> Tensor:
+    def _c2c_sigma(self, x: Tensor, n: Tensor, xm: Tensor,
+                   st: Mapping[str, Tensor]) -> Tensor | float:
         """Per-pulse write-noise std for a move from ``x`` to ``xm`` by ``n`` pulses."""
+        if not self.values["c2c_relative"]:
+            return float(self.values["c2c_sigma"])
         k = n.abs().clamp(min=1.0)
-        return self.values["c2c_sigma"] + self.values["c2c_relative"] * (xm - x).abs() / k
+        return self.values["c2c_sigma"] + self.values["c2c_relative"] * (xm - x).abs_().div_(k)
 
     # fitting hooks (dse.devices.calibrate) ---------------------------------------------------
     def trajectory(self, x0: float | Tensor, pulses: np.ndarray | Tensor, direction: int,
@@ -237,6 +268,11 @@ class PulseDevice(DeviceModel):
     def fit_values(cls, theta: Mapping[str, float], summary: Mapping[str, Any]) -> dict[str, Any]:
         """Card parameter values from a fitted ``theta`` (the inverse of :meth:`fit_params`)."""
         return dict(theta)
+
+    @classmethod
+    def rescale_steps(cls, values: dict[str, Any], f_up: float, f_down: float) -> dict[str, Any]:
+        """Multiply the up/down step sizes (per-device fits renormalised to a mean gain of 1)."""
+        raise NotImplementedError
 
 
 def _summary_slope(summary: Mapping[str, Any], direction: str) -> float:
@@ -263,19 +299,35 @@ class SoftBounds(PulseDevice):
     }
     D2D_BOUNDS_FIT: ClassVar[bool] = True
 
+    def _log_keep(self, st: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """ln(1 − α) per direction (per device with D2D), cached in the state by sample_devices."""
+        if "log_keep_up" in st:
+            return st["log_keep_up"], st["log_keep_down"]
+        a_up = (self.values["alpha_up"] * st["up"]).clamp(max=1.0 - 1e-12)
+        a_dn = (self.values["alpha_down"] * st["down"]).clamp(max=1.0 - 1e-12)
+        return torch.log(1.0 - a_up), torch.log(1.0 - a_dn)
+
+    def sample_devices(self, shape: Sequence[int], generator: torch.Generator,
+                       dtype: torch.dtype = torch.float32,
+                       init: float | Tensor | None = None) -> dict[str, Tensor]:
+        st = super().sample_devices(shape, generator, dtype, init)
+        st["log_keep_up"], st["log_keep_down"] = self._log_keep(st)
+        return st
+
     def _mean_step(self, x: Tensor, n: Tensor, st: Mapping[str, Tensor]) -> Tensor:
-        up = n > 0
+        u = (n + 0.5).clamp_(0.0, 1.0)  # 1 up, 0 down (½ for n = 0: no move)
         k = n.abs()
         lo, hi = st["lo"], st["hi"]
+        if self.imperfections["nonlinearity"]:
+            l_up, l_dn = self._log_keep(st)
+            keep = torch.lerp(torch.broadcast_to(l_dn, x.shape), l_up, u)  # ln(1 − α)
+            target = torch.lerp(torch.broadcast_to(lo, x.shape), hi, u)
+            # x + (target − x)·(1 − (1 − α)^k), exact for k = 0
+            return torch.addcmul(x, target.sub_(x), keep.mul_(k).exp_().sub_(1.0), value=-1.0)
         a_up = self.values["alpha_up"] * st["up"]
         a_dn = self.values["alpha_down"] * st["down"]
-        if self.imperfections["nonlinearity"]:
-            a = torch.where(up, a_up, a_dn).clamp(0.0, 1.0 - 1e-12)
-            target = torch.where(up, hi, lo)
-            return target - (target - x) * torch.exp(k * torch.log1p(-a))
-        half = (hi - lo) / 2
-        step = torch.where(up, a_up * half, -a_dn * half)
-        return torch.minimum(torch.maximum(x + step * k, lo), hi)
+        step = torch.lerp(torch.broadcast_to(-a_dn, x.shape), a_up, u).mul_((hi - lo) * 0.5)
+        return torch.minimum(torch.maximum(step.mul_(k).add_(x), lo), hi)
 
     @classmethod
     def fit_params(cls, summary: Mapping[str, Any]) -> list[FitParam]:
@@ -290,29 +342,32 @@ class SoftBounds(PulseDevice):
             FitParam("alpha_down", a_dn, 1e-9, 0.9, "down"),
         ]
 
+    @classmethod
+    def rescale_steps(cls, values: dict[str, Any], f_up: float, f_down: float) -> dict[str, Any]:
+        """Multiply the up/down step sizes (per-device fits renormalised to a mean gain of 1)."""
+        return {**values, "alpha_up": min(values["alpha_up"] * f_up, 0.99),
+                "alpha_down": min(values["alpha_down"] * f_down, 0.99)}
+
 
 # ------------------------------------------------------------------------------ exp step
-def _exp_advance(x: Tensor, n: Tensor, s: Tensor, B: Tensor, kappa: Tensor) -> Tensor:
-    """Solve dx/dn = s·(1 − B·e^{κx}) from ``x`` for ``n`` ≥ 0 pulses, in closed form.
+def _exp_move(x: Tensor, k: Tensor, S: Tensor, K: Tensor, B: Tensor) -> Tensor:
+    """Conductance after ``k`` pulses of dx/dn = S·(1 − B·e^{K·x}), in closed form.
 
-    With u = κx and τ = κ·s·n the solution is Δu = τ − log1p(B·e^{u}·expm1(τ)); the step stops
-    where 1 − B·e^{κx} ≤ 0 (aihwkit's max(y, 0)). Stable for κ → 0 (second-order expansion).
+    S is the signed step scale of the direction, K the signed exponent. With w = B·e^{Kx} and
+    τ = K·S·k the exact solution is Δx = S·k·f, f = (τ − ln(1 + w·(e^τ − 1)))/τ; for |τ| < 1e-3
+    the series (1 − w)(1 − τw/2) replaces it (float32 cancellation). f is clipped at 0, which is
+    aihwkit's max(y, 0) (no move past the saturation point); a finite-n divergence (w < 0 growing)
+    runs into the bound. k = 0 gives exactly x. Fused elementwise ops only.
     """
-    u = kappa * x
-    w = B * torch.exp(u)
-    y0 = 1.0 - w
-    tau = kappa * s * n
-    small = tau.abs() < 1e-4
-    arg = 1.0 + w * torch.expm1(torch.where(small, torch.zeros_like(tau), tau))
-    safe = arg > 1e-30
-    big = torch.where(safe, arg, torch.ones_like(arg))
-    tau_safe = torch.where(small, torch.ones_like(tau), tau)
-    f_big = (tau - torch.log(big)) / tau_safe
-    f_small = y0 - w * y0 * tau / 2
-    f = torch.where(small, f_small, f_big)
-    dx = s * n * f
-    dx = torch.where(safe | small, dx, torch.sign(s * n) * 1e30)  # finite-n divergence -> bound
-    return torch.where((y0 > 0) & (n > 0), x + dx, x)
+    w = (K * x).exp_().mul_(B)
+    tau = K * S * k
+    big = tau.abs().sub_(1e-3).mul_(1e9).clamp_(0.0, 1.0)  # 1 where |τ| ≥ 1e-3
+    tau_s = (1.0 - big).add_(tau)  # keeps the closed form finite where the series is used
+    f_big = (tau_s - torch.exp(tau_s).sub_(1.0).mul_(w).add_(1.0).clamp_(min=1e-30).log_())
+    f_big = f_big.div_(tau_s)
+    f_small = (tau * w).mul_(-0.5).add_(1.0).mul_(1.0 - w)
+    f = torch.lerp(f_small, f_big, big).clamp_(min=0.0)
+    return torch.addcmul(x, f.mul_(k), S)
 
 
 @register("exp_step")
@@ -355,22 +410,21 @@ class ExpStep(PulseDevice):
     def _mean_step(self, x: Tensor, n: Tensor, st: Mapping[str, Tensor]) -> Tensor:
         v = self.values
         co = self._coeffs(st)
-        up = n > 0
+        u = (n + 0.5).clamp_(0.0, 1.0)  # 1 up, 0 down (½ for n = 0, which does not move)
         k = n.abs()
         if self.imperfections["nonlinearity"]:
-            # down moves are up moves of u = -x with κ = γ_down·c (e^{-γ z} = e^{-γ b}·e^{γ c u})
-            sgn = torch.where(up, 1.0, -1.0).to(x.dtype)
-            kappa = torch.where(up, v["gamma_up"] * co["c"], v["gamma_down"] * co["c"])
-            s = torch.where(up, co["s_up"], co["s_dn"])
-            B = torch.where(up, torch.as_tensor(co["B_up"], dtype=x.dtype),
-                            torch.as_tensor(co["B_dn"], dtype=x.dtype))
-            new = sgn * _exp_advance(sgn * x, k, s, B, kappa)
+            # up: dx/dn = s_up(1 − B_up e^{γ_up c x}); down: dx/dn = −s_dn(1 − B_dn e^{−γ_dn c x})
+            S = torch.lerp(torch.broadcast_to(-co["s_dn"], x.shape), co["s_up"], u)
+            K = (u * (v["gamma_up"] + v["gamma_down"]) - v["gamma_down"]).mul_(co["c"])
+            B = u * (co["B_up"] - co["B_dn"]) + co["B_dn"]
+            new = _exp_move(x, k, S, K, B)
         else:
             z = co["c"] * (st["lo"] + st["hi"]) / 2 + v["b"]
             y_up = (1.0 - v["A_up"] * torch.exp(v["gamma_up"] * z)).clamp(min=0.0)
             y_dn = (1.0 - v["A_down"] * torch.exp(-v["gamma_down"] * z)).clamp(min=0.0)
-            step = torch.where(up, co["s_up"] * y_up, -co["s_dn"] * y_dn)
-            new = x + step * k
+            step = torch.lerp(torch.broadcast_to(-co["s_dn"] * y_dn, x.shape),
+                              co["s_up"] * y_up, u)
+            new = step.mul_(k).add_(x)
         return torch.minimum(torch.maximum(new, st["lo"]), st["hi"])
 
     FIX_A: ClassVar[float] = -0.5  # calibration convention (aihwkit ReRamESPresetDevice a, b)
@@ -389,21 +443,25 @@ class ExpStep(PulseDevice):
             FitParam("gamma_down", 1.0, -15.0, 15.0, "down"),
         ]
 
+    FIT_STARTS: ClassVar[list[dict[str, float]]] = [
+        {"gamma_up": -3.0, "gamma_down": -3.0}, {"gamma_up": 4.0, "gamma_down": 4.0}]
+
     @classmethod
     def fit_values(cls, theta: Mapping[str, float], summary: Mapping[str, Any]) -> dict[str, Any]:
         return {"a": cls.FIX_A, "b": cls.FIX_B, "g_min": summary["g_min"],
                 "g_max": summary["g_max"], **theta}
 
+    @classmethod
+    def rescale_steps(cls, values: dict[str, Any], f_up: float, f_down: float) -> dict[str, Any]:
+        ud = values["up_down"]
+        s_up = values["step"] * (1.0 + min(ud, 0.0)) * f_up
+        s_dn = values["step"] * (1.0 - max(ud, 0.0)) * f_down
+        step = max(s_up, s_dn)
+        ud = 1.0 - s_dn / s_up if s_up >= s_dn else s_up / s_dn - 1.0
+        return {**values, "step": step, "up_down": ud}
+
 
 # ------------------------------------------------------------------------------ piecewise
-def _interp(x: Tensor, xp: Tensor, fp: Tensor) -> Tensor:
-    """Linear interpolation on increasing ``xp``, extrapolated with the end slopes."""
-    i = torch.searchsorted(xp, x.contiguous()).clamp(1, xp.numel() - 1)
-    x0, x1 = xp[i - 1], xp[i]
-    f0, f1 = fp[i - 1], fp[i]
-    return f0 + (f1 - f0) * (x - x0) / (x1 - x0)
-
-
 @register("piecewise")
 class Piecewise(PulseDevice):
     """Data-driven: mean step and C2C σ per direction tabulated at conductance nodes.
@@ -424,7 +482,8 @@ class Piecewise(PulseDevice):
         **{k: v for k, v in NOISE_PARAMS.items() if k not in ("c2c_sigma", "c2c_relative")},
         **D2D_PARAMS,
     }
-    GRID: ClassVar[int] = 1024
+    GRID: ClassVar[int] = 1024  # conductance grid of the pulse coordinate
+    INV_GRID: ClassVar[int] = 4096  # coordinate grid of its inverse
 
     def _prepare(self) -> None:
         v = self.values
@@ -436,55 +495,92 @@ class Piecewise(PulseDevice):
         if not np.all(np.diff(nodes) > 0):
             raise DseError("params.nodes: must be strictly increasing", source=self.source)
         v["g_min"], v["g_max"] = float(nodes[0]), float(nodes[-1])
-        grid = np.linspace(nodes[0], nodes[-1], self.GRID)
-        coords = []
+        m, mi = self.GRID, self.INV_GRID
+        grid = np.linspace(nodes[0], nodes[-1], m)
+        fwd, dfwd, inv, dinv, c0, inv_dc = [], [], [], [], [], []
         for key in ("up", "down"):
             mu = np.interp(grid, nodes, np.asarray(v[key], dtype=float))
             mu = np.maximum(mu, max(mu.max(), 1e-300) * 1e-9)
-            inv = 1.0 / mu
-            c = np.concatenate([[0.0], np.cumsum((inv[1:] + inv[:-1]) / 2 * np.diff(grid))])
-            coords.append(c if key == "up" else c - c[-1])  # both increasing in G
-        self._tables = {"grid": grid, "up": coords[0], "down": coords[1]}
+            c = np.concatenate([[0.0], np.cumsum((1 / mu[1:] + 1 / mu[:-1]) / 2 * np.diff(grid))])
+            fwd.append(c)
+            dfwd.append(np.append(np.diff(c), c[-1] - c[-2]))
+            cg = np.linspace(c[0], c[-1], mi)
+            gi = np.interp(cg, c, grid)
+            inv.append(gi)
+            dinv.append(np.append(np.diff(gi), gi[-1] - gi[-2]))
+            c0.append(c[0])
+            inv_dc.append((mi - 1) / (c[-1] - c[0]))
+        sig = {k: np.interp(grid, nodes, np.asarray(v[k], dtype=float))
+               for k in ("sigma_up", "sigma_down")}
+        self._const_sigma = (float(v["sigma_up"][0])
+                             if np.ptp(np.concatenate([v["sigma_up"], v["sigma_down"]])) == 0
+                             else None)
+        self._tables = {
+            "fwd": np.concatenate(fwd), "dfwd": np.concatenate(dfwd),
+            "inv": np.concatenate(inv), "dinv": np.concatenate(dinv),
+            "sig": np.concatenate([sig["sigma_up"], sig["sigma_down"]]),
+            "dsig": np.concatenate([np.append(np.diff(a), 0.0) for a in sig.values()]),
+        }
+        self._scal = {"g0": grid[0], "inv_dg": (m - 1) / (grid[-1] - grid[0]),
+                      "c0_up": c0[0], "c0_dn": c0[1], "idc_up": inv_dc[0], "idc_dn": inv_dc[1],
+                      "mu_up": float(np.interp((grid[0] + grid[-1]) / 2, nodes, v["up"])),
+                      "mu_dn": float(np.interp((grid[0] + grid[-1]) / 2, nodes, v["down"]))}
         self._cache: dict[tuple, dict[str, Tensor]] = {}
 
     def _t(self, dtype: torch.dtype, device: torch.device) -> dict[str, Tensor]:
         key = (dtype, str(device))
         if key not in self._cache:
-            v = self.values
-            self._cache[key] = {
-                **{k: torch.as_tensor(a, dtype=dtype, device=device)
-                   for k, a in self._tables.items()},
-                **{k: torch.as_tensor(np.asarray(v[k], dtype=float), dtype=dtype, device=device)
-                   for k in ("nodes", "up", "down", "sigma_up", "sigma_down")}}
+            self._cache[key] = {k: torch.as_tensor(a, dtype=dtype, device=device)
+                                for k, a in self._tables.items()}
         return self._cache[key]
 
+    @staticmethod
+    def _lookup(table: Tensor, slope: Tensor, idx: Tensor, frac: Tensor) -> Tensor:
+        flat = idx.reshape(-1)
+        val = torch.index_select(table, 0, flat).view(idx.shape)
+        return torch.index_select(slope, 0, flat).view(idx.shape).mul_(frac).add_(val)
+
+    def _position(self, x: Tensor, down: Tensor) -> tuple[Tensor, Tensor]:
+        """(table index, fraction) of ``x`` on the conductance grid of the chosen direction."""
+        sc = self._scal
+        pos = (x - sc["g0"]) * sc["inv_dg"]
+        i = pos.clamp(0, self.GRID - 2).floor_()
+        return (down * self.GRID + i).to(torch.int32), pos.sub_(i)
+
     def _mean_step(self, x: Tensor, n: Tensor, st: Mapping[str, Tensor]) -> Tensor:
-        t = self._t(x.dtype, x.device)
-        up = n > 0
+        sc = self._scal
+        sgn = torch.sign(n)
+        u = (n + 0.5).clamp_(0.0, 1.0)  # 1 up, 0 down (½ for n = 0, which does not move)
+        down = (-sgn).clamp_(0.0, 1.0)
         k = n.abs()
-        if self.imperfections["nonlinearity"]:
-            # move along the pulse coordinate of the direction, scaled by the device's step gain
-            c_up = _interp(x, t["grid"], t["up"])
-            c_dn = _interp(x, t["grid"], t["down"])
-            c = torch.where(up, c_up + st["up"] * k, c_dn - st["down"] * k)
-            new = torch.where(up, _interp(c, t["up"], t["grid"]),
-                              _interp(c, t["down"], t["grid"]))
-            new = torch.where(k > 0, new, x)
-        else:
-            mid = torch.full((1,), (self.g_min + self.g_max) / 2, dtype=x.dtype, device=x.device)
-            mu_up = _interp(mid, t["nodes"], t["up"])[0]
-            mu_dn = _interp(mid, t["nodes"], t["down"])[0]
-            new = x + torch.where(up, mu_up * st["up"], -mu_dn * st["down"]) * k
+        gain = (st["up"] - st["down"]) * u + st["down"]
+        if not self.imperfections["nonlinearity"]:
+            mu = u * (sc["mu_up"] - sc["mu_dn"]) + sc["mu_dn"]
+            new = mu.mul_(gain).mul_(sgn).mul_(k).add_(x)
+            return torch.minimum(torch.maximum(new, st["lo"]), st["hi"])
+        t = self._t(x.dtype, x.device)
+        # pulse coordinate of x, moved by ±gain·k, mapped back (uniform grids: index_select)
+        idx, frac = self._position(x, down)
+        c = self._lookup(t["fwd"], t["dfwd"], idx, frac)
+        c = c.add_(gain.mul_(k).mul_(sgn))
+        c0 = down * (sc["c0_dn"] - sc["c0_up"]) + sc["c0_up"]
+        pos = c.sub_(c0).mul_(down * (sc["idc_dn"] - sc["idc_up"]) + sc["idc_up"])
+        j = pos.clamp(0, self.INV_GRID - 2).floor_()
+        new = self._lookup(t["inv"], t["dinv"], (down * self.INV_GRID + j).to(torch.int32),
+                           pos.sub_(j))
+        new = new.sub_(x).mul_(k.clamp(max=1.0)).add_(x)  # n = 0 stays exactly put
         return torch.minimum(torch.maximum(new, st["lo"]), st["hi"])
 
     def _has_c2c(self) -> bool:
         return bool(np.any(self.values["sigma_up"] > 0) or np.any(self.values["sigma_down"] > 0))
 
-    def _c2c_sigma(self, x: Tensor, n: Tensor, xm: Tensor, st: Mapping[str, Tensor]) -> Tensor:
+    def _c2c_sigma(self, x: Tensor, n: Tensor, xm: Tensor,
+                   st: Mapping[str, Tensor]) -> Tensor | float:
+        if self._const_sigma is not None:
+            return self._const_sigma
         t = self._t(x.dtype, x.device)
-        s_up = _interp(x, t["nodes"], t["sigma_up"]).clamp(min=0.0)
-        s_dn = _interp(x, t["nodes"], t["sigma_down"]).clamp(min=0.0)
-        return torch.where(n > 0, s_up, s_dn)
+        idx, frac = self._position(x, (-torch.sign(n)).clamp_(0.0, 1.0))
+        return self._lookup(t["sig"], t["dsig"], idx, frac).clamp_(min=0.0)
 
     NODES: ClassVar[int] = 6  # calibration: nodes spread over the measured range
 
@@ -506,3 +602,8 @@ class Piecewise(PulseDevice):
         out["sigma_up"] = np.full(cls.NODES, sig)
         out["sigma_down"] = np.full(cls.NODES, sig)
         return out
+
+    @classmethod
+    def rescale_steps(cls, values: dict[str, Any], f_up: float, f_down: float) -> dict[str, Any]:
+        return {**values, "up": np.asarray(values["up"]) * f_up,
+                "down": np.asarray(values["down"]) * f_down}

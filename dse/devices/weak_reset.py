@@ -13,8 +13,10 @@ Transcribed from ``Atreya95/Learning-with-memory-device-imperfections`` ``ConvNe
 * 1/f noise: a 15-tap fractional (Kasdin) filter, out = Σ_k b_k·u_{t−k}, b_k = b_{k−1}(k−½)/k,
   u ~ U(0, 1); n new samples are shifted in per step; coupling α = 2.5e-2. The taps start at 0.
 
-Pulses only raise the resistance: ``apply_pulses`` accepts n ≥ 0. ``read`` returns the
-conductance in µS (``resistance`` gives Ω). Imperfections: ``d2d``, ``rtn``, ``pink``,
+Fresh devices read R0 (the reference code initialises R = R0); from the first ``apply_pulses``
+call on (every call updates every device, n = 0 included) R = R0·exp(w(t)), so c1 is the jump at
+the first update. Pulses only raise the resistance: ``apply_pulses`` accepts n ≥ 0. ``read``
+returns the conductance in µS (``resistance`` gives Ω). Imperfections: ``d2d``, ``rtn``, ``pink``,
 ``program_noise``; with ``d2d`` off every device takes the median of each distribution.
 """
 
@@ -145,46 +147,63 @@ class WeakReset(DeviceModel):
             else:
                 st[key] = torch.tensor(self.scalar(name), dtype=dtype, device=dev)
         st["t"] = torch.zeros(shape, dtype=dtype, device=dev)
+        st["updated"] = torch.tensor(False, device=dev)  # reads R0 until the first update
         st["rtn"] = torch.zeros(shape, dtype=dtype, device=dev)
+        st["rtn_high"] = torch.zeros(shape, dtype=dtype, device=dev)  # RTN state, 0 or 1
         if self.imperfections["pink"]:
-            st["hold"] = torch.zeros((*shape, self.taps), dtype=dtype, device=dev)
+            st["hold"] = torch.zeros((*shape, 2 * self.taps), dtype=dtype, device=dev)
             st["pink"] = torch.zeros(shape, dtype=dtype, device=dev)
         return st
 
     def apply_pulses(self, state: dict[str, Tensor], n: Tensor,
                      generator: torch.Generator) -> dict[str, Tensor]:
-        """Apply n ≥ 0 weak-RESET pulses per device; updates and returns ``state``."""
+        """Apply n ≥ 0 weak-RESET pulses per device; updates and returns ``state``.
+
+        Every device is updated (n = 0 included), as in the reference code. Fast elementwise
+        ops only: the RTN decision r < P is clamp((P − r)·1e30, 0, 1), table lookups use
+        ``index_select``; the 1/f taps are shifted by one ``gather`` and refilled by ``lerp``.
+        """
         t = state["t"]
-        n = torch.as_tensor(n).to(device=t.device)
-        if n.is_floating_point():
-            n = torch.round(n)
-        if bool((n < 0).any()):
-            raise ValueError("weak_reset devices take only RESET pulses (n >= 0)")
-        n_long = torch.broadcast_to(n, t.shape).to(torch.long)
-        state["t"] = t + n_long.to(t.dtype)
         dev, dtype, shape = t.device, t.dtype, t.shape
+        n = torch.broadcast_to(torch.as_tensor(n, device=dev), shape)
+        n = n.to(dtype).round_() if n.dtype != dtype else n.round()
+        if n.numel() and float(n.min()) < 0:
+            raise ValueError("weak_reset devices take only RESET pulses (n >= 0)")
+        n_max = int(n.max()) if n.numel() else 0
+        state["t"] = t + n
+        state["updated"] = torch.tensor(True, device=dev)
 
         def rand(sh: Sequence[int] = shape) -> Tensor:
             return torch.rand(tuple(sh), generator=generator, dtype=dtype, device=dev)
 
         if self.imperfections["rtn"]:
-            tab = self.rtn_transitions(int(n_long.max()) if n_long.numel() else 0)
-            p_lh = tab[:, 0, 1].to(dtype=dtype, device=dev)  # P(low -> high in k pulses)
-            p_hl = tab[:, 1, 0].to(dtype=dtype, device=dev)  # P(high -> low in k pulses)
-            high = state["rtn"] > 0  # torch.ceil of the stored level
-            p = torch.where(high, p_hl[n_long], p_lh[n_long])
-            flip = rand() < p
-            new_high = high ^ flip
-            up_lim = rand() * state["rtn_amp"]
-            state["rtn"] = new_high.to(dtype) * (rand() * up_lim)
-        if self.imperfections["pink"]:
-            hold = state["hold"]
-            idx = torch.arange(self.taps, device=dev) - n_long.unsqueeze(-1)
-            shifted = hold.gather(-1, idx.clamp(min=0))
-            hold = torch.where(idx < 0, rand((*shape, self.taps)), shifted)
-            state["hold"] = hold
-            state["pink"] = hold @ torch.as_tensor(self._b, dtype=dtype, device=dev)
+            tab = self.rtn_transitions(n_max)
+            # [P(low→high in k), k = 0..n_max] then [P(high→low in k)]
+            flat = torch.cat([tab[:, 0, 1], tab[:, 1, 0]]).to(dtype=dtype, device=dev)
+            high = state["rtn_high"]
+            idx = torch.addcmul(n, high, torch.full((), n_max + 1.0, dtype=dtype, device=dev))
+            p = torch.index_select(flat, 0, idx.reshape(-1).to(torch.int32)).view(shape)
+            flip = p.sub_(rand()).mul_(1e30).clamp_(0.0, 1.0)  # 1 where r < P
+            high = (high - flip).abs_()
+            state["rtn_high"] = high
+            state["rtn"] = rand().mul_(state["rtn_amp"]).mul_(rand()).mul_(high)
+        if self.imperfections["pink"] and n_max > 0:
+            # buffer layout [fresh | taps]: after n pulses tap k is buffer[taps + k − n], i.e.
+            # the old tap k − n, or one of the n fresh uniforms for k < n (the reference roll)
+            m = self.taps
+            buf = state["hold"].view(-1, 2 * m)
+            k = min(n_max, m)
+            buf[:, m - k: m].uniform_(generator=generator)
+            start = (m - n.reshape(-1).clamp(max=float(m))).to(torch.long)
+            rows = torch.arange(buf.shape[0], device=dev)
+            new = buf.unfold(1, m, 1)[rows, start]
+            buf[:, m:].copy_(new)
+            state["pink"] = (new @ torch.as_tensor(self._b, dtype=dtype, device=dev)).view(shape)
         return state
+
+    def taps_of(self, state: Mapping[str, Tensor]) -> Tensor:
+        """The 1/f filter's taps u_{t−k}, k = 0..taps−1 (newest first), shaped (*state, taps)."""
+        return state["hold"][..., self.taps:]
 
     def log_ratio(self, state: Mapping[str, Tensor]) -> Tensor:
         """w = ln(R/R0) of every device."""
@@ -197,7 +216,9 @@ class WeakReset(DeviceModel):
         return w
 
     def resistance(self, state: Mapping[str, Tensor]) -> Tensor:
-        """R in Ω."""
+        """R in Ω (R0 until the devices' first update, as the reference code initialises them)."""
+        if "updated" in state and not bool(state["updated"]):
+            return torch.broadcast_to(state["r0"], state["t"].shape).clone()
         return state["r0"] * torch.exp(self.log_ratio(state))
 
     def read(self, state: dict[str, Tensor], generator: torch.Generator | None = None) -> Tensor:

@@ -3,12 +3,20 @@
 Each pixel p in [0, 1] becomes a bitstream of L independent Bernoulli(p) bits, coded ±1, and the
 first (binary) layer accumulates its XNOR-popcount over the L bits. Because that layer is linear,
 L binary passes averaged equal one pass on the stream mean, ``2·Binomial(L, p)/L − 1``, which is
-what this module feeds forward: the same numbers at 1/L of the cost. Fresh bits are drawn on every
-forward pass, in training and at test time, from the module's own seeded generator.
+what this module feeds forward: the same numbers at 1/L of the cost. The encoded value therefore
+lies on the grid {2k/L − 1 : k = 0..L} and equals 2p − 1 (the pixel in ±1 coding) in
+expectation, with variance 4p(1−p)/L. Fresh bits are drawn on every forward pass, in training
+and at test time, from the module's own generator; ``dse.train.train`` seeds it from the
+experiment seed (``reseed(seed·1000 + 7)``), so a run is reproducible, and :meth:`reseed`
+restarts it for a reproducible evaluation. With ``input: stochastic`` and binary weights and
+activations the whole network is binary.
 
-The abstract says only that the input is binarised as stochastic bitstreams and that "the training
-procedure should be adapted"; training on fresh stochastic samples is our reading, not the paper's
-verified procedure (ALGORITHMS.md §5).
+**Our reading, not the paper's procedure.** Only the abstract of the paper could be read
+(ALGORITHMS.md §5): it says the input is binarised as stochastic bitstreams, that the result "can
+approach the performance of conventional BNNs" and that "the training procedure should be
+adapted", without saying how, nor which bitstream lengths or networks were used. Training on
+fresh stochastic samples of length L (``bitstream_length``, default 8: an assumption, no value
+is published in the part we could read) is our proposal.
 """
 
 from __future__ import annotations

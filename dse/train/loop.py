@@ -24,6 +24,7 @@ from dse.config import Experiment
 from dse.data import Dataset, batches
 from dse.errors import DseError
 from dse.nn import ModelSpec, QNet, build_model
+from dse.nn.stochastic import StochasticInput
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +185,8 @@ def train(exp: Experiment, tasks: list[Dataset], device: torch.device | str = "c
     model = build_model(spec, gen).to(device)
     if exp.train_ber > 0:
         set_train_ber(model, exp.train_ber, exp.seed)
+    if isinstance(model.encoder, StochasticInput):  # its input bits follow the experiment seed
+        model.encoder.reseed(exp.seed * 1000 + 7)
     trainer = ALGORITHMS[exp.algorithm](exp, model, device, gen, cards)
     tasks = [t.to(device) for t in tasks]
 

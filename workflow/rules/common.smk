@@ -2,16 +2,20 @@
 import os
 import sys
 
-from dse.config import check_config
+from dse.config import check_config, write_effective_config
 from dse.errors import DseError
 
-CONFIGFILE = str(workflow.configfiles[-1]) if workflow.configfiles else "config/config.yaml"
-
+# The config Snakemake assembled (config/config.yaml, or --configfile files merged over it, plus
+# --config overrides) is validated, default-filled and written to CONFIGFILE, which every `dse`
+# call reads: the stages see exactly the configuration Snakemake sees. The file is rewritten
+# only when its content changes.
+_SOURCES = [str(f) for f in workflow.configfiles] or ["config/config.yaml"]
 try:
-    check_config(config, source=CONFIGFILE)
+    check_config(config, source=" + ".join(dict.fromkeys(_SOURCES)))
 except DseError as exc:
     print(f"dse: {exc}", file=sys.stderr)
     sys.exit(2)
+CONFIGFILE = write_effective_config(config, ".snakemake/dse/config.yaml")
 
 # Torch jobs declare `cpu_slots` equal to their threads; capping the total at the machine's
 # cores stops `--cores 8` on a 2-core machine from running 4 two-thread jobs at once
@@ -22,6 +26,21 @@ TORCH_THREADS = max(1, min(2, os.cpu_count() or 1))
 
 EXPERIMENTS = sorted(config["experiments"])
 
+# The config file is passed to `dse` as a parameter, not an input: editing one experiment must
+# not retrain the others. Each job instead carries the settings it depends on as params, so
+# Snakemake's params trigger reruns exactly the jobs whose settings changed.
+
+
+def experiment_settings(exp):
+    """The resolved settings of one experiment (its seed filled from the global seed)."""
+    from dataclasses import asdict
+
+    from dse.config import Experiment
+
+    settings = asdict(Experiment.from_config(config, exp))
+    settings["data_root"] = config["data_root"]
+    return settings
+
 
 def train_outputs(exp):
     return [
@@ -30,8 +49,193 @@ def train_outputs(exp):
     ]
 
 
+# ------------------------------------------------------- chips: map / inject / estimate
+CHIPS = sorted(config["chips"])
+
+
+def _load_chip_cards():
+    from dse.chip.card import load_chip
+
+    cards = {}
+    try:
+        for name in CHIPS:
+            cards[name] = load_chip(config["chips"][name])
+            if cards[name].name != name:
+                raise DseError(f"chips.{name}: the card is named '{cards[name].name}'; use the "
+                               "same name in the config", source=CONFIGFILE)
+        for name in config["inject"]["operating_points"]:
+            if name not in cards:
+                raise DseError(f"inject.operating_points.{name}: unknown chip (chips: "
+                               f"{', '.join(CHIPS) or 'none defined'})", source=CONFIGFILE)
+    except DseError as exc:
+        print(f"dse: {exc}", file=sys.stderr)
+        sys.exit(2)
+    return cards
+
+
+CHIP_CARDS = _load_chip_cards()
+
+
+def _chip_wildcard():
+    import re
+
+    return "|".join(re.escape(c) for c in CHIPS) or "(?!)"
+
+
+CHIP_WILDCARD = _chip_wildcard()
+
+
+def chip_card_file(chip):
+    return config["chips"][chip]
+
+
+def chip_pairs():
+    """(experiment, chip) pairs whose weight encoding fits the experiment's precision: float
+    experiments go to analog chips, binary ones to binary chips, ternary to ternary chips."""
+    from dse.chip.encoding import ENCODINGS
+
+    return [(exp, chip) for exp in EXPERIMENTS for chip in CHIPS
+            if ENCODINGS[CHIP_CARDS[chip].encoding].native
+            == config["experiments"][exp].get("precision", "binary")]
+
+
+def device_card_file(name):
+    """The card file of a device card name: the config's devices: entry (a card, or a calibrated
+    measurement), else config/devices/NAME.yaml when it exists (None otherwise)."""
+    entry = config["devices"].get(name)
+    if isinstance(entry, dict):
+        if entry.get("card"):
+            return entry["card"]
+        if entry.get("measurements"):
+            return f"results/calibrate/{name}.json"
+    path = f"config/devices/{name}.yaml"
+    return path if os.path.exists(path) else None
+
+
+def chip_device_cards(chip, exp=None):
+    """Card files of a chip's error sources and, for inject (``exp`` given), its analog
+    programming card when the experiment has no device card of its own. Missing files are
+    left out: the stage then uses the chip card's own figures, or says which card it needs."""
+    card = CHIP_CARDS[chip]
+    names = [s.card for s in card.error_sources]
+    if card.analog_card and exp is not None and not config["experiments"][exp].get("device_card"):
+        names.append(card.analog_card)
+    files = [device_card_file(n) for n in names]
+    return [f for f in files if f]
+
+
+def device_flags(input):
+    return " ".join(f"--device {p}" for p in input.devices)
+
+
+def inject_settings(chip):
+    """What an inject job depends on (a change reruns only the affected jobs)."""
+    settings = {k: v for k, v in config["inject"].items() if k != "operating_points"}
+    settings["operating_points"] = config["inject"]["operating_points"].get(chip)
+    settings["seed"] = settings["seed"] if settings["seed"] is not None else config["seed"]
+    settings["data_root"] = config["data_root"]
+    return settings
+
+
+def chip_outputs(exp, chip):
+    return [
+        f"results/map/{exp}/{chip}.json",
+        f"results/inject/{exp}/{chip}.csv",
+        f"results/inject/{exp}/{chip}.summary.csv",
+        f"results/estimate/{exp}/{chip}.csv",
+    ]
+
+
+# --------------------------------------------------------------- devices: calibrate (issue 3)
+CALIBRATED = sorted(n for n, e in config["devices"].items() if "measurements" in e)
+
+
+def _calibrated_wildcard():
+    import re
+
+    return "|".join(re.escape(n) for n in CALIBRATED) or "(?!)"
+
+
+CALIBRATED_WILDCARD = _calibrated_wildcard()
+
+
+def device_card_path(name):
+    """The card file of devices: entry `name`: its card:, else the calibrate stage's output."""
+    entry = config["devices"][name]
+    return entry["card"] if "card" in entry else f"results/calibrate/{name}.json"
+
+
+def calibrate_outputs(name):
+    return [f"results/calibrate/{name}.json", f"results/calibrate/{name}.png"]
+
+
+def experiment_card(exp):
+    """[card file] of an experiment's device_card (the train rule's input), or []."""
+    name = config["experiments"][exp].get("device_card")
+    return [device_card_path(name)] if name else []
+
+
+# ------------------------------------------------------------------------- search (issue 6)
+STUDIES = sorted(config["search"])
+
+
+def _check_studies():
+    from dse.search import parse_study
+
+    try:
+        for name in STUDIES:
+            parse_study(config, name)
+    except DseError as exc:
+        print(f"dse: {CONFIGFILE}: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+_check_studies()
+
+
+def study_space(study):
+    """What defines a study: a change here starts it afresh (trials/workers only extend it)."""
+    return {k: v for k, v in config["search"][study].items() if k not in ("trials", "workers")}
+
+
+def study_settings(study):
+    """What a worker depends on: the study and its base experiment's settings."""
+    return {"study": config["search"][study],
+            "experiment": experiment_settings(config["search"][study]["experiment"])}
+
+
+def study_cards(study):
+    """Device card files the trials read: the base experiment's and each chip's error sources."""
+    from dse.search import parse_study
+
+    spec = parse_study(config, study)
+    files = experiment_card(spec.experiment)
+    for chip in sorted(set(spec.chips.values())):
+        files += [config["chips"][chip]] + chip_device_cards(chip, spec.experiment)
+    return sorted(set(files))
+
+
+def study_worker_outputs(study):
+    n = config["search"][study]["workers"]
+    return [f"results/search/{study}/workers/{w}.json" for w in range(n)]
+
+
+def search_outputs(study):
+    return [
+        f"results/search/{study}/{f}"
+        for f in ("trials.csv", "pareto.csv", "hypervolume.csv", "pareto.png",
+                  "hypervolume.png", "summary.json")
+    ]
+
+
 def all_targets():
     targets = []
     for exp in EXPERIMENTS:
         targets += train_outputs(exp)
+    for exp, chip in chip_pairs():
+        targets += chip_outputs(exp, chip)
+    for name in CALIBRATED:
+        targets += calibrate_outputs(name)
+    for study in STUDIES:
+        targets += search_outputs(study)
     return targets

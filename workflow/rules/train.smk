@@ -3,7 +3,7 @@
 
 rule train:
     input:
-        config=CONFIGFILE,
+        card=lambda wc: experiment_card(wc.exp),
     output:
         multiext(
             "results/train/{exp}/",
@@ -15,9 +15,13 @@ rule train:
         ),
     log:
         "logs/train/{exp}.log",
+    benchmark:
+        "results/benchmarks/train/{exp}.tsv"
     params:
-        experiment=lambda wc: config["experiments"][wc.exp],
+        config=CONFIGFILE,
+        experiment=lambda wc: experiment_settings(wc.exp),
         outdir=subpath(output[0], parent=True),
+        card=lambda wc, input: f"--card {input.card}" if input.card else "",
     threads: TORCH_THREADS
     resources:
         cpu_slots=TORCH_THREADS,
@@ -25,5 +29,5 @@ rule train:
     conda:
         "../envs/dse.yaml"
     shell:
-        "dse --threads {threads} train --config {input.config} --experiment {wildcards.exp}"
-        " --out {params.outdir} > {log} 2>&1"
+        "dse --threads {threads} train --config {params.config} --experiment {wildcards.exp}"
+        " --out {params.outdir} {params.card} > {log} 2>&1"

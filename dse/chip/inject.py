@@ -1,0 +1,343 @@
+"""The ``inject`` stage: Monte-Carlo weight faults per operating point, vectorised over fault maps.
+
+For every operating point (a BER, from device cards or given directly) R fault maps are drawn
+and the test accuracy of each is measured. Many maps go through the network in one pass: the
+weights of M maps are stacked along a leading dimension and evaluated with
+``torch.vmap(torch.func.functional_call(...))``; the input images are shared. A fully connected
+first layer sees the same input in every map, so it is computed once clean plus one sparse
+product over the changed weights of all maps (when few changed). No Python loop runs over
+weights or maps (only over layers and chunks of maps/images).
+
+Faults, in order:
+
+1. bit errors of binary/ternary weights at the point's BER (:mod:`dse.nn.faults`, ALGORITHMS.md
+   §2.3): binary sign flips; ternary 0↔±1 errors, p0 per layer and map;
+2. analog chips (encoding ``analog``): each weight's cells are programmed to conductances
+   g_min + level·(g_max − g_min) with the device card's one-shot programming noise
+   (``program(target, generator)``) and, where the model offers ``set_conductance``, read once
+   through ``read(state, generator)`` (read noise drawn once per map, frozen over the test set);
+3. optional stuck-at cells (:class:`StuckAt`): each cell is stuck in its low-conductance state
+   with probability ``sa0`` and in its high-conductance state with ``sa1``; the weight is decoded
+   from its cells by the chip's encoding (:mod:`dse.chip.encoding`).
+
+A map without any fault (BER 0, no stuck-at, no analog noise) is the model itself: its accuracy
+is the clean accuracy, exactly. Every draw comes from the one generator passed in, in order of
+passes and layers: the same seed and ``batch`` give the same numbers (another batch size draws
+other, statistically equivalent, maps).
+
+``results/inject/{exp}/{chip}.csv``: one row per map::
+
+    <knob columns, e.g. i_prog, vdd (empty for a direct BER)>, ber, stuck_sa0, stuck_sa1,
+    noise (none | program | program+read), repeat, accuracy
+
+``results/inject/{exp}/{chip}.summary.csv`` (:func:`summarize`): per operating point
+``n, mean, std, sem, ci95_low, ci95_high`` (Student t interval, ``scipy.stats.t.interval``),
+``clean_accuracy`` and ``drop`` (= clean − mean).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+from torch.func import functional_call, vmap
+from tqdm.auto import tqdm
+
+from dse.chip.ber import OperatingPoint
+from dse.chip.encoding import ENCODINGS
+from dse.chip.mapping import Mapping
+from dse.errors import DseError
+from dse.nn.faults import apply_weight_errors
+
+log = logging.getLogger(__name__)
+
+GROUP = ["ber", "stuck_sa0", "stuck_sa1", "noise"]
+
+
+@dataclass(frozen=True)
+class StuckAt:
+    """Cell-level stuck-at faults: probabilities of a cell stuck at HRS (sa0) / LRS (sa1)."""
+
+    sa0: float = 0.0
+    sa1: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.sa0 < 0 or self.sa1 < 0 or self.sa0 + self.sa1 > 1:
+            raise DseError(f"inject.stuck_at: sa0={self.sa0}, sa1={self.sa1} must be >= 0 and "
+                           "sum to at most 1")
+
+    @property
+    def active(self) -> bool:
+        return self.sa0 > 0 or self.sa1 > 0
+
+
+@dataclass
+class AnalogNoise:
+    """Programming (and read) noise of an analog device model (``dse.devices`` DeviceModel)."""
+
+    model: Any
+    read: bool = True
+
+    @property
+    def label(self) -> str:
+        return "program+read" if self.read and hasattr(self.model, "set_conductance") \
+            else "program"
+
+
+def _check_layers(model: Any, mapping: Mapping) -> list[tuple[str, Any]]:
+    layers = model.quant_layers()
+    names = [n for n, _ in layers]
+    mapped = [lm.name for lm in mapping.layers]
+    if names != mapped:
+        raise DseError(f"the mapping's layers {mapped} are not the model's {names}; re-run "
+                       "`dse map` for this model")
+    for (n, layer), lm in zip(layers, mapping.layers, strict=True):
+        if tuple(layer.matrix_shape) != (lm.rows, lm.cols) or layer.precision != lm.precision:
+            raise DseError(f"layer {n}: the mapping has a {lm.rows}x{lm.cols} {lm.precision} "
+                           f"matrix, the model a {layer.matrix_shape} {layer.precision} one; "
+                           "re-run `dse map` for this model")
+    return layers
+
+
+def _analog_levels(levels: torch.Tensor, analog: AnalogNoise,
+                   generator: torch.Generator) -> torch.Tensor:
+    """Levels in [0, 1] -> programmed (and read) conductances -> levels."""
+    m = analog.model
+    g_min, g_max = float(m.g_min), float(m.g_max)
+    span = g_max - g_min
+    g = m.program(g_min + levels * span, generator)
+    if analog.read and hasattr(m, "set_conductance"):
+        state = m.sample_devices(tuple(g.shape), generator, dtype=g.dtype)
+        state = m.set_conductance(state, g)
+        g = m.read(state, generator)
+    return (g - g_min) / span
+
+
+def perturbed_weights(model: Any, mapping: Mapping, ber: torch.Tensor,
+                      generator: torch.Generator, *, stuck_at: StuckAt | None = None,
+                      analog: AnalogNoise | None = None,
+                      noise: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The weights of M fault maps, ``{"<layer>.weight": tensor (M, *weight.shape)}``.
+
+    ``ber`` has shape (M,); ``noise`` (bool, (M,)) says which maps get analog noise (default all).
+    Keys are relative to ``model.body`` (what :func:`map_accuracies` feeds functional_call).
+    """
+    layers = _check_layers(model, mapping)
+    enc = ENCODINGS[mapping.encoding]
+    k = mapping.cells_per_weight
+    m = int(ber.shape[0])
+    stuck = stuck_at if stuck_at is not None and stuck_at.active else None
+    use_analog = analog is not None and mapping.encoding == "analog"
+    out: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for name, layer in layers:
+            wq = layer.quantized_weight().detach()
+            d = wq.dim()
+            w = wq.unsqueeze(0).expand(m, *wq.shape)
+            if layer.precision in ("binary", "ternary") and bool((ber > 0).any()):
+                b = ber.to(wq.dtype).view(m, *([1] * d)) if layer.precision == "binary" \
+                    else ber.to(wq.dtype)
+                w = apply_weight_errors(w, layer.precision, b, d, generator)
+            if use_analog or stuck is not None:
+                w_max = wq.abs().max().clamp(min=torch.finfo(wq.dtype).tiny)
+                levels = enc.to_levels(w, k, w_max)
+                if use_analog:
+                    assert analog is not None
+                    noisy = _analog_levels(levels, analog, generator)
+                    if noise is not None:
+                        mask = noise.view(m, *([1] * (levels.dim() - 1)))
+                        noisy = torch.where(mask, noisy, levels)
+                    levels = noisy
+                if stuck is not None:
+                    u = torch.rand(levels.shape, generator=generator, dtype=levels.dtype,
+                                   device=levels.device)
+                    levels = torch.where(u < stuck.sa0, 0.0,
+                                         torch.where(u < stuck.sa0 + stuck.sa1, 1.0, levels))
+                w = enc.from_levels(levels, k, w_max, generator)
+            out[f"{name}.weight"] = w
+    return out
+
+
+def _activation_size(model: Any) -> int:
+    """Largest per-sample activation (elements) in the body, from a one-sample pass."""
+    sizes = [int(math.prod(model.spec.input_shape))]
+    hooks = [c.register_forward_hook(lambda mod, i, o: sizes.append(o[0].numel()))
+             for c in model.body.children()]
+    p = next(model.parameters())
+    try:
+        with torch.no_grad():
+            model.body(torch.zeros(1, *model.spec.input_shape, dtype=p.dtype, device=p.device))
+    finally:
+        for h in hooks:
+            h.remove()
+    return max(sizes)
+
+
+SPARSE_FIRST_LAYER = 0.02  # changed-weight fraction below which layer 1 uses the sparse path
+
+
+class _FirstLinear:
+    """Layer 1 of M fault maps when it is fully connected: its input is the same for every map,
+    so ``z @ W_m.T = z @ W.T + z @ (W_m − W).T`` — one clean product plus one sparse product
+    over the changed weights (all maps at once). Dense when many weights changed."""
+
+    def __init__(self, w_clean: torch.Tensor, w_maps: torch.Tensor) -> None:
+        self.w = w_clean
+        self.m, self.out = int(w_maps.shape[0]), int(w_maps.shape[1])
+        delta = (w_maps - w_clean).reshape(self.m * self.out, -1)
+        nnz = int(torch.count_nonzero(delta))
+        self.dense = w_maps if nnz > SPARSE_FIRST_LAYER * delta.numel() else None
+        self.delta = None if self.dense is not None else delta.to_sparse()
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:  # z: (B, in) -> (M, B, out)
+        if self.dense is not None:
+            return torch.matmul(z, self.dense.transpose(1, 2))
+        base = z @ self.w.T
+        corr = torch.sparse.mm(self.delta, z.T).view(self.m, self.out, -1).transpose(1, 2)
+        return base.unsqueeze(0) + corr
+
+
+def map_accuracies(model: Any, weights: dict[str, torch.Tensor], x: torch.Tensor,
+                   y: torch.Tensor, max_elements: float = 8e6) -> torch.Tensor:
+    """Test accuracy of each of the M stacked weight sets in ``weights`` (vmapped passes over
+    image chunks; a chunk is sized so one activation tensor holds <= ``max_elements``)."""
+    from collections import OrderedDict
+
+    from torch import nn
+
+    m = next(iter(weights.values())).shape[0]
+    chunk = int(max(1, min(len(x), max_elements // (m * _activation_size(model)))))
+    children = list(model.body.named_children())
+    first = next(i for i, (_, c) in enumerate(children) if hasattr(c, "quantized_weight"))
+    name, layer = children[first]
+    prefix = nn.Sequential(OrderedDict(children[:first]))
+    head = None
+    if isinstance(layer, nn.Linear) and f"{name}.weight" in weights:
+        with torch.no_grad():
+            head = _FirstLinear(layer.quantized_weight().detach(), weights[f"{name}.weight"])
+        rest = nn.Sequential(OrderedDict(children[first + 1:]))
+        params = {k: v for k, v in weights.items() if k != f"{name}.weight"}
+    else:
+        rest = nn.Sequential(OrderedDict(children[first:]))
+        params = dict(weights)
+
+    def run(p: dict[str, torch.Tensor], h: torch.Tensor) -> torch.Tensor:
+        return functional_call(rest, p, (h,))
+
+    correct = torch.zeros(m, dtype=torch.long, device=x.device)
+    with torch.no_grad():
+        for i in range(0, len(x), chunk):
+            z = prefix(model.encoder(x[i:i + chunk]))
+            if head is not None:
+                logits = vmap(run, in_dims=(0, 0))(params, head(z))
+            else:
+                logits = vmap(run, in_dims=(0, None))(params, z)
+            correct += (logits.argmax(-1) == y[i:i + chunk]).sum(1)
+    return correct.double() / max(len(x), 1)
+
+
+def _as_points(points: Sequence[float | OperatingPoint]) -> list[OperatingPoint]:
+    out = []
+    for p in points:
+        out.append(p if isinstance(p, OperatingPoint) else OperatingPoint(ber=float(p)))
+    if not out:
+        raise DseError("no operating points to inject (give inject.ber or operating_points)")
+    return out
+
+
+def inject(model: Any, mapping: Mapping, x: torch.Tensor, y: torch.Tensor,
+           points: Sequence[float | OperatingPoint], repeats: int,
+           generator: torch.Generator, *, batch: int = 25, stuck_at: StuckAt | None = None,
+           analog: AnalogNoise | None = None, progress: bool = False,
+           max_elements: float = 8e6) -> pd.DataFrame:
+    """Accuracy of ``repeats`` fault maps at each operating point (see the module docstring).
+
+    ``points`` are :class:`OperatingPoint` s or plain BERs; ``generator`` (on the model's device)
+    draws every fault; ``batch`` fault maps are evaluated per pass. The clean accuracy is in
+    ``table.attrs["clean_accuracy"]``.
+    """
+    from dse.train.loop import evaluate
+
+    if repeats < 1:
+        raise DseError(f"inject.repeats: {repeats} must be >= 1")
+    if batch < 1:
+        raise DseError(f"inject.batch: {batch} must be >= 1")
+    pts = _as_points(points)
+    _check_layers(model, mapping)
+    model.eval()
+    encoder = model.encoder
+    if hasattr(encoder, "reseed"):  # stochastic input bits: reproducible from the generator
+        encoder.reseed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+    clean = evaluate(model, x, y)
+    stuck = stuck_at if stuck_at is not None and stuck_at.active else None
+    use_analog = analog is not None and mapping.encoding == "analog"
+    noise_label = analog.label if use_analog and analog is not None else "none"
+    if mapping.encoding == "analog" and analog is None:
+        log.warning("analog chip %s without a device card: no programming noise injected",
+                    mapping.chip)
+
+    maps = [(i, r) for i in range(len(pts)) for r in range(repeats)]
+    acc = np.full(len(maps), np.nan)
+    faulty = [j for j, (i, _) in enumerate(maps)
+              if pts[i].ber > 0 or stuck is not None or (use_analog and pts[i].noise)]
+    faulty_set = set(faulty)
+    acc[[j for j in range(len(maps)) if j not in faulty_set]] = clean
+    chunks = [faulty[s:s + batch] for s in range(0, len(faulty), batch)]
+    for chunk in tqdm(chunks, desc=f"inject {mapping.chip}", disable=not progress, leave=False,
+                      unit="pass"):
+        ber = torch.tensor([pts[maps[j][0]].ber for j in chunk], dtype=torch.float32,
+                           device=x.device)
+        noise = torch.tensor([pts[maps[j][0]].noise for j in chunk], device=x.device)
+        weights = perturbed_weights(model, mapping, ber, generator, stuck_at=stuck,
+                                    analog=analog if use_analog else None, noise=noise)
+        acc[chunk] = map_accuracies(model, weights, x, y, max_elements).cpu().numpy()
+
+    knob_names = sorted({k for p in pts for k in p.knobs})
+    rows = []
+    for j, (i, r) in enumerate(maps):
+        p = pts[i]
+        row: dict[str, Any] = {k: p.knobs.get(k, np.nan) for k in knob_names}
+        row.update(ber=p.ber, stuck_sa0=stuck.sa0 if stuck else 0.0,
+                   stuck_sa1=stuck.sa1 if stuck else 0.0,
+                   noise=noise_label if (use_analog and p.noise) else "none",
+                   repeat=r, accuracy=float(acc[j]))
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=[*knob_names, *GROUP, "repeat", "accuracy"])
+    table.attrs["clean_accuracy"] = clean
+    return table
+
+
+def summarize(table: pd.DataFrame, clean_accuracy: float | None = None,
+              confidence: float = 0.95) -> pd.DataFrame:
+    """Mean and ``confidence`` interval (Student t, scipy.stats) of the accuracy per point."""
+    clean = clean_accuracy if clean_accuracy is not None else table.attrs.get("clean_accuracy")
+    keys = [c for c in table.columns if c not in ("repeat", "accuracy")]
+    g = table.groupby(keys, dropna=False, sort=False)["accuracy"]
+    out = g.agg(n="count", mean="mean", std="std").reset_index()
+    out["std"] = out["std"].fillna(0.0)
+    out["sem"] = out["std"] / np.sqrt(out["n"])
+    lo, hi = [], []
+    for n, mean, sem in zip(out["n"], out["mean"], out["sem"], strict=True):
+        if n < 2:
+            lo.append(np.nan)
+            hi.append(np.nan)
+        elif sem == 0:
+            lo.append(mean)
+            hi.append(mean)
+        else:
+            a, b = stats.t.interval(confidence, n - 1, loc=mean, scale=sem)
+            lo.append(float(a))
+            hi.append(float(b))
+    tag = f"ci{round(confidence * 100)}"
+    out[f"{tag}_low"] = lo
+    out[f"{tag}_high"] = hi
+    out["clean_accuracy"] = np.nan if clean is None else float(clean)
+    out["drop"] = out["clean_accuracy"] - out["mean"]
+    return out

@@ -1,0 +1,247 @@
+"""The ``map`` stage: lay each weight layer out on a chip's arrays and count its operations.
+
+A layer's weight matrix is its im2col matrix: R rows = fan-in (in_channels·kh·kw for a
+convolution), C columns = fan-out, applied at P output positions per inference (H_out·W_out for a
+convolution, 1 for a fully connected layer). With an array of R_a rows × C_a physical columns and
+k cells per weight (side by side on adjacent bit lines), an array holds R_a × floor(C_a/k)
+weights, and the layer takes ceil(R/R_a) × ceil(C/floor(C_a/k)) arrays (tiles); every layer gets
+its own arrays (weight-stationary, no sharing). Utilisation = R·C·k / (tiles·R_a·C_a).
+
+The per-inference operation counts come from the chip's sensing scheme (:mod:`dse.chip.sensing`).
+
+``results/map/{exp}/{chip}.json`` (:meth:`Mapping.to_dict`)::
+
+    format: dse-mapping/1, chip, encoding, sensing, array {rows, cols}, cells_per_weight,
+    parallel_rows, experiment, layers: [...], totals: {...}
+
+and per layer:
+
+    name, kind (linear|conv), precision, rows, cols (the im2col weight matrix), positions,
+    in_bits, out_bits, tiles_rows, tiles_cols, tiles, rows_used (= rows), cols_used (physical
+    columns = cols·k), utilisation, weights, cells, sense_amps, adcs, and per inference:
+    cell_reads, sense_ops, adc_conversions, partial_sum_additions, buffer_accesses (bits).
+
+Activation widths: a binary (sign) activation is 1 bit; other activations and real-valued input
+pixels are ``ACTIVATION_BITS`` = 8 bits (DNN+NeuroSim V2.1 ``train.py`` default wl_activate=8;
+V1.4 manual Table VII: 8-bit activations); the stochastic-computing input is L bits per pixel;
+the class scores leaving the last layer are taken as 8 bits (assumption).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from dse.chip.card import ChipCard
+from dse.chip.encoding import ENCODINGS
+from dse.chip.sensing import SENSING
+from dse.errors import DseError
+
+FORMAT = "dse-mapping/1"
+ACTIVATION_BITS = 8
+COUNTS = ("cell_reads", "sense_ops", "adc_conversions", "partial_sum_additions",
+          "buffer_accesses")
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One weight layer as an array sees it."""
+
+    name: str
+    kind: str
+    precision: str
+    rows: int
+    cols: int
+    positions: int = 1
+    in_bits: int = 1
+    out_bits: int = 1
+
+
+@dataclass(frozen=True)
+class LayerMapping:
+    """How one layer sits on the arrays, and its operation counts per inference."""
+
+    name: str
+    kind: str
+    precision: str
+    rows: int
+    cols: int
+    positions: int
+    in_bits: int
+    out_bits: int
+    tiles_rows: int
+    tiles_cols: int
+    tiles: int
+    rows_used: int
+    cols_used: int
+    utilisation: float
+    weights: int
+    cells: int
+    sense_amps: int
+    adcs: int
+    cell_reads: int
+    sense_ops: int
+    adc_conversions: int
+    partial_sum_additions: int
+    buffer_accesses: int
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A model laid out on a chip."""
+
+    chip: str
+    encoding: str
+    sensing: str
+    array_rows: int
+    array_cols: int
+    cells_per_weight: int
+    parallel_rows: int | None
+    layers: tuple[LayerMapping, ...]
+    experiment: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def layer(self, name: str) -> LayerMapping:
+        for lm in self.layers:
+            if lm.name == name:
+                return lm
+        raise KeyError(name)
+
+    def totals(self) -> dict[str, float]:
+        """Sums over layers (tiles, weights, cells, counts) and the overall utilisation."""
+        keys = ("tiles", "weights", "cells", "sense_amps", "adcs", *COUNTS)
+        out: dict[str, float] = {k: sum(getattr(lm, k) for lm in self.layers) for k in keys}
+        capacity = out["tiles"] * self.array_rows * self.array_cols
+        out["utilisation"] = out["cells"] / capacity if capacity else 0.0
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "chip": self.chip,
+            "encoding": self.encoding,
+            "sensing": self.sensing,
+            "array": {"rows": self.array_rows, "cols": self.array_cols},
+            "cells_per_weight": self.cells_per_weight,
+            "parallel_rows": self.parallel_rows,
+            "experiment": self.experiment,
+            "layers": [asdict(lm) for lm in self.layers],
+            "totals": self.totals(),
+            **self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any, source: str = "mapping") -> Mapping:
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise DseError(f"not a dse mapping (expected format {FORMAT}); re-run `dse map`",
+                           source=source)
+        try:
+            layers = tuple(LayerMapping(**lm) for lm in d["layers"])
+            known = {"format", "chip", "encoding", "sensing", "array", "cells_per_weight",
+                     "parallel_rows", "experiment", "layers", "totals"}
+            return cls(chip=d["chip"], encoding=d["encoding"], sensing=d["sensing"],
+                       array_rows=int(d["array"]["rows"]), array_cols=int(d["array"]["cols"]),
+                       cells_per_weight=int(d["cells_per_weight"]),
+                       parallel_rows=d.get("parallel_rows"), layers=layers,
+                       experiment=d.get("experiment"),
+                       extra={k: v for k, v in d.items() if k not in known})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DseError(f"malformed mapping ({type(exc).__name__}: {exc}); re-run `dse map`",
+                           source=source) from None
+
+    def check_chip(self, chip: ChipCard) -> None:
+        """Raise if ``chip``'s geometry differs from the one this mapping was made for."""
+        want = {"rows": chip.rows, "cols": chip.cols, "cells_per_weight": chip.cells_per_weight,
+                "sensing": chip.sensing, "encoding": chip.encoding}
+        have = {"rows": self.array_rows, "cols": self.array_cols,
+                "cells_per_weight": self.cells_per_weight, "sensing": self.sensing,
+                "encoding": self.encoding}
+        if chip.sensing == "adc":
+            want["parallel_rows"] = chip.parallel_rows
+            have["parallel_rows"] = self.parallel_rows
+        diff = [f"{k} {have[k]} vs {want[k]}" for k in want if have[k] != want[k]]
+        if diff:
+            raise DseError(f"the mapping was made for another chip geometry ({'; '.join(diff)} "
+                           f"on chip '{chip.name}'); re-run map_model / `dse map` with this chip")
+
+
+def layer_specs(model: Any, activation_bits: int = ACTIVATION_BITS) -> list[LayerSpec]:
+    """The weight layers of a :class:`dse.nn.QNet`, with output positions from a dummy pass."""
+    import torch
+
+    spec = model.spec
+    layers = model.quant_layers()
+    shapes: dict[str, tuple[int, ...]] = {}
+    hooks = [layer.register_forward_hook(
+        lambda m, i, o, n=name: shapes.__setitem__(n, tuple(o.shape)))
+        for name, layer in layers]
+    was_training = model.training
+    try:
+        model.eval()
+        p = next(model.parameters())
+        with torch.no_grad():
+            # the input encoders are elementwise, so the body sees the image shape
+            model.body(torch.zeros(1, *spec.input_shape, dtype=p.dtype, device=p.device))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    first_bits = {"real": activation_bits, "binary": 1,
+                  "stochastic": int(spec.bitstream_length)}[spec.input]
+    hidden_bits = 1 if spec.act == "sign" else activation_bits
+    out: list[LayerSpec] = []
+    for i, (name, layer) in enumerate(layers):
+        rows, cols = layer.matrix_shape
+        shape = shapes[name]
+        positions = int(math.prod(shape[2:])) if len(shape) > 2 else 1
+        in_bits = first_bits if i == 0 else hidden_bits
+        out_bits = hidden_bits if i < len(layers) - 1 else activation_bits
+        kind = "conv" if layer.weight.dim() == 4 else "linear"
+        out.append(LayerSpec(name=name, kind=kind, precision=layer.precision, rows=rows,
+                             cols=cols, positions=positions, in_bits=in_bits, out_bits=out_bits))
+    return out
+
+
+def map_layer(layer: LayerSpec, chip: ChipCard) -> LayerMapping:
+    """Tile one layer onto ``chip``'s arrays."""
+    enc = ENCODINGS[chip.encoding]
+    if layer.precision not in enc.accepts:
+        fits = sorted(n for n, e in ENCODINGS.items() if layer.precision in e.accepts)
+        raise DseError(
+            f"layer {layer.name} has {layer.precision} weights but chip '{chip.name}' stores "
+            f"{'/'.join(enc.accepts)} weights ({chip.encoding} encoding); use a chip with "
+            f"encoding {' or '.join(fits)}, or train with precision: {enc.native}")
+    k = chip.cells_per_weight
+    tr = math.ceil(layer.rows / chip.rows)
+    tc = math.ceil(layer.cols / chip.weight_cols)
+    tiles = tr * tc
+    cells = layer.rows * layer.cols * k
+    sensing = SENSING[chip.sensing]
+    counts = sensing.counts(layer, chip, tr)
+    return LayerMapping(
+        name=layer.name, kind=layer.kind, precision=layer.precision, rows=layer.rows,
+        cols=layer.cols, positions=layer.positions, in_bits=layer.in_bits,
+        out_bits=layer.out_bits, tiles_rows=tr, tiles_cols=tc, tiles=tiles,
+        rows_used=layer.rows, cols_used=layer.cols * k,
+        utilisation=cells / (tiles * chip.rows * chip.cols), weights=layer.rows * layer.cols,
+        cells=cells, sense_amps=tiles * sensing.sense_amps_per_array(chip),
+        adcs=tiles * sensing.adcs_per_array(chip), **counts)
+
+
+def map_model(model_or_layers: Any | Sequence[LayerSpec], chip: ChipCard,
+              experiment: str | None = None) -> Mapping:
+    """Lay a model (a ``QNet``, or its :class:`LayerSpec` list) out on ``chip``."""
+    if isinstance(model_or_layers, Sequence):
+        specs = list(model_or_layers)
+    else:
+        specs = layer_specs(model_or_layers)
+    if not specs:
+        raise DseError("the model has no weight layers to map")
+    layers = tuple(map_layer(s, chip) for s in specs)
+    return Mapping(chip=chip.name, encoding=chip.encoding, sensing=chip.sensing,
+                   array_rows=chip.rows, array_cols=chip.cols,
+                   cells_per_weight=chip.cells_per_weight,
+                   parallel_rows=chip.parallel_rows if chip.sensing == "adc" else None,
+                   layers=layers, experiment=experiment)

@@ -1,0 +1,1 @@
+"""Figures (seaborn, Agg) and the HTML report."""

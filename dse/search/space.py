@@ -1,0 +1,240 @@
+"""The search space of a co-design study: parameter vocabulary, objectives, constraints.
+
+A study (``search: {name: ...}`` in the config) varies a subset of known **parameters**. Each has
+a *stage*: ``train`` parameters change the trained model (and so key the training cache);
+``chip`` parameters change the chip card; ``operating`` parameters set the operating point
+(the bit error rate and the supply-dependent energies); ``ber`` sets the error rate directly.
+Only ``train`` parameters force a new training.
+
+Everything is checked before the first trial; a bad study fails with one line naming the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+
+from dse.errors import DseError
+
+
+@dataclass(frozen=True)
+class ParamKind:
+    """A searchable parameter: where it applies and what values make sense."""
+
+    stage: str  # train | chip | operating | ber
+    target: str  # Experiment field, "algorithm-block.key", ChipCard field or knob name
+    kind: str  # float | int | categorical
+    help: str
+
+
+PARAMETERS: dict[str, ParamKind] = {
+    "precision": ParamKind("train", "precision", "categorical",
+                           "weight precision: binary | ternary (| float on analog chips)"),
+    "threshold": ParamKind("train", "mixed_precision.threshold", "float",
+                           "mixed-precision update threshold epsilon (device-step units)"),
+    "m": ParamKind("train", "metaplastic.m", "float", "metaplasticity strength m"),
+    "train_ber": ParamKind("train", "train_ber", "float", "error-aware training bit-error rate"),
+    "lr": ParamKind("train", "lr", "float", "learning rate"),
+    "epochs": ParamKind("train", "epochs", "int", "training epochs"),
+    "ternary_threshold": ParamKind("train", "ternary_threshold", "float",
+                                   "ternarisation threshold Delta"),
+    "vdd": ParamKind("operating", "vdd", "float",
+                     "supply voltage (V): sense-amplifier BER and C·V² energies"),
+    "i_prog": ParamKind("operating", "i_prog", "float", "RRAM programming current (A)"),
+    "t_prog": ParamKind("operating", "t_prog", "float", "RRAM programming pulse width (s)"),
+    "i_write": ParamKind("operating", "i_write", "float", "MRAM write current (A)"),
+    "t_write": ParamKind("operating", "t_write", "float", "MRAM write pulse width (s)"),
+    "ber": ParamKind("ber", "ber", "float", "weight bit-error rate, set directly"),
+    "adc_bits": ParamKind("chip", "adc_bits", "int", "ADC resolution (analog chips)"),
+    "array_rows": ParamKind("chip", "rows", "int", "array rows"),
+    "array_cols": ParamKind("chip", "cols", "int", "array columns"),
+}
+
+DIRECTIONS = ("maximize", "minimize")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One configured parameter: a range or a list of choices."""
+
+    name: str
+    kind: ParamKind
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple[Any, ...] | None = None
+
+    def distribution(self) -> optuna.distributions.BaseDistribution:
+        if self.choices is not None:
+            return optuna.distributions.CategoricalDistribution(self.choices)
+        assert self.low is not None and self.high is not None
+        if self.kind.kind == "int":
+            return optuna.distributions.IntDistribution(int(self.low), int(self.high),
+                                                        log=self.log, step=int(self.step or 1))
+        return optuna.distributions.FloatDistribution(self.low, self.high, log=self.log,
+                                                      step=self.step)
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """``metric >= min`` and/or ``metric <= max``; feasible iff every bound holds."""
+
+    metric: str
+    min: float | None = None
+    max: float | None = None
+
+    def violations(self, metrics: Mapping[str, float]) -> dict[str, float]:
+        """Optuna constraint values by name (<= 0 is feasible), one per bound."""
+        v = float(metrics[self.metric])
+        out = {}
+        if self.min is not None:
+            out[f"{self.metric}_min"] = float(self.min) - v
+        if self.max is not None:
+            out[f"{self.metric}_max"] = v - float(self.max)
+        return out
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A validated ``search:`` entry."""
+
+    name: str
+    experiment: str
+    chips: dict[str, str]  # precision -> chip name
+    params: tuple[Param, ...]
+    objectives: dict[str, str]  # metric -> maximize | minimize
+    constraints: tuple[Constraint, ...] = ()
+    sampler: str = "tpe"
+    seed: int = 0
+    trials: int = 10
+    workers: int = 1
+    storage: str | None = None
+    repeats: int = 5
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
+        return {p.name: p.distribution() for p in self.params}
+
+    def space_hash(self) -> str:
+        """Hash of everything that defines the study (not the trial count or worker count):
+        a changed space starts a fresh study instead of appending to the old one."""
+        keep = {k: v for k, v in self.raw.items() if k not in ("trials", "workers", "storage")}
+        blob = json.dumps(keep, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:10]
+
+    @property
+    def optuna_name(self) -> str:
+        return f"{self.name}-{self.space_hash()}"
+
+
+# metrics a trial reports: accuracy from inject, the rest from dse.chip.estimate.totals
+METRICS = ("accuracy", "accuracy_std", "clean_accuracy", "ber", "energy_per_inference_pJ",
+           "deployment_pJ", "training_pJ", "area_um2", "area_mm2")
+
+
+def _err(study: str, key: str, what: str) -> DseError:
+    return DseError(f"search.{study}.{key}: {what}")
+
+
+def parse_param(study: str, name: str, entry: Any) -> Param:
+    """One parameter entry: ``{low, high, [log], [step]}`` or ``{choices: [...]}``."""
+    key = f"parameters.{name}"
+    if name not in PARAMETERS:
+        known = ", ".join(PARAMETERS)
+        raise _err(study, key, f"unknown parameter '{name}' (known: {known})")
+    kind = PARAMETERS[name]
+    if not isinstance(entry, Mapping):
+        raise _err(study, key, "give {low: .., high: ..} or {choices: [...]}")
+    if "choices" in entry:
+        choices = tuple(entry["choices"] or ())
+        if not choices:
+            raise _err(study, key, "empty choices; list at least one value")
+        if name == "precision":
+            bad = [c for c in choices if c not in ("float", "binary", "ternary")]
+            if bad:
+                raise _err(study, key, f"unknown precision {bad[0]!r} (float, binary, ternary)")
+        return Param(name, kind, choices=choices)
+    if "low" not in entry or "high" not in entry:
+        raise _err(study, key, "give both low and high (or choices)")
+    low, high = entry["low"], entry["high"]
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high)):
+        raise _err(study, key, f"low/high must be numbers (got {low!r}, {high!r})")
+    if kind.kind == "categorical":
+        raise _err(study, key, "this parameter takes choices, not a range")
+    if not low < high:
+        raise _err(study, key, f"empty or inverted range (low {low} >= high {high}); "
+                               "use low < high")
+    log = bool(entry.get("log", False))
+    if log and low <= 0:
+        raise _err(study, key, f"log range needs low > 0 (got {low})")
+    step = entry.get("step")
+    if step is not None and log:
+        raise _err(study, key, "step and log cannot be combined")
+    return Param(name, kind, float(low), float(high), log, step)
+
+
+def parse_study(config: dict[str, Any], name: str) -> StudySpec:
+    """Validate ``config['search'][name]`` against the experiments, chips and vocabulary."""
+    studies = config.get("search", {})
+    if name not in studies:
+        known = ", ".join(sorted(studies)) or "none defined"
+        raise DseError(f"unknown study '{name}' (search: {known})")
+    raw = dict(studies[name])
+    exp = raw.get("experiment")
+    if exp not in config.get("experiments", {}):
+        known = ", ".join(sorted(config.get("experiments", {})))
+        raise _err(name, "experiment", f"unknown experiment {exp!r} (experiments: {known})")
+    params = tuple(parse_param(name, k, v) for k, v in (raw.get("parameters") or {}).items())
+    if not params:
+        raise _err(name, "parameters", "no parameters to search; add at least one")
+
+    chips_entry = raw.get("chip")
+    chips = dict(chips_entry) if isinstance(chips_entry, Mapping) else {}
+    base_precision = config["experiments"][exp].get("precision", "binary")
+    precisions = next((p.choices for p in params if p.name == "precision"), (base_precision,))
+    if isinstance(chips_entry, str):
+        chips = {prec: chips_entry for prec in precisions}
+    known_chips = config.get("chips", {})
+    for prec in precisions:
+        if prec not in chips:
+            raise _err(name, "chip", f"no chip for precision '{prec}'; give chip: NAME or "
+                                     f"chip: {{{prec}: NAME, ...}}")
+    for prec, chip in chips.items():
+        if chip not in known_chips:
+            known = ", ".join(sorted(known_chips)) or "none defined"
+            raise _err(name, f"chip.{prec}", f"unknown chip '{chip}' (chips: {known})")
+
+    objectives = dict(raw.get("objectives") or {})
+    if not objectives:
+        raise _err(name, "objectives", "no objectives; e.g. {accuracy: maximize, "
+                                       "energy_per_inference_pJ: minimize}")
+    for metric, direction in objectives.items():
+        if metric not in METRICS:
+            raise _err(name, f"objectives.{metric}",
+                       f"unknown objective (known: {', '.join(METRICS)})")
+        if direction not in DIRECTIONS:
+            raise _err(name, f"objectives.{metric}", f"direction {direction!r} is not "
+                                                     "maximize or minimize")
+    constraints = []
+    for metric, bounds in (raw.get("constraints") or {}).items():
+        if metric not in METRICS:
+            raise _err(name, f"constraints.{metric}",
+                       f"no such column to constrain (known: {', '.join(METRICS)})")
+        if not isinstance(bounds, Mapping) or not ({"min", "max"} & set(bounds)):
+            raise _err(name, f"constraints.{metric}", "give min: and/or max:")
+        constraints.append(Constraint(metric, bounds.get("min"), bounds.get("max")))
+
+    sampler = raw.get("sampler", "tpe")
+    trials, workers = int(raw.get("trials", 10)), int(raw.get("workers", 1))
+    return StudySpec(name=name, experiment=exp, chips=chips, params=params,
+                     objectives=objectives, constraints=tuple(constraints), sampler=sampler,
+                     seed=int(raw.get("seed", config.get("seed", 0))), trials=trials,
+                     workers=workers, storage=raw.get("storage"),
+                     repeats=int(raw.get("repeats", 5)), raw=raw)

@@ -1,0 +1,260 @@
+"""Optuna studies: storage, fresh start, workers with resume, and the trial table.
+
+* **Storage**: Optuna's journal file (``results/search/{study}/journal.log``) by default, for
+  workers on one machine; an RDB URL (``postgresql://...``) from ``search.{study}.storage`` for
+  workers spread over a cluster, with Optuna's heartbeat so trials of dead workers are retried.
+* **Fresh start**: :func:`init_study` (the Snakemake ``search_init`` job) deletes the study of
+  the same name and recreates it. The Optuna study name carries a hash of the search space, so a
+  changed space is always a new study; ``--forceall`` reruns ``search_init`` and starts afresh.
+* **Workers**: :func:`run_worker` joins the study and runs trials until ``trials`` are complete.
+  Worker ``k`` seeds its sampler with ``seed + k``; a single worker is exactly reproducible, several
+  are not (they interleave asynchronously, Optuna FAQ).
+* **Resume**: every finished trial is in the storage the moment it ends, so a killed worker (kill
+  −9 included) loses only the trial it was running. Journal storage has no heartbeat: a trial
+  left RUNNING is recognised as stale when its worker id is the restarted worker's, or its
+  process (same host) is gone; it is marked FAIL and its parameters are enqueued again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
+from dse.errors import DseError
+from dse.search.evaluate import ModelCache, design_for, evaluate_design
+from dse.search.space import StudySpec, parse_study
+
+log = logging.getLogger(__name__)
+
+SAMPLERS = ("tpe", "nsga2", "random", "gp")
+
+
+def make_sampler(spec: StudySpec, worker: int = 0, restart: int = 0) -> optuna.samplers.BaseSampler:
+    """The study's sampler, seeded with ``seed + worker`` (plus an offset when a worker restarts
+    on a study that already has trials, so it does not replay the suggestions it made before)."""
+    seed = spec.seed + worker + 7919 * restart
+    if spec.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if spec.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed,
+                                             population_size=max(4, min(50, spec.trials // 2)))
+    if spec.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if spec.sampler == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    raise DseError(f"search.{spec.name}.sampler: unknown sampler '{spec.sampler}' "
+                   f"(known: {', '.join(SAMPLERS)})")
+
+
+def study_dir(results: Path, name: str) -> Path:
+    return results / "search" / name
+
+
+def open_storage(spec: StudySpec, root: Path) -> optuna.storages.BaseStorage:
+    """Journal file under ``root`` (default) or the configured RDB URL."""
+    if spec.storage:
+        return optuna.storages.RDBStorage(
+            spec.storage, heartbeat_interval=30, grace_period=120,
+            failed_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
+    from optuna.storages.journal import JournalFileBackend
+
+    root.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.JournalStorage(JournalFileBackend(str(root / "journal.log")))
+
+
+def init_study(config: dict[str, Any], name: str, results: Path) -> dict[str, Any]:
+    """Create the study afresh (dropping an old one of the same name); returns its description."""
+    spec = parse_study(config, name)
+    root = study_dir(results, name)
+    if not spec.storage:
+        (root / "journal.log").unlink(missing_ok=True)
+    storage = open_storage(spec, root)
+    if spec.storage:
+        try:
+            optuna.delete_study(study_name=spec.optuna_name, storage=storage)
+        except KeyError:
+            pass
+    study = optuna.create_study(study_name=spec.optuna_name, storage=storage,
+                                directions=list(spec.objectives.values()))
+    with warnings.catch_warnings():  # set_metric_names is marked experimental in Optuna 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(spec.objectives))
+    study.set_user_attr("dse_study", name)
+    study.set_user_attr("space", spec.raw)
+    return {"study": name, "optuna_study": spec.optuna_name, "space_hash": spec.space_hash(),
+            "storage": spec.storage or str(root / "journal.log"), "trials": spec.trials,
+            "workers": spec.workers, "objectives": spec.objectives, "seed": spec.seed}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_stale_trials(study: optuna.Study, worker: int) -> list[int]:
+    """Fail the RUNNING trials of dead workers and enqueue their parameters again."""
+    host = socket.gethostname()
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        attrs = t.user_attrs
+        same_host = attrs.get("host") == host
+        dead = attrs.get("worker") == worker and same_host
+        if same_host and "pid" in attrs and not _pid_alive(int(attrs["pid"])):
+            dead = True
+        if not dead:
+            continue
+        study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+        if t.params:
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+        failed.append(t.number)
+        log.warning("trial %d of a dead worker marked FAIL and re-queued", t.number)
+    return failed
+
+
+def _suggest(trial: optuna.Trial, spec: StudySpec) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for p in spec.params:
+        if p.choices is not None:
+            params[p.name] = trial.suggest_categorical(p.name, list(p.choices))
+        elif p.kind.kind == "int":
+            params[p.name] = trial.suggest_int(p.name, int(p.low), int(p.high), log=p.log,
+                                               step=int(p.step or 1))
+        else:
+            params[p.name] = trial.suggest_float(p.name, p.low, p.high, log=p.log, step=p.step)
+    return params
+
+
+def _seed_of(params: dict[str, Any], base: int) -> int:
+    """Injection seed: a function of the parameters, so equal designs get equal fault maps."""
+    import hashlib
+
+    blob = json.dumps(params, sort_keys=True, default=str).encode()
+    return (base * 1_000_003 + int(hashlib.sha256(blob).hexdigest()[:8], 16)) % (2**63)
+
+
+@dataclass
+class WorkerReport:
+    worker: int
+    trials_run: int
+    trainings: int
+    seconds: float
+
+
+def run_worker(config: dict[str, Any], name: str, worker: int, results: Path,
+               progress: bool = False) -> WorkerReport:
+    """Join the study and run trials until ``trials`` of them are complete."""
+    spec = parse_study(config, name)
+    root = study_dir(results, name)
+    if not spec.storage and not (root / "journal.log").is_file():
+        raise DseError(f"study '{name}' is not initialised ({root / 'journal.log'} missing); "
+                       f"run `dse search --config ... --study {name} --init` first")
+    storage = open_storage(spec, root)
+    try:
+        study = optuna.load_study(study_name=spec.optuna_name, storage=storage)
+    except KeyError:
+        raise DseError(f"study '{name}' ({spec.optuna_name}) not found in its storage; the "
+                       "search space changed since --init, run --init again") from None
+    recover_stale_trials(study, worker)
+    mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") == worker]
+    study.sampler = make_sampler(spec, worker, restart=len(mine))
+    cache = ModelCache(root / "models", config, results)
+    counts = {"run": 0, "trained": 0}
+    host, pid = socket.gethostname(), os.getpid()
+
+    def objective(trial: optuna.Trial) -> tuple[float, ...]:
+        trial.set_user_attr("worker", worker)
+        trial.set_user_attr("host", host)
+        trial.set_user_attr("pid", pid)
+        params = _suggest(trial, spec)
+        design = design_for(spec, config, params)
+        metrics, art = evaluate_design(design, spec, config, cache,
+                                       seed=_seed_of(params, spec.seed), progress=progress)
+        _write_trial(root / "trials" / str(trial.number), params, metrics, art)
+        trial.set_user_attr("metrics", metrics)
+        trial.set_user_attr("trained", bool(art["trained_now"]))
+        trial.set_user_attr("training_key", art["training_key"])
+        for c in spec.constraints:
+            for key, value in c.violations(metrics).items():
+                trial.set_constraint(key, value)
+        counts["run"] += 1
+        counts["trained"] += int(art["trained_now"])
+        log.info("trial %d %s -> %s", trial.number, params,
+                 {k: round(v, 4) for k, v in metrics.items() if k in spec.objectives})
+        return tuple(float(metrics[m]) for m in spec.objectives)
+
+    t0 = time.perf_counter()
+    stop = optuna.study.MaxTrialsCallback(spec.trials, states=(TrialState.COMPLETE,))
+    max_attempts = 3 * spec.trials
+    while _n_complete(study) < spec.trials and counts["run"] < max_attempts:
+        study.optimize(objective, n_trials=spec.trials - _n_complete(study), callbacks=[stop],
+                       catch=(DseError,), show_progress_bar=False)
+        failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+                  if t.user_attrs.get("worker") == worker]
+        if len(failed) >= max_attempts:
+            raise DseError(f"study '{name}': {len(failed)} trials failed; see the log")
+    return WorkerReport(worker, counts["run"], counts["trained"], time.perf_counter() - t0)
+
+
+def _n_complete(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def _write_trial(folder: Path, params: dict[str, Any], metrics: dict[str, float],
+                 art: dict[str, Any]) -> None:
+    from dse.ioutil import write_csv, write_json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / "trial.json", {"params": params, "metrics": metrics,
+                                      "training_key": art["training_key"],
+                                      "model_dir": art["model_dir"],
+                                      "trained_now": art["trained_now"]})
+    write_json(folder / "mapping.json", art["mapping"].to_dict())
+    write_csv(folder / "inject.csv", art["inject"])
+    write_csv(folder / "estimate.csv", art["estimate"])
+
+
+def load_study(config: dict[str, Any], name: str, results: Path) -> tuple[StudySpec, optuna.Study]:
+    """The study as stored (for aggregation and the report)."""
+    spec = parse_study(config, name)
+    storage = open_storage(spec, study_dir(results, name))
+    try:
+        return spec, optuna.load_study(study_name=spec.optuna_name, storage=storage)
+    except KeyError:
+        raise DseError(f"study '{name}' not found; run its workers first") from None
+
+
+def trials_frame(spec: StudySpec, study: optuna.Study) -> pd.DataFrame:
+    """One row per finished trial: number, state, worker, params, metrics, feasibility."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        if t.state not in (TrialState.COMPLETE, TrialState.FAIL):
+            continue
+        row: dict[str, Any] = {"number": t.number, "state": t.state.name,
+                               "worker": t.user_attrs.get("worker"),
+                               "trained": t.user_attrs.get("trained"),
+                               "training_key": t.user_attrs.get("training_key"),
+                               "seconds": t.duration.total_seconds() if t.duration else None}
+        row.update({f"param_{k}": v for k, v in t.params.items()})
+        row.update(t.user_attrs.get("metrics", {}))
+        cons = t.constraints or {}
+        row["feasible"] = all(v <= 0 for v in cons.values()) if t.state == TrialState.COMPLETE \
+            else False
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values("number").reset_index(drop=True) if rows else \
+        pd.DataFrame(columns=["number", "state"])

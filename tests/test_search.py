@@ -1,0 +1,188 @@
+"""Co-design search: validation, determinism, training cache, resume after kill -9, workers."""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from dse.config import check_config
+from dse.errors import DseError
+from dse.search import aggregate, init_study, load_study, parse_study, run_worker
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(**study: object) -> dict:
+    cfg = {
+        "seed": 0,
+        "device": "cpu",
+        "devices": {
+            "hfo2-2t2r": {"card": str(REPO / "config/devices/hfo2-2t2r.yaml")},
+            "pcsa-130nm": {"card": str(REPO / "config/devices/pcsa-130nm.yaml")},
+        },
+        "chips": {
+            "rram-2t2r-pcsa-130nm": str(REPO / "config/chips/rram-2t2r-pcsa-130nm.yaml"),
+            "rram-2t2r-pcsa-130nm-ternary":
+                str(REPO / "config/chips/rram-2t2r-pcsa-130nm-ternary.yaml"),
+        },
+        "experiments": {"tiny": {"dataset": "digits", "hidden": [32], "epochs": 1}},
+        "search": {"s": {
+            "experiment": "tiny",
+            "chip": {"binary": "rram-2t2r-pcsa-130nm",
+                     "ternary": "rram-2t2r-pcsa-130nm-ternary"},
+            "parameters": {"vdd": {"low": 0.3, "high": 1.2}},
+            "objectives": {"accuracy": "maximize", "energy_per_inference_pJ": "minimize"},
+            "trials": 4, "repeats": 2, **study}},
+    }
+    return check_config(cfg)
+
+
+def run_study(cfg: dict, results: Path) -> pd.DataFrame:
+    init_study(cfg, "s", results)
+    run_worker(cfg, "s", 0, results)
+    aggregate(cfg, "s", results)
+    return pd.read_csv(results / "search" / "s" / "trials.csv")
+
+
+def test_single_worker_study_is_reproducible(tmp_path: Path) -> None:
+    cfg = tiny_config(parameters={"precision": {"choices": ["binary", "ternary"]},
+                                  "vdd": {"low": 0.3, "high": 1.2}})
+    a = run_study(cfg, tmp_path / "a")
+    b = run_study(cfg, tmp_path / "b")
+    cols = ["number", "param_precision", "param_vdd", "accuracy", "energy_per_inference_pJ"]
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+    assert len(a) == 4 and (a["state"] == "COMPLETE").all()
+    root = tmp_path / "a" / "search" / "s"
+    for f in ("pareto.csv", "hypervolume.csv", "pareto.png", "hypervolume.png", "summary.json"):
+        assert (root / f).is_file()
+    front = pd.read_csv(root / "pareto.csv")
+    assert 1 <= len(front) <= 4
+    # lower supply never costs more energy: the front is sorted by accuracy, energy follows
+    assert front["energy_per_inference_pJ"].is_monotonic_decreasing
+    hv = pd.read_csv(root / "hypervolume.csv")["hypervolume"]
+    assert hv.is_monotonic_increasing
+
+
+def test_inference_parameters_reuse_the_trained_model(tmp_path: Path) -> None:
+    cfg = tiny_config(trials=5)
+    trials = run_study(cfg, tmp_path)
+    assert trials["trained"].sum() == 1  # vdd is inference-time: one training for 5 trials
+    # a training parameter misses the cache: a new lr trains anew
+    cfg2 = copy.deepcopy(cfg)
+    cfg2["search"]["s"]["parameters"]["lr"] = {"low": 0.001, "high": 0.01, "log": True}
+    trials2 = run_study(check_config(cfg2), tmp_path / "other")
+    assert trials2["trained"].sum() == trials2["training_key"].nunique() == len(trials2) == 5
+
+
+def test_changed_space_is_a_new_study(tmp_path: Path) -> None:
+    cfg = tiny_config()
+    a = parse_study(cfg, "s")
+    cfg2 = copy.deepcopy(cfg)
+    cfg2["search"]["s"]["parameters"]["vdd"]["low"] = 0.4
+    assert parse_study(cfg2, "s").optuna_name != a.optuna_name
+    cfg3 = copy.deepcopy(cfg)
+    cfg3["search"]["s"]["trials"] = 40  # more trials extend the same study
+    assert parse_study(cfg3, "s").optuna_name == a.optuna_name
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"parameters": {"vdd": {"low": 1.2, "high": 0.3}}},
+     "search.s.parameters.vdd: empty or inverted range (low 1.2 >= high 0.3)"),
+    ({"parameters": {"vdd": {"low": 0.5, "high": 0.5}}}, "empty or inverted range"),
+    ({"parameters": {"precision": {"choices": []}}}, "search.s.parameters.precision: empty"),
+    ({"parameters": {"voltage": {"low": 0.3, "high": 1}}},
+     "search.s.parameters.voltage: unknown parameter 'voltage' (known: precision"),
+    ({"objectives": {"latency": "minimize"}},
+     "search.s.objectives.latency: unknown objective (known: accuracy"),
+    ({"constraints": {"throughput": {"min": 1}}},
+     "search.s.constraints.throughput: no such column to constrain"),
+    ({"experiment": "nope"}, "search.s.experiment: unknown experiment 'nope'"),
+    ({"chip": {"binary": "rram-2t2r-pcsa-130nm"},
+      "parameters": {"precision": {"choices": ["binary", "ternary"]}}},
+     "search.s.chip: no chip for precision 'ternary'"),
+])
+def test_bad_studies_fail_before_any_trial(change: dict, message: str, tmp_path: Path) -> None:
+    cfg = tiny_config()
+    cfg["search"]["s"].update(change)
+    with pytest.raises(DseError, match=message.replace("(", "\\(").replace(")", "\\)")):
+        spec = parse_study(cfg, "s")
+        init_study(cfg, "s", tmp_path)
+        run_worker(cfg, "s", 0, tmp_path)
+        del spec
+
+
+def _worker(cfg_path: Path, results: Path, k: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "dse.cli", "-q", "--threads", "1", "search", "--config",
+         str(cfg_path), "--study", "s", "--results", str(results), "--worker", str(k)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _killable(cfg: dict, results: Path) -> bool:
+    """Two trials complete and a third running with its parameters drawn."""
+    _, study = load_study(cfg, "s", results)
+    trials = study.get_trials(deepcopy=False)
+    done = sum(t.state == TrialState.COMPLETE for t in trials)
+    return done >= 2 and trials[-1].state == TrialState.RUNNING and bool(trials[-1].params)
+
+
+@pytest.mark.slow
+def test_killed_worker_resumes_without_losing_trials(tmp_path: Path) -> None:
+    cfg = tiny_config(trials=8)
+    cfg_path = tmp_path / "config.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    results = tmp_path / "results"
+    init_study(cfg, "s", results)
+    proc = _worker(cfg_path, results, 0)
+    deadline = time.time() + 240
+    while time.time() < deadline and not _killable(cfg, results):
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    _, study = load_study(cfg, "s", results)
+    before = {t.number: t.values for t in study.get_trials(states=(TrialState.COMPLETE,))}
+    running = [t.number for t in study.get_trials(states=(TrialState.RUNNING,))]
+    assert len(before) >= 2 and len(before) < 8
+    report = run_worker(cfg, "s", 0, results)
+    _, study = load_study(cfg, "s", results)
+    after = {t.number: t.values for t in study.get_trials(states=(TrialState.COMPLETE,))}
+    assert len(after) == 8
+    assert all(after[n] == v for n, v in before.items())  # completed trials kept as they were
+    for n in running:  # the trial the kill interrupted is failed and retried
+        assert study.trials[n].state == TrialState.FAIL
+    retried = [t for t in study.trials if t.user_attrs.get("retry_of") in running]
+    assert retried and retried[0].state == TrialState.COMPLETE
+    assert report.trials_run == 8 - len(before)
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_journal(tmp_path: Path) -> None:
+    cfg = tiny_config(trials=8, workers=2)
+    cfg_path = tmp_path / "config.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    results = tmp_path / "results"
+    init_study(cfg, "s", results)
+    procs = [_worker(cfg_path, results, k) for k in (0, 1)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-2000:]
+    _, study = load_study(cfg, "s", results)
+    done = study.get_trials(states=(TrialState.COMPLETE,))
+    numbers = [t.number for t in study.trials]
+    assert len(numbers) == len(set(numbers))  # every trial recorded once
+    assert len(done) >= 8
+    assert {t.user_attrs["worker"] for t in done} == {0, 1}
+    trials = pd.read_csv(results / "search" / "s" / "trials" / "0" / "inject.csv")
+    assert len(trials) == 2  # repeats
+    assert optuna.__version__.startswith("5.")

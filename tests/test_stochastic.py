@@ -1,0 +1,81 @@
+"""Stochastic-computing input (Hirtzlin et al. 2019, our reading of the abstract; ALGORITHMS §5)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from dse.config import Experiment
+from dse.data import load_dataset
+from dse.nn.stochastic import StochasticInput
+from dse.train import save, train
+
+PIXELS = torch.tensor([0.0, 0.05, 0.3, 0.5, 0.77, 1.0])
+
+
+def test_encoding_equals_the_pixel_in_expectation() -> None:
+    # E[2·Binomial(L, p)/L − 1] = 2p − 1 (the pixel in ±1 coding), Var = 4p(1−p)/L.
+    n, length = 40_000, 8
+    enc = StochasticInput(length, seed=1)
+    x = PIXELS.repeat(n, 1)
+    out = enc(x).double()
+    mean, var = out.mean(0), out.var(0)
+    p = PIXELS.double()
+    sigma = torch.sqrt(4 * p * (1 - p) / length / n)
+    assert ((mean - (2 * p - 1)).abs() <= 3 * sigma + 1e-12).all()
+    expected_var = 4 * p * (1 - p) / length
+    # the sample variance of n draws: relative standard error ~ sqrt(2/n) (< 1 %)
+    assert ((var - expected_var).abs() <= 0.05 * expected_var + 1e-12).all()
+    assert torch.equal(out[:, 0], torch.full((n,), -1.0, dtype=torch.float64))  # p = 0
+    assert torch.equal(out[:, -1], torch.ones(n, dtype=torch.float64))  # p = 1
+
+
+@pytest.mark.parametrize("length", [1, 3, 8, 16])
+def test_values_lie_on_the_bitstream_grid(length: int) -> None:
+    enc = StochasticInput(length, seed=2)
+    x = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    out = enc(x)
+    assert out.shape == x.shape
+    k = (out + 1) * length / 2  # number of 1 bits
+    assert torch.allclose(k, k.round(), atol=1e-5)
+    assert k.min() >= 0 and k.max() <= length
+    if length == 1:
+        assert set(out.unique().tolist()) <= {-1.0, 1.0}  # a fully binary input
+
+
+def test_fresh_draws_and_seeded_reproducibility() -> None:
+    x = torch.full((200, 1, 8, 8), 0.4)
+    enc = StochasticInput(8, seed=5)
+    first, second = enc(x), enc(x)
+    assert not torch.equal(first, second)  # fresh bits on every pass
+    enc.reseed(5)
+    assert torch.equal(enc(x), first)  # the same seed replays the same bits
+    assert torch.equal(StochasticInput(8, seed=5)(x), first)
+    assert not torch.equal(StochasticInput(8, seed=6)(x), first)
+    with pytest.raises(ValueError, match="length"):
+        StochasticInput(0)
+
+
+def test_stochastic_input_run_learns_is_reproducible_and_writes_the_contract(
+        tmp_path: Path) -> None:
+    digits = load_dataset("digits")
+    exp = Experiment.from_dict("sc", {"dataset": "digits", "hidden": [64, 64], "epochs": 3,
+                                      "input": "stochastic", "bitstream_length": 8, "seed": 3})
+    a = train(exp, [digits], progress=False)
+    assert isinstance(a.model.encoder, StochasticInput) and a.model.encoder.length == 8
+    assert a.test_accuracy > 0.6  # chance is 0.1
+    b = train(exp, [digits], progress=False)
+    cols = ["loss", "train_acc", "test_acc"]
+    pd.testing.assert_frame_equal(a.history[cols], b.history[cols], check_exact=True)
+    # the input bits follow the experiment seed
+    c = train(replace(exp, seed=4, epochs=1), [digits], progress=False)
+    assert c.model.encoder.generator.initial_seed() != a.model.encoder.generator.initial_seed()
+    out = save(a, tmp_path / "sc")
+    for f in ("model.pt", "model.json", "history.csv", "pulses.csv", "tasks.csv"):
+        assert (out / f).is_file()
+    assert math.isfinite(a.history["loss"].iloc[-1])

@@ -1,0 +1,30 @@
+# calibrate: one job per device of the config that names a measurement file
+# (devices: NAME: {measurements, family, format, base}); the card and its fit figure go to
+# results/calibrate/NAME.{json,png}, which training picks up through device_card_path().
+
+
+rule calibrate:
+    input:
+        data=lambda wc: config["devices"][wc.device]["measurements"],
+        base=lambda wc: config["devices"][wc.device].get("base", []),
+    output:
+        card="results/calibrate/{device}.json",
+        figure="results/calibrate/{device}.png",
+    log:
+        "logs/calibrate/{device}.log",
+    params:
+        family=lambda wc: config["devices"][wc.device]["family"],
+        format=lambda wc: config["devices"][wc.device].get("format", "auto"),
+        base=lambda wc, input: f"--base {input.base}" if input.base else "",
+    wildcard_constraints:
+        device=CALIBRATED_WILDCARD,
+    threads: 1
+    resources:
+        cpu_slots=1,
+        mem_mb=1000,
+    conda:
+        "../envs/dse.yaml"
+    shell:
+        "dse --threads {threads} calibrate {input.data} --family {params.family}"
+        " --format {params.format} {params.base} --out {output.card} --figure {output.figure}"
+        " > {log} 2>&1"

@@ -1,0 +1,27 @@
+# estimate: energy per inference and area per layer and component, plus programming/training
+# energy from the training pulse counts, for each (experiment, chip) pair.
+
+
+rule estimate:
+    input:
+        mapping="results/map/{exp}/{chip}.json",
+        chip=lambda wc: chip_card_file(wc.chip),
+        history="results/train/{exp}/history.csv",
+        pulses="results/train/{exp}/pulses.csv",
+        devices=lambda wc: chip_device_cards(wc.chip),
+    output:
+        "results/estimate/{exp}/{chip}.csv",
+    log:
+        "logs/estimate/{exp}/{chip}.log",
+    params:
+        devices=lambda wc, input: device_flags(input),
+    wildcard_constraints:
+        chip=CHIP_WILDCARD,
+    threads: 1
+    resources:
+        cpu_slots=1,
+    conda:
+        "../envs/dse.yaml"
+    shell:
+        "dse --threads {threads} estimate --mapping {input.mapping} --chip {input.chip}"
+        " --history {input.history} {params.devices} --out {output} > {log} 2>&1"

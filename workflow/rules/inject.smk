@@ -1,0 +1,31 @@
+# inject: Monte-Carlo fault maps per operating point for each (experiment, chip) pair.
+
+
+rule inject:
+    input:
+        model=multiext("results/train/{exp}/", "model.pt", "model.json"),
+        mapping="results/map/{exp}/{chip}.json",
+        chip=lambda wc: chip_card_file(wc.chip),
+        devices=lambda wc: chip_device_cards(wc.chip, wc.exp),
+    output:
+        table="results/inject/{exp}/{chip}.csv",
+        summary="results/inject/{exp}/{chip}.summary.csv",
+    log:
+        "logs/inject/{exp}/{chip}.log",
+    params:
+        config=CONFIGFILE,
+        model=lambda wc: f"results/train/{wc.exp}",
+        settings=lambda wc: inject_settings(wc.chip),
+        devices=lambda wc, input: device_flags(input),
+    wildcard_constraints:
+        chip=CHIP_WILDCARD,
+    threads: TORCH_THREADS
+    resources:
+        cpu_slots=TORCH_THREADS,
+        mem_mb=4000,
+    conda:
+        "../envs/dse.yaml"
+    shell:
+        "dse --threads {threads} inject --model {params.model} --mapping {input.mapping}"
+        " --chip {input.chip} {params.devices} --config {params.config}"
+        " --out {output.table} --summary {output.summary} > {log} 2>&1"

@@ -1,0 +1,63 @@
+# search: each study is initialised once (fresh storage), run by `workers` jobs sharing the
+# storage, then aggregated into trials.csv, pareto.csv and figures.
+
+
+rule search_init:
+    output:
+        "results/search/{study}/study.json",
+    log:
+        "logs/search/{study}/init.log",
+    params:
+        config=CONFIGFILE,
+        space=lambda wc: study_space(wc.study),
+    conda:
+        "../envs/dse.yaml"
+    shell:
+        "dse search --config {params.config} --study {wildcards.study} --init > {log} 2>&1"
+
+
+rule search_worker:
+    input:
+        study="results/search/{study}/study.json",
+        cards=lambda wc: study_cards(wc.study),
+    output:
+        "results/search/{study}/workers/{worker}.json",
+    log:
+        "logs/search/{study}/worker{worker}.log",
+    benchmark:
+        "results/benchmarks/search/{study}/worker{worker}.tsv"
+    params:
+        config=CONFIGFILE,
+        settings=lambda wc: study_settings(wc.study),
+    threads: TORCH_THREADS
+    resources:
+        cpu_slots=TORCH_THREADS,
+        mem_mb=4000,
+    conda:
+        "../envs/dse.yaml"
+    shell:
+        "dse --threads {threads} search --config {params.config} --study {wildcards.study}"
+        " --worker {wildcards.worker} > {log} 2>&1"
+
+
+rule search_aggregate:
+    input:
+        lambda wc: study_worker_outputs(wc.study),
+    output:
+        multiext(
+            "results/search/{study}/",
+            "trials.csv",
+            "pareto.csv",
+            "hypervolume.csv",
+            "pareto.png",
+            "hypervolume.png",
+            "summary.json",
+        ),
+    log:
+        "logs/search/{study}/aggregate.log",
+    params:
+        config=CONFIGFILE,
+    conda:
+        "../envs/dse.yaml"
+    shell:
+        "dse search --config {params.config} --study {wildcards.study} --aggregate > {log} 2>&1"
