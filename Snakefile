@@ -16,9 +16,11 @@ include: "workflow/rules/map.smk"
 include: "workflow/rules/inject.smk"
 include: "workflow/rules/estimate.smk"
 include: "workflow/rules/search.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
         all_targets(),
+        "reports/report.html",

@@ -322,10 +322,43 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+# -------------------------------------------------------------------------------------- report
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="write the self-contained HTML report of a study")
+    p.add_argument("--config", required=True, type=Path,
+                   help="study config (the Snakefile passes the effective one, "
+                        ".snakemake/dse/config.yaml)")
+    p.add_argument("--results", type=Path, default=Path("results"),
+                   help="folder of the stage outputs [results]")
+    p.add_argument("--benchmarks", type=Path, default=None,
+                   help="Snakemake benchmark files, for run times [RESULTS/benchmarks]")
+    p.add_argument("--out", required=True, type=Path, help="HTML file to write")
+    p.set_defaults(func=_cmd_report)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from dse.config import load_config
+    from dse.ioutil import atomic_output
+    from dse.report import make_report
+
+    config = load_config(args.config)
+    html, sections = make_report(config, args.config, args.results, args.benchmarks)
+    with atomic_output(args.out) as tmp:
+        tmp.write_text(html, encoding="utf-8")
+    failed = [s.title for s in sections if s.failed]
+    if failed:
+        log.error("report %s: some figures or tables failed in: %s (see the messages above)",
+                  args.out, ", ".join(failed))
+    log.info("report: %d sections, %d figures, %.1f MB -> %s", len(sections),
+             sum(s.figures for s in sections), args.out.stat().st_size / 1e6, args.out)
+    return 0
+
+
 # ---------------------------------------------------------------------------------------- main
 SECTIONS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_search,
-    _add_train, _add_map, _add_inject, _add_estimate, _add_calibrate, _add_synthesize]
+    _add_train, _add_map, _add_inject, _add_estimate, _add_calibrate, _add_synthesize,
+    _add_report]
 
 
 def build_parser() -> argparse.ArgumentParser:

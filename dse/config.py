@@ -174,6 +174,7 @@ class Experiment:
     lr_decay: float = 1.0
     seed: int = 0
     train_ber: float = 0.0
+    train_operating_point: dict[str, float] | None = None
     tasks: dict[str, Any] | None = None
     mixed_precision: dict[str, Any] = field(default_factory=dict)
     weak_reset: dict[str, Any] = field(default_factory=dict)

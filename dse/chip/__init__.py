@@ -10,7 +10,9 @@
 * :mod:`dse.chip.estimate` — :func:`estimate` (energy/area per layer and component), :func:`totals`.
 * :mod:`dse.chip.io` — file helpers for the CLI.
 
-Importing this package is cheap (no torch); the stage modules load on first use.
+Importing this package is cheap (no torch); the stage modules load on first use. The stage
+functions whose names are also module names are imported from their modules:
+``from dse.chip.inject import inject``, ``from dse.chip.estimate import estimate``.
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ _EXPORTS = {
     "map_model": "dse.chip.mapping",
     "OperatingPoint": "dse.chip.ber", "ChipErrors": "dse.chip.ber",
     "combine_ber": "dse.chip.ber", "points_from_ber": "dse.chip.ber",
-    "inject": "dse.chip.inject", "summarize": "dse.chip.inject", "StuckAt": "dse.chip.inject",
+    "summarize": "dse.chip.inject", "StuckAt": "dse.chip.inject",
     "AnalogNoise": "dse.chip.inject", "perturbed_weights": "dse.chip.inject",
     "map_accuracies": "dse.chip.inject",
-    "estimate": "dse.chip.estimate", "totals": "dse.chip.estimate",
+    "totals": "dse.chip.estimate",
     "by_component": "dse.chip.estimate",
 }
 

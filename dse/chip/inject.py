@@ -20,15 +20,25 @@ Faults, in order:
    with probability ``sa0`` and in its high-conductance state with ``sa1``; the weight is decoded
    from its cells by the chip's encoding (:mod:`dse.chip.encoding`).
 
+Chips whose sensing is an ADC (the mapping has ``adc_bits``) are read through their ADCs
+(:mod:`dse.chip.adc_quant`, switch: ``adc``): every row group's partial sums are quantized to
+``adc_bits`` over a full-scale range calibrated on the clean model (calibration images: ``x``,
+or ``adc_calibration``), in the noise-free rows and in every fault map (the maps' cell levels are
+passed on, so a faulty cell loads its own column). Other chips are evaluated exactly as before.
+
 A map without any fault (BER 0, no stuck-at, no analog noise) is the model itself: its accuracy
-is the clean accuracy, exactly. Every draw comes from the one generator passed in, in order of
+is the clean accuracy, exactly (on an ADC chip: the clean model read through the ADCs,
+``table.attrs["adc_accuracy"]``). Every draw comes from the one generator passed in, in order of
 passes and layers: the same seed and ``batch`` give the same numbers (another batch size draws
 other, statistically equivalent, maps).
 
 ``results/inject/{exp}/{chip}.csv``: one row per map::
 
     <knob columns, e.g. i_prog, vdd (empty for a direct BER)>, ber, stuck_sa0, stuck_sa1,
-    noise (none | program | program+read), repeat, accuracy
+    noise (none | program | program+read), [adc_bits], repeat, accuracy
+
+``adc_bits`` only for chips with ADC sensing: the resolution the partial sums were quantized to
+(empty when the quantization was switched off: ideal read-out).
 
 ``results/inject/{exp}/{chip}.summary.csv`` (:func:`summarize`): per operating point
 ``n, mean, std, sem, ci95_low, ci95_high`` (Student t interval, ``scipy.stats.t.interval``),
@@ -37,6 +47,7 @@ other, statistically equivalent, maps).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Sequence
@@ -122,11 +133,13 @@ def _analog_levels(levels: torch.Tensor, analog: AnalogNoise,
 
 def perturbed_weights(model: Any, mapping: Mapping, ber: torch.Tensor,
                       generator: torch.Generator, *, stuck_at: StuckAt | None = None,
-                      analog: AnalogNoise | None = None,
-                      noise: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                      analog: AnalogNoise | None = None, noise: torch.Tensor | None = None,
+                      cell_levels: bool = False) -> dict[str, torch.Tensor]:
     """The weights of M fault maps, ``{"<layer>.weight": tensor (M, *weight.shape)}``.
 
     ``ber`` has shape (M,); ``noise`` (bool, (M,)) says which maps get analog noise (default all).
+    ``cell_levels``: also return the cell levels where cells were programmed or stuck,
+    ``{"<layer>.cell_levels": (M, *weight.shape, cells_per_weight)}`` (for the ADC read-out).
     Keys are relative to ``model.body`` (what :func:`map_accuracies` feeds functional_call).
     """
     layers = _check_layers(model, mapping)
@@ -161,6 +174,8 @@ def perturbed_weights(model: Any, mapping: Mapping, ber: torch.Tensor,
                     levels = torch.where(u < stuck.sa0, 0.0,
                                          torch.where(u < stuck.sa0 + stuck.sa1, 1.0, levels))
                 w = enc.from_levels(levels, k, w_max, generator)
+                if cell_levels:
+                    out[f"{name}.cell_levels"] = levels
             out[f"{name}.weight"] = w
     return out
 
@@ -188,45 +203,114 @@ class _FirstLinear:
     so ``z @ W_m.T = z @ W.T + z @ (W_m − W).T`` — one clean product plus one sparse product
     over the changed weights (all maps at once). Dense when many weights changed."""
 
-    def __init__(self, w_clean: torch.Tensor, w_maps: torch.Tensor) -> None:
+    def __init__(self, w_clean: torch.Tensor, w_maps: torch.Tensor,
+                 changed: float | None = None) -> None:
         self.w = w_clean
         self.m, self.out = int(w_maps.shape[0]), int(w_maps.shape[1])
-        delta = (w_maps - w_clean).reshape(self.m * self.out, -1)
-        nnz = int(torch.count_nonzero(delta))
-        self.dense = w_maps if nnz > SPARSE_FIRST_LAYER * delta.numel() else None
-        self.delta = None if self.dense is not None else delta.to_sparse()
+        self.dense: torch.Tensor | None = w_maps.reshape(self.m * self.out, -1)
+        self.delta = None
+        if changed is None or changed <= SPARSE_FIRST_LAYER:
+            delta = self.dense - w_clean.repeat(self.m, 1)
+            if int(torch.count_nonzero(delta)) <= SPARSE_FIRST_LAYER * delta.numel():
+                self.delta, self.dense = delta.to_sparse(), None
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:  # z: (B, in) -> (M, B, out)
-        if self.dense is not None:
-            return torch.matmul(z, self.dense.transpose(1, 2))
+        if self.dense is not None:  # one GEMM for all maps: (B, in) x (in, M*out)
+            return (z @ self.dense.T).view(len(z), self.m, self.out).transpose(0, 1)
         base = z @ self.w.T
         corr = torch.sparse.mm(self.delta, z.T).view(self.m, self.out, -1).transpose(1, 2)
         return base.unsqueeze(0) + corr
 
 
+class _FirstLinearAdc:
+    """:class:`_FirstLinear` on a chip with ADCs: the same shortcut per row group (the group's
+    clean partial sums plus one sparse product over its changed cells for all maps, or one dense
+    product), then each group's partial sums are converted and added (:mod:`dse.chip.adc_quant`).
+    """
+
+    def __init__(self, readout: Any, w_clean: torch.Tensor, w_maps: torch.Tensor,
+                 levels: torch.Tensor | None = None, changed: float | None = None) -> None:
+        self.readout = readout
+        self.m = int(w_maps.shape[0])
+        self.clean = readout.columns(w_clean)  # (k*C, R)
+        cols = readout.columns(w_maps, levels)  # (M, k*C, R)
+        self.kc = int(cols.shape[1])
+        self.dense: torch.Tensor | None = cols.reshape(self.m * self.kc, -1)
+        self.deltas: list[torch.Tensor] = []
+        if changed is None or changed <= SPARSE_FIRST_LAYER:
+            delta = self.dense - self.clean.repeat(self.m, 1)
+            if int(torch.count_nonzero(delta)) <= SPARSE_FIRST_LAYER * delta.numel():
+                sp = delta.to_sparse().coalesce()
+                idx, val = sp.indices(), sp.values()
+                for a, b in readout.groups:  # the changed cells of each row group
+                    keep = (idx[1] >= a) & (idx[1] < b)
+                    self.deltas.append(torch.sparse_coo_tensor(
+                        torch.stack([idx[0][keep], idx[1][keep] - a]), val[keep],
+                        (self.m * self.kc, b - a), check_invariants=False, is_coalesced=True))
+                self.dense = None
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:  # z: (B, in) -> (M, B, out)
+        out = None
+        for g, (a, b) in enumerate(self.readout.groups):
+            zt = z[:, a:b].T  # partial sums laid out (M, k*C, B): contiguous for the ADC passes
+            if self.dense is not None:
+                p = (self.dense[:, a:b] @ zt).view(self.m, self.kc, -1)
+            else:
+                p = torch.sparse.mm(self.deltas[g], zt).view(self.m, self.kc, -1)
+                p += self.clean[:, a:b] @ zt
+            y = self.readout.read(p, g, -2)  # (M, C, B)
+            out = y if out is None else out.add_(y)
+        assert out is not None
+        return out.transpose(1, 2)
+
+
 def map_accuracies(model: Any, weights: dict[str, torch.Tensor], x: torch.Tensor,
-                   y: torch.Tensor, max_elements: float = 8e6) -> torch.Tensor:
+                   y: torch.Tensor, max_elements: float = 8e6,
+                   changed: float | None = None) -> torch.Tensor:
     """Test accuracy of each of the M stacked weight sets in ``weights`` (vmapped passes over
-    image chunks; a chunk is sized so one activation tensor holds <= ``max_elements``)."""
+    image chunks; a chunk is sized so one activation tensor holds <= ``max_elements``).
+
+    ``changed``: the expected fraction of changed weights, if known (skips measuring it when
+    it is too large for the sparse first-layer product). Layers with an ADC read-out attached
+    (:meth:`dse.chip.adc_quant.AdcReadout.attached`) are read through it, from their cells'
+    levels when ``weights`` holds ``"<layer>.cell_levels"``."""
     from collections import OrderedDict
 
     from torch import nn
 
     m = next(iter(weights.values())).shape[0]
-    chunk = int(max(1, min(len(x), max_elements // (m * _activation_size(model)))))
+    size = _activation_size(model)
+    readouts = [ly.readout for _, ly in model.quant_layers() if ly.readout is not None]
+    if readouts:  # the read-out holds k (+1) partial-sum tensors of an output's size per group
+        size *= 1 + max(r.spec.cells_per_weight for r in readouts)
+    chunk = int(max(1, min(len(x), max_elements // (m * size))))
     children = list(model.body.named_children())
     first = next(i for i, (_, c) in enumerate(children) if hasattr(c, "quantized_weight"))
     name, layer = children[first]
     prefix = nn.Sequential(OrderedDict(children[:first]))
-    head = None
+    head: Any = None
     if isinstance(layer, nn.Linear) and f"{name}.weight" in weights:
         with torch.no_grad():
-            head = _FirstLinear(layer.quantized_weight().detach(), weights[f"{name}.weight"])
+            if layer.readout is not None:
+                head = _FirstLinearAdc(layer.readout, layer.quantized_weight().detach(),
+                                       weights[f"{name}.weight"],
+                                       weights.get(f"{name}.cell_levels"), changed)
+            else:
+                head = _FirstLinear(layer.quantized_weight().detach(),
+                                    weights[f"{name}.weight"], changed)
         rest = nn.Sequential(OrderedDict(children[first + 1:]))
-        params = {k: v for k, v in weights.items() if k != f"{name}.weight"}
+        params = {k: v for k, v in weights.items()
+                  if k not in (f"{name}.weight", f"{name}.cell_levels")}
     else:
         rest = nn.Sequential(OrderedDict(children[first:]))
         params = dict(weights)
+    # layers read through ADCs get their maps' column matrices, built once for all image chunks
+    for lname, ly in model.quant_layers():
+        if ly.readout is not None and f"{lname}.weight" in params:
+            with torch.no_grad():
+                params[f"{lname}.cell_columns"] = ly.readout.columns(
+                    params.pop(f"{lname}.weight"), params.pop(f"{lname}.cell_levels", None))
+    params = {k: v for k, v in params.items() if not k.endswith(".cell_levels")}
 
     def run(p: dict[str, torch.Tensor], h: torch.Tensor) -> torch.Tensor:
         return functional_call(rest, p, (h,))
@@ -256,12 +340,18 @@ def inject(model: Any, mapping: Mapping, x: torch.Tensor, y: torch.Tensor,
            points: Sequence[float | OperatingPoint], repeats: int,
            generator: torch.Generator, *, batch: int = 25, stuck_at: StuckAt | None = None,
            analog: AnalogNoise | None = None, progress: bool = False,
-           max_elements: float = 8e6) -> pd.DataFrame:
+           max_elements: float = 8e6, adc: bool = True,
+           adc_calibration: torch.Tensor | None = None) -> pd.DataFrame:
     """Accuracy of ``repeats`` fault maps at each operating point (see the module docstring).
 
     ``points`` are :class:`OperatingPoint` s or plain BERs; ``generator`` (on the model's device)
-    draws every fault; ``batch`` fault maps are evaluated per pass. The clean accuracy is in
-    ``table.attrs["clean_accuracy"]``.
+    draws every fault; ``batch`` fault maps are evaluated per pass. The clean accuracy (ideal
+    read-out) is in ``table.attrs["clean_accuracy"]``.
+
+    ``adc``: on chips with ADC sensing, quantize the partial sums to the mapping's ``adc_bits``
+    (False: ideal read-out); ``adc_calibration``: images that set the ADC ranges (default ``x``).
+    The accuracy of the fault-free model read through the ADCs is in
+    ``table.attrs["adc_accuracy"]``.
     """
     from dse.train.loop import evaluate
 
@@ -282,24 +372,37 @@ def inject(model: Any, mapping: Mapping, x: torch.Tensor, y: torch.Tensor,
     if mapping.encoding == "analog" and analog is None:
         log.warning("analog chip %s without a device card: no programming noise injected",
                     mapping.chip)
+    readout = None
+    if adc and mapping.adc_bits is not None:
+        from dse.chip.adc_quant import build_readout
+
+        cal = x if adc_calibration is None else adc_calibration.to(x.device)
+        readout = build_readout(model, mapping, cal)
 
     maps = [(i, r) for i in range(len(pts)) for r in range(repeats)]
     acc = np.full(len(maps), np.nan)
     faulty = [j for j, (i, _) in enumerate(maps)
               if pts[i].ber > 0 or stuck is not None or (use_analog and pts[i].noise)]
     faulty_set = set(faulty)
-    acc[[j for j in range(len(maps)) if j not in faulty_set]] = clean
     chunks = [faulty[s:s + batch] for s in range(0, len(faulty), batch)]
-    for chunk in tqdm(chunks, desc=f"inject {mapping.chip}", disable=not progress, leave=False,
-                      unit="pass"):
-        ber = torch.tensor([pts[maps[j][0]].ber for j in chunk], dtype=torch.float32,
-                           device=x.device)
-        noise = torch.tensor([pts[maps[j][0]].noise for j in chunk], device=x.device)
-        weights = perturbed_weights(model, mapping, ber, generator, stuck_at=stuck,
-                                    analog=analog if use_analog else None, noise=noise)
-        acc[chunk] = map_accuracies(model, weights, x, y, max_elements).cpu().numpy()
+    with readout.attached(model) if readout is not None else contextlib.nullcontext():
+        reference = clean if readout is None else evaluate(model, x, y)
+        acc[[j for j in range(len(maps)) if j not in faulty_set]] = reference
+        for chunk in tqdm(chunks, desc=f"inject {mapping.chip}", disable=not progress,
+                          leave=False, unit="pass"):
+            ber = torch.tensor([pts[maps[j][0]].ber for j in chunk], dtype=torch.float32,
+                               device=x.device)
+            noise = torch.tensor([pts[maps[j][0]].noise for j in chunk], device=x.device)
+            weights = perturbed_weights(model, mapping, ber, generator, stuck_at=stuck,
+                                        analog=analog if use_analog else None, noise=noise,
+                                        cell_levels=readout is not None)
+            changed = 1.0 if use_analog and bool(noise.any()) else (
+                float(ber.mean()) + (stuck.sa0 + stuck.sa1 if stuck is not None else 0.0))
+            acc[chunk] = map_accuracies(model, weights, x, y, max_elements,
+                                        changed).cpu().numpy()
 
     knob_names = sorted({k for p in pts for k in p.knobs})
+    group = [*GROUP, "adc_bits"] if mapping.adc_bits is not None else GROUP
     rows = []
     for j, (i, r) in enumerate(maps):
         p = pts[i]
@@ -307,10 +410,15 @@ def inject(model: Any, mapping: Mapping, x: torch.Tensor, y: torch.Tensor,
         row.update(ber=p.ber, stuck_sa0=stuck.sa0 if stuck else 0.0,
                    stuck_sa1=stuck.sa1 if stuck else 0.0,
                    noise=noise_label if (use_analog and p.noise) else "none",
+                   adc_bits=np.nan if readout is None else readout.bits,
                    repeat=r, accuracy=float(acc[j]))
         rows.append(row)
-    table = pd.DataFrame(rows, columns=[*knob_names, *GROUP, "repeat", "accuracy"])
+    table = pd.DataFrame(rows, columns=[*knob_names, *group, "repeat", "accuracy"])
     table.attrs["clean_accuracy"] = clean
+    if readout is not None:
+        table.attrs["adc_accuracy"] = reference
+        log.info("%s: %d-bit ADC read-out, fault-free accuracy %.4f (ideal %.4f)",
+                 mapping.chip, readout.bits, reference, clean)
     return table
 
 

@@ -12,7 +12,7 @@ The per-inference operation counts come from the chip's sensing scheme (:mod:`ds
 ``results/map/{exp}/{chip}.json`` (:meth:`Mapping.to_dict`)::
 
     format: dse-mapping/1, chip, encoding, sensing, array {rows, cols}, cells_per_weight,
-    parallel_rows, experiment, layers: [...], totals: {...}
+    parallel_rows, adc_bits, on_off_ratio, experiment, layers: [...], totals: {...}
 
 and per layer:
 
@@ -20,6 +20,11 @@ and per layer:
     in_bits, out_bits, tiles_rows, tiles_cols, tiles, rows_used (= rows), cols_used (physical
     columns = cols·k), utilisation, weights, cells, sense_amps, adcs, and per inference:
     cell_reads, sense_ops, adc_conversions, partial_sum_additions, buffer_accesses (bits).
+
+Chips with ADC sensing also record how their partial sums are read, for the accuracy model of
+the inject stage (:mod:`dse.chip.adc_quant`): ``parallel_rows`` (the rows summed in one read),
+``adc_bits`` and ``on_off_ratio`` (R_off/R_on of the card's cell, whose HRS current adds to every
+column; null when the card gives no r_on/r_off). All three are null for other sensing schemes.
 
 Activation widths: a binary (sign) activation is 1 bit; other activations and real-valued input
 pixels are ``ACTIVATION_BITS`` = 8 bits (DNN+NeuroSim V2.1 ``train.py`` default wl_activate=8;
@@ -101,6 +106,8 @@ class Mapping:
     parallel_rows: int | None
     layers: tuple[LayerMapping, ...]
     experiment: str | None = None
+    adc_bits: int | None = None
+    on_off_ratio: float | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def layer(self, name: str) -> LayerMapping:
@@ -126,6 +133,8 @@ class Mapping:
             "array": {"rows": self.array_rows, "cols": self.array_cols},
             "cells_per_weight": self.cells_per_weight,
             "parallel_rows": self.parallel_rows,
+            "adc_bits": self.adc_bits,
+            "on_off_ratio": self.on_off_ratio,
             "experiment": self.experiment,
             "layers": [asdict(lm) for lm in self.layers],
             "totals": self.totals(),
@@ -140,12 +149,19 @@ class Mapping:
         try:
             layers = tuple(LayerMapping(**lm) for lm in d["layers"])
             known = {"format", "chip", "encoding", "sensing", "array", "cells_per_weight",
-                     "parallel_rows", "experiment", "layers", "totals"}
+                     "parallel_rows", "adc_bits", "on_off_ratio", "experiment", "layers",
+                     "totals"}
+            if d["sensing"] == "adc" and d.get("adc_bits") is None:
+                raise DseError("the mapping of an ADC chip has no adc_bits (made before the "
+                               "ADC accuracy model); re-run `dse map`", source=source)
+            ratio = d.get("on_off_ratio")
             return cls(chip=d["chip"], encoding=d["encoding"], sensing=d["sensing"],
                        array_rows=int(d["array"]["rows"]), array_cols=int(d["array"]["cols"]),
                        cells_per_weight=int(d["cells_per_weight"]),
                        parallel_rows=d.get("parallel_rows"), layers=layers,
                        experiment=d.get("experiment"),
+                       adc_bits=None if d.get("adc_bits") is None else int(d["adc_bits"]),
+                       on_off_ratio=None if ratio is None else float(ratio),
                        extra={k: v for k, v in d.items() if k not in known})
         except (KeyError, TypeError, ValueError) as exc:
             raise DseError(f"malformed mapping ({type(exc).__name__}: {exc}); re-run `dse map`",
@@ -240,8 +256,12 @@ def map_model(model_or_layers: Any | Sequence[LayerSpec], chip: ChipCard,
     if not specs:
         raise DseError("the model has no weight layers to map")
     layers = tuple(map_layer(s, chip) for s in specs)
+    adc = chip.sensing == "adc"
+    on_off = chip.r_off_ohm / chip.r_on_ohm if adc and chip.r_on_ohm and chip.r_off_ohm \
+        else None
     return Mapping(chip=chip.name, encoding=chip.encoding, sensing=chip.sensing,
                    array_rows=chip.rows, array_cols=chip.cols,
                    cells_per_weight=chip.cells_per_weight,
-                   parallel_rows=chip.parallel_rows if chip.sensing == "adc" else None,
-                   layers=layers, experiment=experiment)
+                   parallel_rows=chip.parallel_rows if adc else None,
+                   layers=layers, experiment=experiment,
+                   adc_bits=chip.adc_bits if adc else None, on_off_ratio=on_off)

@@ -100,6 +100,12 @@ class PulseDevice(DeviceModel):
     IMPERFECTIONS: ClassVar[tuple[str, ...]] = ("d2d", "c2c", "nonlinearity", "read_noise",
                                                 "program_noise")
     D2D_BOUNDS_FIT: ClassVar[bool] = False  # per-device fits resolve the bounds (soft bounds)
+    STATE_MUTABLE: ClassVar[tuple[str, ...]] = ("x", "wn")
+
+    @property
+    def idle_unchanged(self) -> bool:
+        """Devices with n = 0 stay exactly unchanged (see :meth:`apply_pulses`)."""
+        return True
 
     # bounds --------------------------------------------------------------------------------
     @property
@@ -224,6 +230,15 @@ class PulseDevice(DeviceModel):
         if generator is not None and self.imperfections["read_noise"] and s > 0:
             x = x + s * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         return x
+
+    def read_at(self, state: Mapping[str, Tensor], idx: Tensor,
+                generator: torch.Generator | None = None) -> Tensor:
+        """:meth:`read` of devices ``idx`` of a flat state (gathers the conductance only)."""
+        return self.read({"x": state["x"].index_select(0, idx)}, generator)
+
+    def read_noise_sigma(self) -> float:
+        """σ of the additive read noise of :meth:`read` (0 when switched off)."""
+        return float(self.values["read_sigma"]) if self.imperfections["read_noise"] else 0.0
 
     def program(self, target: Tensor, generator: torch.Generator) -> Tensor:
         """One-shot programming of ``target`` (clipped to the nominal range) with noise."""

@@ -398,6 +398,63 @@ class DeviceModel(DeviceFamily):
     def program(self, target: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
 
+    def read_noise_sigma(self) -> float | None:
+        """Std of the additive Gaussian read noise of :meth:`read` (0 = none), or ``None`` when
+        the family's read noise is not of that form (then call :meth:`read`)."""
+        return None
+
+    # sparse access to a flat state (every per-device tensor indexed by its first dimension) ------
+    #: state keys ``apply_pulses`` may change (new tensors or in-place writes); the others (D2D
+    #: parameters) are read-only and need no scatter after a sparse call.
+    STATE_MUTABLE: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def idle_unchanged(self) -> bool:
+        """True when a device given n = 0 pulses stays exactly unchanged, so that pulsing only
+        the devices with n ≠ 0 (:meth:`apply_pulses_at`) has the statistics of a dense call."""
+        return False
+
+    @staticmethod
+    def take(state: Mapping[str, torch.Tensor], idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The sub-state of devices ``idx`` of a flat state (0-d tensors are shared as they are)."""
+        return {k: (t.index_select(0, idx) if t.dim() else t) for k, t in state.items()}
+
+    def put(self, state: dict[str, torch.Tensor], idx: torch.Tensor,
+            sub: Mapping[str, torch.Tensor], keys: Sequence[str] | None = None) -> None:
+        """Write a sub-state from :meth:`take` back into ``state`` in place (``keys``: default
+        :attr:`STATE_MUTABLE`); shared 0-d entries are replaced."""
+        for k in (self.STATE_MUTABLE if keys is None else keys):
+            if k not in sub:
+                continue
+            t = sub[k]
+            if t.dim():
+                state[k].index_copy_(0, idx, t)
+            else:
+                state[k] = t
+
+    def read_at(self, state: Mapping[str, torch.Tensor], idx: torch.Tensor,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """:meth:`read` of devices ``idx`` of a flat state only."""
+        return self.read(self.take(state, idx), generator)  # type: ignore[arg-type]
+
+    def apply_pulses_at(self, state: dict[str, torch.Tensor], idx: torch.Tensor,
+                        n: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Apply ``n[i]`` pulses to device ``idx[i]`` of a flat state (shape ``(M,)``).
+
+        When :attr:`idle_unchanged`, only the pulsed devices are gathered, pulsed and scattered
+        back (cost ∝ ``len(idx)``, same statistics as the dense call); otherwise the counts are
+        scattered into a dense tensor and :meth:`apply_pulses` runs on every device.
+        """
+        if not self.idle_unchanged:
+            ref = next(t for t in state.values() if t.dim())
+            dense = torch.zeros(ref.shape[0], dtype=n.dtype, device=ref.device)
+            return self.apply_pulses(state, dense.index_copy_(0, idx, n), generator)
+        if idx.numel() == 0:
+            return state
+        sub = self.apply_pulses(self.take(state, idx), n, generator)
+        self.put(state, idx, sub)
+        return state
+
     @staticmethod
     def state_bytes(state: Mapping[str, torch.Tensor]) -> int:
         """Memory held by a state (distinct tensors only)."""

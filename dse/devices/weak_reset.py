@@ -77,6 +77,14 @@ class WeakReset(DeviceModel):
     }
     IMPERFECTIONS: ClassVar[tuple[str, ...]] = ("d2d", "rtn", "pink", "program_noise")
     D2D: ClassVar[tuple[str, ...]] = ("m1", "t_star", "c1", "m2", "R0", "rtn_amp")
+    STATE_MUTABLE: ClassVar[tuple[str, ...]] = ("t", "updated", "rtn", "rtn_high", "hold", "pink")
+    PINK_SPARSE: ClassVar[float] = 0.5  # below this fraction of pulsed devices, gather their rows
+
+    @property
+    def idle_unchanged(self) -> bool:
+        """Every call redraws the RTN level of every device (n = 0 included); without RTN a device
+        given no pulse keeps its state (its 1/f taps shift only by its own pulses)."""
+        return not self.imperfections["rtn"]
 
     def _prepare(self) -> None:
         self.taps = int(self.values["pink_taps"])
@@ -159,9 +167,12 @@ class WeakReset(DeviceModel):
                      generator: torch.Generator) -> dict[str, Tensor]:
         """Apply n ≥ 0 weak-RESET pulses per device; updates and returns ``state``.
 
-        Every device is updated (n = 0 included), as in the reference code. Fast elementwise
-        ops only: the RTN decision r < P is clamp((P − r)·1e30, 0, 1), table lookups use
-        ``index_select``; the 1/f taps are shifted by one ``gather`` and refilled by ``lerp``.
+        Every device is updated (n = 0 included), as in the reference code, but random numbers
+        are drawn only where they can matter: the RTN switch decision only for pulsed devices
+        (T⁰ = I: a device without pulses keeps its RTN state), the RTN level only for devices in
+        the high state (the level of a low device is 0), and the 1/f filter's fresh uniforms only
+        for the min(n, taps) newest taps of pulsed devices (the others only shift). The RTN
+        decision r < P is clamp((P − r)·1e30, 0, 1); table lookups use ``index_select``.
         """
         t = state["t"]
         dev, dtype, shape = t.device, t.dtype, t.shape
@@ -172,33 +183,51 @@ class WeakReset(DeviceModel):
         n_max = int(n.max()) if n.numel() else 0
         state["t"] = t + n
         state["updated"] = torch.tensor(True, device=dev)
+        flat_n = n.reshape(-1)
+        moved = torch.nonzero(flat_n).squeeze(1) if n_max > 0 else None
 
-        def rand(sh: Sequence[int] = shape) -> Tensor:
-            return torch.rand(tuple(sh), generator=generator, dtype=dtype, device=dev)
+        def rand(k: int) -> Tensor:
+            return torch.rand(k, generator=generator, dtype=dtype, device=dev)
 
         if self.imperfections["rtn"]:
-            tab = self.rtn_transitions(n_max)
-            # [P(low→high in k), k = 0..n_max] then [P(high→low in k)]
-            flat = torch.cat([tab[:, 0, 1], tab[:, 1, 0]]).to(dtype=dtype, device=dev)
-            high = state["rtn_high"]
-            idx = torch.addcmul(n, high, torch.full((), n_max + 1.0, dtype=dtype, device=dev))
-            p = torch.index_select(flat, 0, idx.reshape(-1).to(torch.int32)).view(shape)
-            flip = p.sub_(rand()).mul_(1e30).clamp_(0.0, 1.0)  # 1 where r < P
-            high = (high - flip).abs_()
-            state["rtn_high"] = high
-            state["rtn"] = rand().mul_(state["rtn_amp"]).mul_(rand()).mul_(high)
-        if self.imperfections["pink"] and n_max > 0:
+            high = state["rtn_high"].reshape(-1)
+            if moved is not None:
+                tab = self.rtn_transitions(n_max)
+                # [P(low→high in k), k = 0..n_max] then [P(high→low in k)]
+                flat = torch.cat([tab[:, 0, 1], tab[:, 1, 0]]).to(dtype=dtype, device=dev)
+                h_m = high.index_select(0, moved)
+                idx = torch.addcmul(flat_n.index_select(0, moved), h_m,
+                                    torch.full((), n_max + 1.0, dtype=dtype, device=dev))
+                p = torch.index_select(flat, 0, idx.to(torch.int32))
+                flip = p.sub_(rand(moved.numel())).mul_(1e30).clamp_(0.0, 1.0)  # 1 where r < P
+                high = high.index_copy(0, moved, h_m.sub_(flip).abs_())
+            on = torch.nonzero(high).squeeze(1)
+            amp = state["rtn_amp"]
+            amp = amp.reshape(-1).index_select(0, on) if amp.dim() else amp
+            level = torch.zeros_like(high).index_copy_(
+                0, on, rand(on.numel()).mul_(amp).mul_(rand(on.numel())))
+            state["rtn_high"] = high.view(shape)
+            state["rtn"] = level.view(shape)
+        if self.imperfections["pink"] and moved is not None:
             # buffer layout [fresh | taps]: after n pulses tap k is buffer[taps + k − n], i.e.
             # the old tap k − n, or one of the n fresh uniforms for k < n (the reference roll)
             m = self.taps
+            b = torch.as_tensor(self._b, dtype=dtype, device=dev)
             buf = state["hold"].view(-1, 2 * m)
-            k = min(n_max, m)
-            buf[:, m - k: m].uniform_(generator=generator)
-            start = (m - n.reshape(-1).clamp(max=float(m))).to(torch.long)
-            rows = torch.arange(buf.shape[0], device=dev)
-            new = buf.unfold(1, m, 1)[rows, start]
-            buf[:, m:].copy_(new)
-            state["pink"] = (new @ torch.as_tensor(self._b, dtype=dtype, device=dev)).view(shape)
+            sparse = moved.numel() < self.PINK_SPARSE * buf.shape[0]
+            rows = buf.index_select(0, moved) if sparse else buf
+            k = (flat_n.index_select(0, moved) if sparse else flat_n).clamp(max=float(m))
+            start = (m - k).to(torch.long)
+            fresh = torch.arange(m, device=dev) >= start.unsqueeze(1)  # the k newest slots
+            rows[:, :m].masked_scatter_(fresh, rand(int(k.sum())))
+            new = rows.unfold(1, m, 1)[torch.arange(rows.shape[0], device=dev), start]
+            if sparse:
+                buf[:, m:].index_copy_(0, moved, new)
+                pink = state["pink"].reshape(-1).index_copy(0, moved, new @ b)
+            else:
+                buf[:, m:].copy_(new)
+                pink = new @ b
+            state["pink"] = pink.view(shape)
         return state
 
     def taps_of(self, state: Mapping[str, Tensor]) -> Tensor:
@@ -220,6 +249,10 @@ class WeakReset(DeviceModel):
         if "updated" in state and not bool(state["updated"]):
             return torch.broadcast_to(state["r0"], state["t"].shape).clone()
         return state["r0"] * torch.exp(self.log_ratio(state))
+
+    def read_noise_sigma(self) -> float:
+        """The model has no separate read noise."""
+        return 0.0
 
     def read(self, state: dict[str, Tensor], generator: torch.Generator | None = None) -> Tensor:
         """Conductance in µS (the model has no separate read noise)."""

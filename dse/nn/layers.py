@@ -1,9 +1,18 @@
 """Quantized layers: the latent weight is kept in ``weight``; forward uses its quantized value.
 
 ``QLinear`` and ``QConv2d`` carry no bias (BatchNorm follows every layer, ALGORITHMS.md §2.1).
+
+Readout hook: when ``layer.readout`` is set (only while :mod:`dse.chip.adc_quant` evaluates a
+model on a chip with ADCs), the forward pass calls ``readout(layer, x, weight)`` instead of the
+ideal product, so the partial sums can be quantized the way the chip reads them.
+``layer.cell_columns`` may then carry a fault map's cell levels arranged as the array's columns
+(passed in by ``torch.func.functional_call``; ``LayerReadout.columns``). Both default to ``None``
+and are not part of the state dict.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +33,9 @@ class QuantLayer:
     training: bool
     train_ber: float
     fault_generator: torch.Generator | None
+    # see the module docstring: set only during a chip readout, never saved
+    readout: Callable[[QuantLayer, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    cell_columns: torch.Tensor | None = None
 
     def _init_quant(self, precision: str, ternary_threshold: float) -> None:
         if precision not in PRECISIONS:
@@ -63,6 +75,8 @@ class QLinear(nn.Linear, QuantLayer):
         self._init_quant(precision, ternary_threshold)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.readout is not None:
+            return self.readout(self, x, self.quantized_weight())
         return F.linear(x, self.quantized_weight())
 
     def extra_repr(self) -> str:
@@ -80,6 +94,8 @@ class QConv2d(nn.Conv2d, QuantLayer):
         self._init_quant(precision, ternary_threshold)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.readout is not None:
+            return self.readout(self, x, self.quantized_weight())
         return self._conv_forward(x, self.quantized_weight(), None)
 
     def extra_repr(self) -> str:

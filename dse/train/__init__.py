@@ -11,14 +11,18 @@ from dse.train.loop import (
     train,
 )
 from dse.train.metaplastic import AdamMeta, MetaplasticTrainer  # registers `metaplastic`
+from dse.train.mixed_precision import MixedPrecisionTrainer  # registers `mixed_precision`
+from dse.train.weak_reset import WeakResetTrainer  # registers `weak_reset_bnn`
 
 __all__ = [
     "ALGORITHMS",
     "AdamMeta",
     "MetaplasticTrainer",
+    "MixedPrecisionTrainer",
     "TrainResult",
     "TrainedModel",
     "Trainer",
+    "WeakResetTrainer",
     "evaluate",
     "load",
     "read_history",

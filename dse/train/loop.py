@@ -25,6 +25,7 @@ from dse.data import Dataset, batches
 from dse.errors import DseError
 from dse.nn import ModelSpec, QNet, build_model
 from dse.nn.stochastic import StochasticInput
+from dse.train.error_aware import resolve_train_ber
 
 log = logging.getLogger(__name__)
 
@@ -183,8 +184,9 @@ def train(exp: Experiment, tasks: list[Dataset], device: torch.device | str = "c
                      activation=exp.activation, input=exp.input, hidden=list(exp.hidden),
                      width=exp.width, bitstream_length=exp.bitstream_length)
     model = build_model(spec, gen).to(device)
-    if exp.train_ber > 0:
-        set_train_ber(model, exp.train_ber, exp.seed)
+    train_ber, ber_source = resolve_train_ber(exp, cards)  # a number or a card's operating point
+    if train_ber > 0:
+        set_train_ber(model, train_ber, exp.seed)
     if isinstance(model.encoder, StochasticInput):  # its input bits follow the experiment seed
         model.encoder.reseed(exp.seed * 1000 + 7)
     trainer = ALGORITHMS[exp.algorithm](exp, model, device, gen, cards)
@@ -243,4 +245,5 @@ def train(exp: Experiment, tasks: list[Dataset], device: torch.device | str = "c
         experiment=exp, spec=spec, model=model, history=pd.DataFrame(history),
         pulses=pd.DataFrame(pulses, columns=["epoch", "layer", "direction", "pulses"]),
         tasks=pd.DataFrame(matrix),
+        extra={"train_ber_resolved": ber_source} if ber_source else {},
     )

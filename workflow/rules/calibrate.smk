@@ -9,9 +9,16 @@ rule calibrate:
         base=lambda wc: config["devices"][wc.device].get("base", []),
     output:
         card="results/calibrate/{device}.json",
-        figure="results/calibrate/{device}.png",
+        figure=report(
+            "results/calibrate/{device}.png",
+            caption="../report/calibrate.rst",
+            category="1. Devices",
+            labels={"device": "{device}", "figure": "measured vs fitted"},
+        ),
     log:
         "logs/calibrate/{device}.log",
+    benchmark:
+        "results/benchmarks/calibrate/{device}.tsv"
     params:
         family=lambda wc: config["devices"][wc.device]["family"],
         format=lambda wc: config["devices"][wc.device].get("format", "auto"),

@@ -38,8 +38,15 @@ def experiment_settings(exp):
     from dse.config import Experiment
 
     settings = asdict(Experiment.from_config(config, exp))
+    for block, algorithm in _ALGORITHM_BLOCKS.items():  # options of other algorithms: irrelevant
+        if settings["algorithm"] != algorithm:
+            settings.pop(block, None)
     settings["data_root"] = config["data_root"]
     return settings
+
+
+_ALGORITHM_BLOCKS = {"mixed_precision": "mixed_precision", "weak_reset": "weak_reset_bnn",
+                     "metaplastic": "metaplastic"}
 
 
 def train_outputs(exp):
@@ -239,3 +246,16 @@ def all_targets():
     for study in STUDIES:
         targets += search_outputs(study)
     return targets
+
+
+# ------------------------------------------------------------------------- report (issue 7)
+from dse.config import config_hash as _config_hash
+
+# The report shows the effective config: any config change (even one no stage reads) reruns it.
+CONFIG_HASH = _config_hash(config)
+
+
+def report_card_files():
+    """Hand-written device and chip card files the report reads (calibrated cards are targets)."""
+    files = [e["card"] for e in config["devices"].values() if e.get("card")]
+    return sorted(set(files) | {config["chips"][c] for c in CHIPS})

@@ -10,9 +10,16 @@ rule estimate:
         pulses="results/train/{exp}/pulses.csv",
         devices=lambda wc: chip_device_cards(wc.chip),
     output:
-        "results/estimate/{exp}/{chip}.csv",
+        report(
+            "results/estimate/{exp}/{chip}.csv",
+            caption="../report/estimate.rst",
+            category="4. Energy and area",
+            labels={"experiment": "{exp}", "chip": "{chip}"},
+        ),
     log:
         "logs/estimate/{exp}/{chip}.log",
+    benchmark:
+        "results/benchmarks/estimate/{exp}/{chip}.tsv"
     params:
         devices=lambda wc, input: device_flags(input),
     wildcard_constraints:

@@ -9,9 +9,16 @@ rule inject:
         devices=lambda wc: chip_device_cards(wc.chip, wc.exp),
     output:
         table="results/inject/{exp}/{chip}.csv",
-        summary="results/inject/{exp}/{chip}.summary.csv",
+        summary=report(
+            "results/inject/{exp}/{chip}.summary.csv",
+            caption="../report/inject.rst",
+            category="3. Robustness",
+            labels={"experiment": "{exp}", "chip": "{chip}"},
+        ),
     log:
         "logs/inject/{exp}/{chip}.log",
+    benchmark:
+        "results/benchmarks/inject/{exp}/{chip}.tsv"
     params:
         config=CONFIGFILE,
         model=lambda wc: f"results/train/{wc.exp}",

@@ -9,6 +9,8 @@ rule map:
         "results/map/{exp}/{chip}.json",
     log:
         "logs/map/{exp}/{chip}.log",
+    benchmark:
+        "results/benchmarks/map/{exp}/{chip}.tsv"
     params:
         model=lambda wc: f"results/train/{wc.exp}",
     wildcard_constraints:

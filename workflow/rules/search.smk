@@ -7,6 +7,8 @@ rule search_init:
         "results/search/{study}/study.json",
     log:
         "logs/search/{study}/init.log",
+    benchmark:
+        "results/benchmarks/search/{study}/init.tsv"
     params:
         config=CONFIGFILE,
         space=lambda wc: study_space(wc.study),
@@ -44,17 +46,31 @@ rule search_aggregate:
     input:
         lambda wc: study_worker_outputs(wc.study),
     output:
-        multiext(
-            "results/search/{study}/",
-            "trials.csv",
-            "pareto.csv",
-            "hypervolume.csv",
-            "pareto.png",
-            "hypervolume.png",
-            "summary.json",
+        "results/search/{study}/trials.csv",
+        report(
+            "results/search/{study}/pareto.csv",
+            caption="../report/pareto_table.rst",
+            category="5. Co-design",
+            labels={"study": "{study}", "item": "Pareto-optimal designs"},
         ),
+        "results/search/{study}/hypervolume.csv",
+        report(
+            "results/search/{study}/pareto.png",
+            caption="../report/pareto.rst",
+            category="5. Co-design",
+            labels={"study": "{study}", "item": "Pareto front"},
+        ),
+        report(
+            "results/search/{study}/hypervolume.png",
+            caption="../report/hypervolume.rst",
+            category="5. Co-design",
+            labels={"study": "{study}", "item": "hypervolume convergence"},
+        ),
+        "results/search/{study}/summary.json",
     log:
         "logs/search/{study}/aggregate.log",
+    benchmark:
+        "results/benchmarks/search/{study}/aggregate.tsv"
     params:
         config=CONFIGFILE,
     conda:

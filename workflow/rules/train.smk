@@ -5,13 +5,20 @@ rule train:
     input:
         card=lambda wc: experiment_card(wc.exp),
     output:
-        multiext(
-            "results/train/{exp}/",
-            "model.pt",
-            "model.json",
-            "history.csv",
-            "pulses.csv",
-            "tasks.csv",
+        "results/train/{exp}/model.pt",
+        "results/train/{exp}/model.json",
+        report(
+            "results/train/{exp}/history.csv",
+            caption="../report/history.rst",
+            category="2. Training",
+            labels={"experiment": "{exp}", "table": "history (per epoch)"},
+        ),
+        "results/train/{exp}/pulses.csv",
+        report(
+            "results/train/{exp}/tasks.csv",
+            caption="../report/tasks.rst",
+            category="2. Training",
+            labels={"experiment": "{exp}", "table": "task matrix"},
         ),
     log:
         "logs/train/{exp}.log",

@@ -1,0 +1,335 @@
+"""ADC quantization of partial sums: the accuracy side of chips whose sensing is an ADC.
+
+A chip with ADC sensing (``sensing.kind: adc``, e.g. ``rram-1t1r-adc``) never delivers the exact
+product ``x · w`` of a layer: it sums the currents of ``parallel_rows`` word lines at a time on
+each bit line, converts that analog partial sum with an N-bit ADC, and adds the converted values
+in its digital periphery. This module models that read-out, laid out as :mod:`dse.chip.mapping`
+lays the weights out; the inject stage applies it to every evaluation on such a chip (the
+noise-free rows and every fault map), and the search does through the inject stage.
+
+**Row groups.** A layer's weight matrix (im2col rows = fan-in, ordered as ``weight[0].flatten()``
+i.e. input channel, kernel row, kernel column) is tiled onto arrays of R_a rows; each tile is read
+in groups of ``parallel_rows`` rows (:func:`row_groups`; the same G as the conversion count of
+:class:`dse.chip.sensing.Adc`). Every group's partial sum on every physical column is converted
+on its own, and the converted values of all groups are added exactly (digital shift-add).
+
+**Columns and sign.** A weight's k cells sit on k adjacent bit lines, each converted (the map
+stage counts k conversions per weight column). Cell levels l in [0, 1] come from the chip's
+encoding (:mod:`dse.chip.encoding`; per layer w_max = max |w| of the clean weights), or, for a
+fault map, from the programmed/stuck cells themselves (``cell_levels`` of the inject stage, passed
+to the layer as ``cell_columns``), so a stuck or noisy "off" cell of a pair loads its own column
+as it would on the chip.
+
+* k = 2 (differential pair): column currents ∝ Σ x (ρ + l+) and Σ x (ρ + l−); both are
+  converted and subtracted digitally: y = w_max · Σ_groups (ADC(p+) − ADC(p−)). ρ = g_min /
+  (g_max − g_min) = 1 / (R_off/R_on − 1) is the current of a cell in its HRS, which real cells
+  cannot switch off (NeuroSim: ``lower = 1/onoffratio``, ``remainderQ`` in
+  ``Training_pytorch/modules/quantization_cpu_np_infer.py`` of neurosim/DNN_NeuroSim_V2.1); it
+  cancels in the subtraction but takes up ADC range. ρ = 1/16 for the card's 100 kΩ / 1.7 MΩ;
+  ρ = 0 (assumption: ideal off state) when the chip card gives no r_on / r_off.
+* k = 1 (offset encoding, l = (1 + w/w_max)/2): the column is read against a mid-range reference
+  column subtracted before conversion (assumption: in analog, as the map stage counts no
+  conversions of a reference column): y = 2 w_max · Σ_groups ADC(Σ x (l − 1/2)).
+
+**ADC and its full-scale range.** Uniform, 2^N codes from lo to hi, round to nearest, clipped
+(:func:`quantize_uniform`). The range follows NeuroSim's rule — the converter spans the minimum
+to the maximum of the partial sums it sees (``LinearQuantizeOut`` in ``Training_pytorch/utee/
+wage_quantizer.py`` of DNN_NeuroSim_V2.1, applied per sub-array of ``subArray`` rows) — but is
+**calibrated once** per layer and row group on the clean model's partial sums over a calibration
+batch (both columns of a pair share it: they share an ADC, ``cols_per_adc``), then frozen, as a
+chip's ADC references are (CrossSim ``ADCRangeLimits.CALIBRATED``, sandialabs/cross-sim
+``simulator/parameters/adc/adc.py``). NeuroSim instead re-ranges on every call (the batch being
+evaluated), which makes a result depend on the batch and lets faults re-range the ADC; and it
+rounds down (``floor``, step range/2^N, a −½-step bias) where this model rounds to nearest (step
+range/(2^N − 1)). The calibration batch defaults to the evaluated images (what NeuroSim's
+per-batch rule sees); pass training images to keep the test set out of it. With N → ∞ the read
+equals the ideal product (tested); with 16 bits the accuracy is the clean one within one image.
+
+**Inputs (DAC).** Not quantized: each group's partial sum is converted once for the whole
+(multi-bit) input, as with analog inputs (CrossSim ``adc_per_ibit = False``; aihwkit's one-pass
+read, whose DAC ``inp_res`` we do not model). The map stage's energy counts follow NeuroSim's
+bit-serial inputs instead (one conversion per input bit); a bit-serial read converts smaller
+partial sums, so for the same N this model somewhat overstates the quantization error of such a
+chip. Not modelled either: ADC noise/offset/non-linearity (aihwkit ``out_noise``), IR drop.
+
+Vectorised: the readout is called from the layers' forward (:mod:`dse.nn.layers` hook), so it runs
+inside ``torch.vmap(functional_call(...))`` over stacked fault maps unchanged; the only Python
+loop is over a layer's row groups.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from dse.chip.encoding import ENCODINGS
+from dse.chip.mapping import Mapping
+from dse.errors import DseError
+
+
+def row_groups(rows: int, array_rows: int, parallel_rows: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` of the row groups read together: tiles of ``array_rows`` rows, each read
+    ``parallel_rows`` word lines at a time (the last read of a tile may be shorter)."""
+    if min(rows, array_rows, parallel_rows) < 1:
+        raise ValueError(f"rows {rows}, array rows {array_rows} and parallel rows "
+                         f"{parallel_rows} must be >= 1")
+    out = []
+    for t0 in range(0, rows, array_rows):
+        t1 = min(t0 + array_rows, rows)
+        out += [(a, min(a + parallel_rows, t1)) for a in range(t0, t1, parallel_rows)]
+    return out
+
+
+def quantize_uniform(p: torch.Tensor, lo: torch.Tensor | float, hi: torch.Tensor | float,
+                     bits: int) -> torch.Tensor:
+    """An N-bit uniform converter: 2^N codes from ``lo`` to ``hi`` (round to nearest, values
+    outside the range clipped to its ends)."""
+    top = float(2 ** int(bits) - 1)
+    lo_t = torch.as_tensor(lo, dtype=p.dtype, device=p.device)
+    hi_t = torch.as_tensor(hi, dtype=p.dtype, device=p.device)
+    step = (hi_t - lo_t).clamp(min=torch.finfo(p.dtype).tiny) / top
+    return lo_t + step * torch.round((p - lo_t) / step).clamp(0.0, top)
+
+
+@dataclass(frozen=True)
+class AdcSpec:
+    """How a chip reads partial sums (from its mapping, :meth:`from_mapping`)."""
+
+    bits: int
+    array_rows: int
+    parallel_rows: int
+    cells_per_weight: int
+    encoding: str
+    offset: float = 0.0  # rho = g_min / (g_max - g_min), in cell-level units
+
+    def __post_init__(self) -> None:
+        if self.bits < 1:
+            raise DseError(f"adc_bits: {self.bits} must be >= 1")
+        if self.cells_per_weight not in (1, 2):
+            raise DseError(f"cells_per_weight: the ADC read-out model handles 1 or 2 cells per "
+                           f"weight, not {self.cells_per_weight}")
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping, bits: int | None = None) -> AdcSpec | None:
+        """The read-out of ``mapping``'s chip, or None when it has no ADCs."""
+        if mapping.adc_bits is None:
+            return None
+        assert mapping.parallel_rows is not None
+        ratio = mapping.on_off_ratio
+        if ratio is not None and ratio <= 1:
+            raise DseError(f"chip '{mapping.chip}': cell.r_off / cell.r_on = {ratio:g} must be "
+                           "> 1 (the HRS resistance is the larger one)")
+        return cls(bits=int(mapping.adc_bits if bits is None else bits),
+                   array_rows=mapping.array_rows, parallel_rows=int(mapping.parallel_rows),
+                   cells_per_weight=mapping.cells_per_weight, encoding=mapping.encoding,
+                   offset=0.0 if ratio is None else 1.0 / (ratio - 1.0))
+
+
+class LayerReadout:
+    """One weight layer read through the ADCs; called as ``readout(layer, x, weight)`` by the
+    layer's forward hook. ``lo``/``hi`` (per row group) are set by calibration or by hand."""
+
+    def __init__(self, spec: AdcSpec, rows: int, weight_dim: int, w_max: float,
+                 kernel: int = 1) -> None:
+        self.spec = spec
+        self.groups = row_groups(rows, spec.array_rows, spec.parallel_rows)
+        self.weight_dim = int(weight_dim)
+        self.w_max = float(w_max)
+        self.kernel = int(kernel)  # rows per input channel (kh * kw) of a convolution
+        self.lo = torch.full((len(self.groups),), math.nan)
+        self.hi = torch.full((len(self.groups),), math.nan)
+        self.quantize = True
+        self._calib: tuple[list[float], list[float]] | None = None
+        self._masks: dict[tuple[int, Any, Any], torch.Tensor | None] = {}
+
+    # -- cells -> columns ---------------------------------------------------------------------
+    def columns(self, w: torch.Tensor, levels: torch.Tensor | None = None) -> torch.Tensor:
+        """The level matrix of the physical columns, ``(..., k*C, R)``: row j*C + c holds what
+        column j of output c sums per unit input (offset rho, or minus the reference)."""
+        k = self.spec.cells_per_weight
+        if levels is None:
+            levels = ENCODINGS[self.spec.encoding].to_levels(w, k, self.w_max)
+        lv = levels.flatten(-self.weight_dim, -2).movedim(-1, -3).flatten(-3, -2)
+        return lv + self.spec.offset if k == 2 else lv - 0.5
+
+    def read(self, p: torch.Tensor, g: int, dim: int) -> torch.Tensor:
+        """Convert group ``g``'s partial sums ``p`` (k*C physical columns along ``dim`` < 0) and
+        combine each weight's columns: -> the group's contribution to the layer output."""
+        k = self.spec.cells_per_weight
+        scale, shift = self.w_max * (1.0 if k == 2 else 2.0), None
+        if self._calib is not None:
+            lo, hi = self._calib
+            lo[g] = min(lo[g], float(p.min()))
+            hi[g] = max(hi[g], float(p.max()))
+        elif self.quantize:
+            # the converter's integer codes, (p - lo) / step rounded and clipped; the value is
+            # lo + step * code (a pair's lo cancels): fused in-place passes, this runs on
+            # every partial sum of every fault map
+            top = float(2 ** self.spec.bits - 1)
+            lo_g = self.lo[g]
+            step = (self.hi[g] - lo_g).clamp(min=torch.finfo(p.dtype).tiny) / top
+            p = torch.addcmul(-lo_g / step, p, 1.0 / step).round_().clamp(0.0, top)
+            scale, shift = scale * step, lo_g
+        p = p.unflatten(dim, (k, -1))
+        if k == 2:
+            return (p.select(dim - 1, 0) - p.select(dim - 1, 1)).mul_(scale)
+        out = p.select(dim - 1, 0) * scale
+        return out if shift is None else out.add_(2.0 * self.w_max * shift)
+
+    # -- forward ------------------------------------------------------------------------------
+    def __call__(self, layer: Any, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        cols = getattr(layer, "cell_columns", None)
+        if cols is None:
+            cols = self.columns(w)
+        if self.weight_dim == 2:
+            return self._linear(x, cols)
+        return self._conv(layer, x, cols)
+
+    def _linear(self, x: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        out = None
+        for g, (a, b) in enumerate(self.groups):
+            y = self.read(x[..., a:b] @ cols[..., a:b].transpose(-1, -2), g, -1)
+            out = y if out is None else out + y
+        assert out is not None
+        return out
+
+    def _mask(self, g: int, ref: torch.Tensor) -> torch.Tensor | None:
+        """Zeros for the rows of the channel slice of group g that belong to other groups."""
+        key = (g, ref.device, ref.dtype)
+        if key not in self._masks:
+            a, b = self.groups[g]
+            kk = self.kernel
+            c0, c1 = a // kk, (b - 1) // kk + 1
+            mask = None
+            if a != c0 * kk or b != c1 * kk:
+                mask = torch.zeros((c1 - c0) * kk, dtype=ref.dtype, device=ref.device)
+                mask[a - c0 * kk:b - c0 * kk] = 1.0
+            self._masks[key] = mask
+        return self._masks[key]
+
+    def _conv(self, layer: Any, x: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        kk = self.kernel
+        kh, kw = layer.kernel_size
+        out = None
+        for g, (a, b) in enumerate(self.groups):
+            c0, c1 = a // kk, (b - 1) // kk + 1  # the input channels the group's rows touch
+            wg = cols[..., c0 * kk:c1 * kk]
+            mask = self._mask(g, cols)
+            if mask is not None:
+                wg = wg * mask
+            p = F.conv2d(x[..., c0:c1, :, :], wg.unflatten(-1, (c1 - c0, kh, kw)), None,
+                         layer.stride, layer.padding, layer.dilation)
+            y = self.read(p, g, -3)
+            out = y if out is None else out + y
+        assert out is not None
+        return out
+
+    # -- calibration --------------------------------------------------------------------------
+    def start_calibration(self) -> None:
+        n = len(self.groups)
+        self._calib = ([math.inf] * n, [-math.inf] * n)
+
+    def finish_calibration(self, device: torch.device | None = None) -> None:
+        assert self._calib is not None
+        lo, hi = self._calib
+        self._calib = None
+        if not all(math.isfinite(v) for v in lo + hi):
+            raise DseError("ADC calibration saw no partial sums (empty calibration batch?)")
+        self.lo = torch.tensor(lo, device=device)
+        self.hi = torch.tensor(hi, device=device)
+
+
+class AdcReadout:
+    """The ADC read-out of every weight layer of a model on one chip.
+
+    ``with readout.attached(model): ...`` makes the model's forward pass (plain or inside
+    ``vmap(functional_call(...))``) read its layers through the ADCs.
+    """
+
+    def __init__(self, spec: AdcSpec, layers: dict[str, LayerReadout]) -> None:
+        self.spec = spec
+        self.layers = layers
+
+    @property
+    def bits(self) -> int:
+        return self.spec.bits
+
+    @contextlib.contextmanager
+    def attached(self, model: Any) -> Iterator[AdcReadout]:
+        mods = dict(model.quant_layers())
+        missing = [n for n in self.layers if n not in mods]
+        if missing:
+            raise DseError(f"the ADC read-out has layers {missing} the model does not have")
+        try:
+            for name, ro in self.layers.items():
+                mods[name].readout = ro
+            yield self
+        finally:
+            for name in self.layers:
+                if "readout" in vars(mods[name]):
+                    del mods[name].readout
+
+    def calibrate(self, model: Any, x: torch.Tensor, batch_size: int = 1000) -> None:
+        """Set every group's range to [min, max] of the clean model's partial sums on ``x``."""
+        if len(x) == 0:
+            raise DseError("ADC calibration needs at least one image")
+        was_training = model.training
+        model.eval()
+        for ro in self.layers.values():
+            ro.start_calibration()
+        try:
+            with torch.no_grad(), self.attached(model):
+                for i in range(0, len(x), batch_size):
+                    model(x[i:i + batch_size])
+        finally:
+            model.train(was_training)
+        for ro in self.layers.values():
+            ro.finish_calibration(x.device)
+
+    def ranges(self) -> pd.DataFrame:
+        """The calibrated full-scale ranges: one row per layer and row group."""
+        rows = []
+        for name, ro in self.layers.items():
+            for g, (a, b) in enumerate(ro.groups):
+                rows.append({"layer": name, "group": g, "row_start": a, "row_stop": b,
+                             "lo": float(ro.lo[g]), "hi": float(ro.hi[g]),
+                             "step": float(ro.hi[g] - ro.lo[g]) / (2 ** self.bits - 1)})
+        return pd.DataFrame(rows)
+
+
+def layer_readouts(model: Any, spec: AdcSpec) -> dict[str, LayerReadout]:
+    """Uncalibrated readouts of ``model``'s weight layers (w_max from the clean weights)."""
+    out = {}
+    with torch.no_grad():
+        for name, layer in model.quant_layers():
+            wq = layer.quantized_weight().detach()
+            if wq.dim() == 4 and (layer.groups != 1 or layer.padding_mode != "zeros"):
+                raise DseError(f"layer {name}: the ADC read-out handles ungrouped, zero-padded "
+                               "convolutions only")
+            w_max = float(wq.abs().max().clamp(min=torch.finfo(wq.dtype).tiny))
+            rows = int(wq[0].numel())
+            kernel = int(math.prod(wq.shape[2:])) if wq.dim() == 4 else 1
+            out[name] = LayerReadout(spec, rows, wq.dim(), w_max, kernel)
+    return out
+
+
+def build_readout(model: Any, mapping: Mapping, calibration: torch.Tensor,
+                  bits: int | None = None, batch_size: int = 1000) -> AdcReadout | None:
+    """The calibrated ADC read-out of ``model`` on ``mapping``'s chip (None without ADCs).
+
+    ``calibration``: images whose clean partial sums set the full-scale ranges; ``bits``
+    overrides the chip's ADC resolution.
+    """
+    spec = AdcSpec.from_mapping(mapping, bits)
+    if spec is None:
+        return None
+    readout = AdcReadout(spec, layer_readouts(model, spec))
+    readout.calibrate(model, calibration, batch_size)
+    return readout

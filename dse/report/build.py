@@ -1,0 +1,474 @@
+"""Assemble the report: sections in pipeline order, each a list of figures, tables and notes.
+
+:func:`build_sections` turns :class:`~dse.report.io.ReportData` into :class:`Section` s; a
+section whose stage produced nothing is left out (never shown empty). Each figure is rendered
+on its own: a figure that raises becomes a visible failure item in its section (CSS class
+``failed``) and an error in the log, and the rest of the report is still written.
+:func:`render_html` fills the Jinja2 template shipped in ``dse/report/templates/``.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import seaborn as sns
+
+from dse.report import figures as F
+from dse.report.io import ReportData
+from dse.report.provenance import Provenance
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TITLE = "dse design-space exploration report"
+DEFAULT_DPI = 100
+
+
+@dataclass
+class Item:
+    """One element of a section: ``figure`` (``content`` = data URI), ``table`` (HTML),
+    ``text`` (HTML), ``pre`` (plain text) or ``failed`` (``content`` = the message)."""
+
+    kind: str
+    title: str
+    content: str
+    caption: str = ""
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    intro: str
+    items: list[Item] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(i.kind == "failed" for i in self.items)
+
+    @property
+    def figures(self) -> int:
+        return sum(i.kind == "figure" for i in self.items)
+
+
+class _Builder:
+    def __init__(self, section: Section, dpi: int) -> None:
+        self.section = section
+        self.dpi = dpi
+
+    def figure(self, title: str, make: Callable[[], Any], caption: str = "") -> None:
+        """Render ``make()`` (a Figure, or PNG bytes written by a stage) into the section."""
+        try:
+            with sns.axes_style("whitegrid"):
+                out = make()
+            uri = F.png_to_data_uri(out) if isinstance(out, bytes) else \
+                F.figure_to_data_uri(out, self.dpi)
+        except Exception as exc:  # a broken figure must not take the report down
+            log.exception("report section '%s': figure '%s' failed", self.section.title, title)
+            self.failed(f"Figure \u201c{title}\u201d could not be rendered: "
+                        f"{type(exc).__name__}: {exc}")
+            return
+        self.section.items.append(Item("figure", title, uri, caption))
+
+    def table(self, title: str, df: pd.DataFrame | Callable[[], pd.DataFrame],
+              caption: str = "", formats: dict[str, str] | None = None) -> None:
+        """Add a table (a DataFrame, or a function making one: a failure is shown)."""
+        try:
+            content = table_html(df() if callable(df) else df, formats)
+        except Exception as exc:
+            log.exception("report section '%s': table '%s' failed", self.section.title, title)
+            self.failed(f"Table \u201c{title}\u201d could not be rendered: "
+                        f"{type(exc).__name__}: {exc}")
+            return
+        self.section.items.append(Item("table", title, content, caption))
+
+    def text(self, content_html: str, title: str = "") -> None:
+        self.section.items.append(Item("text", title, content_html))
+
+    def failed(self, message: str) -> None:
+        self.section.items.append(Item("failed", "", message))
+
+
+def _fmt(v: Any, spec: str | None) -> str:
+    if v is None or (isinstance(v, float) and pd.isna(v)):
+        return ""
+    if spec and isinstance(v, int | float) and not isinstance(v, bool):
+        return format(v, spec)
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def table_html(df: pd.DataFrame, formats: dict[str, str] | None = None) -> str:
+    """A compact HTML table (values escaped; floats to 4 significant digits unless
+    ``formats`` gives a format spec for the column)."""
+    formats = formats or {}
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = []
+    for row in df.itertuples(index=False):
+        cells = "".join(f"<td>{html.escape(_fmt(v, formats.get(c)))}</td>"
+                        for c, v in zip(df.columns, row, strict=True))
+        body.append(f"<tr>{cells}</tr>")
+    return (f'<table class="data"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table>')
+
+
+def _problems(b: _Builder, data: ReportData, key: str) -> None:
+    for msg in data.problems.get(key, []):
+        b.failed(f"Could not read {msg}")
+
+
+# ------------------------------------------------------------------------------- sections
+def _calibration(data: ReportData, dpi: int) -> Section | None:
+    from dse.devices import BitErrorModel, from_card
+
+    binary: list[tuple[str, BitErrorModel]] = []
+    bad: list[str] = []
+    for name, card in data.device_cards.items():
+        try:
+            model = from_card(card)
+        except Exception as exc:
+            bad.append(f"device card {name}: {exc}")
+            continue
+        if isinstance(model, BitErrorModel):
+            binary.append((name, model))
+    if not data.calibrations and not binary and not data.problems.get("calibration"):
+        return None
+    s = Section("calibration", "Device calibration",
+                "Device cards fitted to measurement files (the calibrate stage) and the bit error "
+                "rates of the binary-cell cards at their operating points.")
+    b = _Builder(s, dpi)
+    _problems(b, data, "calibration")
+    for msg in bad:
+        b.failed(msg)
+    for cal in data.calibrations:
+        if cal.figure is not None:
+            b.figure(f"{cal.name}: measured vs fitted", lambda c=cal: c.figure,
+                     caption=str(cal.card.get("description", "")))
+    if data.calibrations:
+        rows = []
+        for cal in data.calibrations:
+            fit = cal.card.get("fit", {})
+            rows.append({"device": cal.name, "family": cal.card.get("family"),
+                         "format": fit.get("format"), "points": fit.get("n_points"),
+                         "R²": fit.get("r2"), "residual σ": fit.get("residual_sigma"),
+                         "C2C σ": fit.get("c2c_sigma"), "read σ": fit.get("read_sigma"),
+                         "deviance": fit.get("deviance"), "method": fit.get("method"),
+                         "data": fit.get("source_file"),
+                         "synthetic": "yes" if fit.get("synthetic") else "no"})
+        b.table("Fit quality", pd.DataFrame(rows),
+                "R²: fitted mean trajectory vs the smoothed measurement (pulse families) or the "
+                "probit-scale BER fit (binary cells); σ in the card's conductance unit.")
+    if binary:
+        def curves() -> pd.DataFrame:
+            rows = []
+            for name, model in binary:
+                knobs = list(model.knobs)
+                for op in model.operating_points():
+                    ber = float(model.ber(**op))
+                    others = ", ".join(F.knob_text(k, op[k]) for k in knobs[1:] if k in op)
+                    rows.append({"card": name, "family": model.card.get("family"),
+                                 "knob": knobs[0], "value": float(op[knobs[0]]), "ber": ber,
+                                 "series": others})
+            return pd.DataFrame(rows)
+
+        b.figure("Bit error rate at the operating points",
+                 lambda: F.ber_curves_figure(curves()),
+                 "Each card's default operating-point sweep (operating_points: of the card); "
+                 "hollow markers: BER below the axis floor.")
+    return s
+
+
+def _training(data: ReportData, dpi: int) -> Section | None:
+    if not data.history and not data.problems.get("training"):
+        return None
+    s = Section("training", "Training",
+                "One run per experiment: learning curves, final accuracies and the device "
+                "programming pulses counted by the in-the-loop algorithms.")
+    b = _Builder(s, dpi)
+    _problems(b, data, "training")
+    if not data.history:
+        return s
+    hist = pd.concat([h.assign(experiment=e) for e, h in data.history.items()],
+                     ignore_index=True)
+    b.figure("Learning curves", lambda: F.learning_curves_figure(hist),
+             "Train and test accuracy (left axis) and loss (dashed, right axis) per epoch; "
+             "dotted lines: task boundaries.")
+    def experiments() -> pd.DataFrame:
+        rows = []
+        for exp, h in data.history.items():
+            e = data.models.get(exp, {}).get("experiment", {})
+            cfg = data.config.get("experiments", {}).get(exp, {})
+            rows.append({"experiment": exp,
+                         "algorithm": e.get("algorithm", cfg.get("algorithm")),
+                         "precision": e.get("precision", cfg.get("precision")),
+                         "dataset": e.get("dataset", cfg.get("dataset")),
+                         "model": e.get("model", cfg.get("model")),
+                         "device card": e.get("device_card") or "",
+                         "epochs": int(h["epoch"].max()),
+                         "test accuracy": data.models.get(exp, {}).get(
+                             "test_accuracy", h["test_acc"].iloc[-1]),
+                         "train seconds": float(h["seconds"].sum()),
+                         "pulses": int(h["pulses_up"].sum() + h["pulses_down"].sum())})
+        return pd.DataFrame(rows)
+
+    b.table("Experiments", experiments, formats={"test accuracy": ".4f",
+                                                 "train seconds": ".1f"})
+    pulses = [p.assign(experiment=e) for e, p in data.pulses.items()
+              if len(p) and p["pulses"].sum() > 0]
+    if pulses:
+        table = pd.concat(pulses, ignore_index=True)
+        b.figure("Device programming pulses", lambda: F.pulses_figure(table),
+                 "Pulses applied to the devices during training, summed over epochs, per layer "
+                 "and direction (up = potentiation / conductance up).")
+    else:
+        b.text("<p>No device programming pulses: every experiment keeps its weights in "
+               "digital memory during training (no device-in-the-loop algorithm).</p>")
+    return s
+
+
+def _continual(data: ReportData, dpi: int) -> Section | None:
+    multi = {e: t for e, t in data.tasks.items() if "task" in t and t["task"].nunique() > 1}
+    if not multi:
+        return None
+    s = Section("continual", "Continual learning",
+                "Test accuracy on every task after training each task: the diagonal is the task "
+                "just learnt, below it what is retained of earlier tasks.")
+    b = _Builder(s, dpi)
+    for exp, t in multi.items():
+        b.figure(f"{exp}: task matrix", lambda t=t, e=exp: F.task_matrix_figure(t, title=e))
+
+    def retention() -> pd.DataFrame:
+        rows = []
+        for exp, t in multi.items():
+            last = t[t["after_task"] == t["after_task"].max()]
+            first = t[t["task"] == t["task"].min()].sort_values("after_task")
+            rows.append({"experiment": exp, "tasks": t["task"].nunique(),
+                         "mean accuracy after the last task": last["test_acc"].mean(),
+                         "first task, just learnt": first["test_acc"].iloc[0],
+                         "first task, at the end": first["test_acc"].iloc[-1]})
+        return pd.DataFrame(rows)
+
+    b.table("Retention", retention, formats={"mean accuracy after the last task": ".4f",
+                                             "first task, just learnt": ".4f",
+                                             "first task, at the end": ".4f"})
+    return s
+
+
+def _mapping(data: ReportData, dpi: int) -> Section | None:
+    if not data.mappings and not data.problems.get("mapping"):
+        return None
+    s = Section("mapping", "Mapping onto the chips",
+                "Each weight layer laid out on the chip's arrays (weight-stationary, one set of "
+                "arrays per layer): arrays (tiles) used and the fraction of their cells holding "
+                "weights.")
+    b = _Builder(s, dpi)
+    _problems(b, data, "mapping")
+    if not data.mappings:
+        return s
+
+    def layers() -> pd.DataFrame:
+        return pd.DataFrame([{"experiment": exp, "chip": chip, "layer": lay["name"],
+                              "tiles": lay["tiles"], "utilisation": lay["utilisation"]}
+                             for (exp, chip), m in data.mappings.items()
+                             for lay in m["layers"]])
+
+    def totals() -> pd.DataFrame:
+        rows = []
+        for (exp, chip), m in data.mappings.items():
+            t = m["totals"]
+            rows.append({"experiment": exp, "chip": chip, "encoding": m.get("encoding"),
+                         "sensing": m.get("sensing"),
+                         "array": f"{m['array']['rows']}×{m['array']['cols']}",
+                         "tiles": t.get("tiles"), "cells": t.get("cells"),
+                         "utilisation": t.get("utilisation"), "ADCs": t.get("adcs"),
+                         "sense amps": t.get("sense_amps")})
+        return pd.DataFrame(rows)
+
+    b.figure("Tiles and utilisation per layer", lambda: F.mapping_figure(layers()))
+    b.table("Per experiment and chip", totals, formats={"utilisation": ".3f"})
+    return s
+
+
+def _per_chip(tables: dict[tuple[str, str], pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Tables of (experiment, chip) pairs concatenated per chip (column ``experiment``)."""
+    chips = list(dict.fromkeys(chip for _, chip in tables))
+    return {chip: pd.concat([t.assign(experiment=exp) for (exp, c), t in tables.items()
+                             if c == chip], ignore_index=True) for chip in chips}
+
+
+def _robustness(data: ReportData, dpi: int) -> Section | None:
+    if not data.inject and not data.problems.get("robustness"):
+        return None
+    s = Section("robustness", "Robustness to bit errors",
+                "Monte-Carlo fault injection: test accuracy of the trained networks under the "
+                "chips' weight errors, mean over the fault maps with its 95 % confidence band "
+                "(Student t), against the bit error rate and the operating-point knobs (supply "
+                "voltage, programming current or pulse) with the other knobs at the chip's "
+                "nominal point.")
+    b = _Builder(s, dpi)
+    _problems(b, data, "robustness")
+    per_chip = _per_chip(data.inject)
+    for chip, summary in per_chip.items():
+        card = data.chip_cards.get(chip)
+        nominal = card.knob_values() if card is not None else {}
+        b.figure(chip, lambda t=summary, n=nominal, c=chip: F.robustness_figure(t, n, title=c),
+                 "Lines: mean accuracy; bands: 95 % confidence interval of the mean; dotted: "
+                 "the chip's nominal operating point.")
+
+    def worst() -> pd.DataFrame:
+        rows = []
+        for chip, summary in per_chip.items():
+            for exp, g in summary.groupby("experiment", sort=False):
+                w = g.loc[g["mean"].idxmin()]
+                rows.append({"chip": chip, "experiment": exp,
+                             "clean accuracy": g["clean_accuracy"].iloc[0],
+                             "points": len(g), "maps per point": int(g["n"].max()),
+                             "worst mean accuracy": w["mean"], "at BER": w["ber"]})
+        return pd.DataFrame(rows)
+
+    if per_chip:
+        b.table("Clean and worst-case accuracy", worst,
+                formats={"clean accuracy": ".4f", "worst mean accuracy": ".4f",
+                         "at BER": ".3g"})
+    return s
+
+
+def _energy(data: ReportData, dpi: int) -> Section | None:
+    if not data.estimates and not data.problems.get("energy"):
+        return None
+    s = Section("energy", "Energy and area",
+                "Energy per inference (one image) and area per layer, stacked by component "
+                "(cell reads, sense amplifiers, ADCs, accumulation, buffers, periphery), at each "
+                "chip's nominal operating point.")
+    b = _Builder(s, dpi)
+    _problems(b, data, "energy")
+    from dse.chip.estimate import totals as est_totals
+
+    for chip, table in _per_chip(data.estimates).items():
+        b.figure(chip, lambda t=table, c=chip: F.energy_area_figure(t, title=c))
+
+    def totals() -> pd.DataFrame:
+        rows = []
+        for (exp, chip), t in data.estimates.items():
+            tot = est_totals(t)
+            rows.append({"chip": chip, "experiment": exp,
+                         "energy / inference (pJ)": tot["energy_per_inference_pJ"],
+                         "programming (pJ)": tot["deployment_pJ"],
+                         "training (pJ)": tot["training_pJ"], "area (mm²)": tot["area_mm2"]})
+        return pd.DataFrame(rows).sort_values(["chip", "experiment"], kind="stable")
+
+    if data.estimates:
+        b.table("Totals", totals, "Programming: writing every cell once when the model is "
+                "deployed; training: the device pulses counted during training.")
+    return s
+
+
+def _front_table(st) -> pd.DataFrame:
+    p = st.pareto
+    cols = ["number"] + [c for c in p.columns if c.startswith("param_")] + \
+        [c for c in st.objectives if c in p.columns] + \
+        [c for c in ("ber", "area_mm2") if c in p.columns and c not in st.objectives]
+    return p[cols].rename(columns=lambda c: c.removeprefix("param_"))
+
+
+def _codesign(data: ReportData, dpi: int) -> Section | None:
+    if not data.studies and not data.problems.get("codesign"):
+        return None
+    s = Section("codesign", "Co-design search",
+                "Optuna multi-objective studies: every trial trains (cached), maps, injects and "
+                "estimates one design; the Pareto-optimal feasible designs and the hypervolume "
+                "of the front after each trial.")
+    b = _Builder(s, dpi)
+    _problems(b, data, "codesign")
+    from dse.search.pareto import front_figure, hypervolume_figure
+
+    for name, st in data.studies.items():
+        info = st.summary
+        b.text(f"<p><b>Study {html.escape(name)}</b>: {info.get('trials_complete')} complete "
+               f"trials ({info.get('trials_failed', 0)} failed), {info.get('trainings')} "
+               f"trainings, {info.get('pareto_size')} Pareto-optimal designs; objectives "
+               + ", ".join(f"{html.escape(k)} ({v})" for k, v in st.objectives.items())
+               + (f". Watch it live: <code>optuna-dashboard {html.escape(str(st.journal))}"
+                  "</code>" if st.journal else "") + ".</p>")
+        b.figure(f"{name}: Pareto front",
+                 lambda st=st: front_figure(st.trials, st.pareto, st.objectives),
+                 "Every complete trial; outlined: the Pareto-optimal feasible designs.")
+        b.table(f"{name}: Pareto-optimal designs", lambda st=st: _front_table(st))
+        if len(st.hypervolume):
+            b.figure(f"{name}: hypervolume convergence",
+                     lambda st=st: hypervolume_figure(st.hypervolume),
+                     "Hypervolume of the feasible trials so far (objectives min-max normalised, "
+                     "reference point 1.1).")
+    return s
+
+
+def _provenance(prov: Provenance, dpi: int) -> Section:
+    s = Section("provenance", "Provenance",
+                "What produced this report: the effective configuration, the code, the packages, "
+                "the seeds, the device and chip cards, and how long each stage took.")
+    b = _Builder(s, dpi)
+    info = pd.DataFrame([
+        {"item": "config hash (dse.config.config_hash)", "value": prov.config_hash},
+        {"item": "config file", "value": prov.config_file},
+        {"item": "dse version", "value": prov.dse_version},
+        {"item": "git commit", "value": prov.git.get("commit", "")},
+        {"item": "working tree", "value": prov.git.get("state", "")},
+        {"item": "python", "value": prov.python},
+        {"item": "platform", "value": prov.platform},
+        {"item": "generated", "value": prov.generated},
+    ])
+    b.table("Run", info)
+    b.table("Packages", pd.DataFrame(list(prov.packages.items()), columns=["package", "version"]))
+    b.table("Seeds", prov.seeds)
+    if len(prov.cards):
+        b.table("Device and chip cards", prov.cards)
+    if len(prov.runtimes):
+        b.table("Run time per stage", prov.runtimes.rename(columns=RUNTIME_COLUMNS),
+                "From Snakemake's benchmark: files (results/benchmarks/{stage}/...): wall "
+                "time of the stage's jobs, summed; CPU time; peak resident memory of a job.",
+                formats={"wall time (s)": ".1f", "longest (s)": ".1f", "CPU time (s)": ".1f",
+                         "peak memory (MB)": ".0f"})
+    s.items.append(Item("pre", "Effective configuration", prov.config_yaml))
+    return s
+
+
+RUNTIME_COLUMNS = {"total_s": "wall time (s)", "longest_job": "longest job",
+                   "longest_s": "longest (s)", "cpu_time_s": "CPU time (s)",
+                   "max_rss_mb": "peak memory (MB)"}
+SECTIONS = (_calibration, _training, _continual, _mapping, _robustness, _energy, _codesign)
+
+
+def build_sections(data: ReportData, prov: Provenance, dpi: int = DEFAULT_DPI) -> list[Section]:
+    """The report's sections in pipeline order (stages without outputs left out)."""
+    sections = []
+    for make in SECTIONS:
+        try:
+            section = make(data, dpi)
+        except Exception as exc:  # a bug in one section must not lose the others
+            log.exception("report section %s failed", make.__name__)
+            section = Section(make.__name__.strip("_"), make.__name__.strip("_").capitalize(),
+                              "")
+            section.items.append(Item("failed", "", f"This section could not be built: "
+                                      f"{type(exc).__name__}: {exc}"))
+        if section is not None:
+            sections.append(section)
+    sections.append(_provenance(prov, dpi))
+    return sections
+
+
+def render_html(sections: list[Section], prov: Provenance, title: str = DEFAULT_TITLE) -> str:
+    """The self-contained HTML page (template ``templates/report.html.j2``)."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("dse.report", "templates"),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             lstrip_blocks=True)
+    failed = [s.title for s in sections if s.failed]
+    return env.get_template("report.html.j2").render(title=title, sections=sections, prov=prov,
+                                                      failed=failed)

@@ -1,0 +1,403 @@
+"""``mixed_precision``: threshold-gated device updates from a digital accumulator.
+
+Nandakumar et al., Front. Neurosci. 14:406 (2020), and Wu et al., arXiv 2305.14547 (2023, the
+bulk-switching seed), in the form of aihwkit's ``MixedPrecisionCompound`` (ALGORITHMS.md §3.1,
+§7.4; PEER-AIHWKIT.md §1.2):
+
+* Every weight of every layer is a differential pair of devices of the experiment's device card,
+  W = s·(G⁺ − G⁻), with a per-layer scale s (``weight_range``: a pair at full swing, one device at
+  g_max and the other at g_min, holds ``weight_range``/√fan_in).
+* Forward and backward passes use the weights read from the devices: the pair's conductances with
+  the card's read noise (``read_noise``: ``step`` = a fresh read every mini-batch; ``update`` = a
+  read redrawn only when the pair is written, aihwkit's write-noise semantics; ``off``), and in
+  training the layers' inputs and outputs pass a DAC/ADC of ``dac_bits``/``adc_bits`` (abs-max
+  ranged per sample, aihwkit's ``PresetIOParameters``); the errors δ can be quantized to
+  ``error_bits`` with stochastic rounding (aihwkit ``n_d_bins``).
+* A digital accumulator per weight: χ ← χ − η·∂L/∂W (= η·δxᵀ summed over the batch, η = the
+  experiment's ``lr``); where |χ| ≥ ε, n = trunc(χ/ε) pulses go to the devices and χ ← χ − n·ε.
+  ε = ``threshold`` × the device's mean step ``dw_min`` in weight units (s·dw_min; the pair's
+  nominal change per pulse, twice that for ``push_pull``).
+* ``pulsing``: ``one_sided`` (aihwkit ``OneSidedUnitCell``, the PCM pair of Nandakumar 2020): only
+  potentiation pulses, to G⁺ for n > 0 and to G⁻ for n < 0; ``push_pull``: G⁺ gets n and G⁻ gets
+  −n signed pulses.
+* Refresh (aihwkit ``OneSidedUnitCell``, ``refresh_upper_thres``/``refresh_lower_thres``): when the
+  larger device of a pair is above ``refresh_upper`` of its range while the smaller one is above
+  ``refresh_lower``, both are reset to their lower bound (one RESET each, counted as a depression
+  pulse) and the difference is rewritten open loop onto one device with potentiation pulses
+  (their number from the card's nominal mean trajectory; D2D and C2C make the rewrite imperfect,
+  as on a chip). The initial weights are written the same way.
+* BatchNorm parameters are trained with plain Adam (``bn_lr``).
+
+Speed: only a small fraction of the devices receives pulses in a step, so the pulses, the reads
+and the refresh check touch only those devices (:meth:`dse.devices.DeviceModel.apply_pulses_at`
+gather/scatter); with ``read_noise: step`` the noise of a pair is one Gaussian per weight
+(√2·σ_read, the difference of two independent reads) instead of one per device.
+
+Pulse tallies (``count_pulses``): signed by the device's conductance direction (potentiation =
+up); refresh RESETs are ``down``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dse.config import Experiment, load_schema
+from dse.devices import DeviceModel, from_card
+from dse.errors import DseError
+from dse.nn import QNet
+from dse.train.loop import Trainer, register_algorithm
+
+log = logging.getLogger(__name__)
+
+Tensor = torch.Tensor
+
+
+def algorithm_settings(exp: Experiment, block: str) -> dict[str, Any]:
+    """The experiment's ``<block>:`` mapping with the schema's defaults filled in.
+
+    An :class:`Experiment` built from a validated config already has them; one built directly in
+    Python may not, and the defaults live in one place, ``config/schema.yaml``.
+    """
+    props = load_schema()["$defs"]["experiment"]["properties"][block]["properties"]
+    settings = {k: v.get("default") for k, v in props.items()}
+    given = getattr(exp, block) or {}
+    unknown = sorted(set(given) - set(props))
+    if unknown:
+        raise DseError(f"experiments.{exp.name}.{block}: unknown key {unknown[0]!r} "
+                       f"(allowed keys: {', '.join(sorted(props))})")
+    settings.update(given)
+    return settings
+
+
+def experiment_card(exp: Experiment, cards: dict[str, Any], algorithm: str) -> dict[str, Any]:
+    """The card dict of ``exp.device_card`` (DseError when it is missing)."""
+    if exp.device_card is None:
+        raise DseError(f"experiments.{exp.name}.device_card: algorithm {algorithm} needs a device "
+                       "card (name one of devices:)")
+    if exp.device_card not in cards:
+        raise DseError(f"experiments.{exp.name}: device card '{exp.device_card}' was not loaded "
+                       "(pass its card file, e.g. `dse train --card FILE`)")
+    return cards[exp.device_card]
+
+
+# ------------------------------------------------------------------------------ DAC / ADC
+def absmax_quantize(x: Tensor, bits: int, generator: torch.Generator | None = None) -> Tensor:
+    """Quantize each sample (dim 0) to 2^bits − 1 levels over [−absmax, absmax], i.e. steps of
+    2·absmax/(2^bits − 2) (aihwkit's ``inp_res``/``out_res`` = 1/(2^bits − 2) of the signed
+    range); stochastic rounding when a generator is given."""
+    dims = tuple(range(1, x.dim()))
+    amax = x.abs().amax(dim=dims, keepdim=True) if dims else x.abs().amax()
+    step = amax.clamp_min(torch.finfo(x.dtype).tiny) * (2.0 / float(2 ** bits - 2))
+    q = x / step
+    if generator is None:
+        q = q.round_()
+    else:
+        q = q.add_(torch.rand(q.shape, generator=generator, dtype=q.dtype,
+                              device=q.device)).floor_()
+    return q.mul_(step)
+
+
+class _Converter(torch.autograd.Function):
+    """Forward: ADC quantization of the layer output; backward: quantized error δ."""
+
+    @staticmethod
+    def forward(ctx: Any, y: Tensor, adc_bits: int | None, err_bits: int | None,
+                generator: torch.Generator | None) -> Tensor:
+        ctx.err_bits, ctx.generator = err_bits, generator
+        return absmax_quantize(y, adc_bits) if adc_bits else y.view_as(y)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None]:
+        if ctx.err_bits:
+            grad = absmax_quantize(grad, ctx.err_bits, ctx.generator)
+        return grad, None, None, None
+
+
+class _Dac(torch.autograd.Function):
+    """Forward: DAC quantization of the layer input; backward: straight through."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, bits: int) -> Tensor:
+        return absmax_quantize(x, bits)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        return grad, None
+
+
+# ------------------------------------------------------------------------------ device pairs
+@dataclass
+class PairLayer:
+    """The device pairs of one weight layer (flat state: G⁺ = devices [0, N), G⁻ = [N, 2N))."""
+
+    name: str
+    layer: nn.Module
+    shape: torch.Size
+    n: int
+    scale: float  # weight units per conductance unit
+    eps: float  # ε in weight units
+    state: dict[str, Tensor]
+    chi: Tensor  # (N,) accumulator, weight units
+    clean: Tensor  # (N,) noise-free device weights s·(G⁺ − G⁻)
+    apparent: Tensor  # (N,) the weights the training passes use (clean + read noise)
+
+
+@register_algorithm
+class MixedPrecisionTrainer(Trainer):
+    """``mixed_precision``: χ accumulator, n = trunc(χ/ε) device pulses (module docstring)."""
+
+    name: ClassVar[str] = "mixed_precision"
+
+    def __init__(self, exp: Experiment, model: QNet, device: torch.device,
+                 generator: torch.Generator, cards: dict[str, Any] | None = None) -> None:
+        super().__init__(exp, model, device, generator, cards)
+        if exp.precision != "float":
+            raise DseError(f"experiments.{exp.name}.precision: mixed_precision trains analog "
+                           f"weights, got '{exp.precision}' (set precision: float)")
+        self.settings = s = algorithm_settings(exp, "mixed_precision")
+        card = experiment_card(exp, self.cards, self.name)
+        dev = from_card(card, s["device"] or None, source=f"device card '{exp.device_card}'")
+        if not isinstance(dev, DeviceModel) or not all(
+                hasattr(dev, a) for a in ("set_conductance", "trajectory")):
+            raise DseError(f"experiments.{exp.name}.device_card: '{exp.device_card}' is a "
+                           f"{dev.family} card; mixed_precision needs an analog pulse family whose "
+                           "devices can be reset and rewritten (soft_bounds, exp_step, piecewise)")
+        if not s["refresh_lower"] < s["refresh_upper"]:
+            raise DseError(f"experiments.{exp.name}.mixed_precision: refresh_lower "
+                           f"({s['refresh_lower']}) must be below refresh_upper "
+                           f"({s['refresh_upper']})")
+        self.dev = dev
+        self.lr = float(exp.lr)
+        self.g_min, self.g_max = float(dev.g_min), float(dev.g_max)
+        self.read_mode = str(s["read_noise"])
+        self.read_sigma = dev.read_noise_sigma() if self.read_mode != "off" else 0.0
+        if self.read_sigma is None:  # not additive Gaussian: read every device (slow path)
+            log.info("%s: read noise of %s is not additive; reading every device each step",
+                     exp.name, dev.describe())
+        self.push_pull = s["pulsing"] == "push_pull"
+        span = self.g_max - self.g_min
+        self._refresh_levels = (self.g_min + s["refresh_upper"] * span,
+                                self.g_min + s["refresh_lower"] * span)
+        self.noise_gen = torch.Generator(device=device).manual_seed(exp.seed * 1000 + 31)
+        self._table = self._pulse_table()
+        self.pairs = [self._make_pairs(name, layer) for name, layer in model.quant_layers()]
+        self._hooks = self._install_converters()
+        log.info("mixed_precision: %s, dw_min %.4g %s, threshold %g, %s pulsing, read noise %s",
+                 dev.describe(), dev.dw_min, dev.unit, s["threshold"], s["pulsing"],
+                 self.read_mode)
+
+    # -- setup -------------------------------------------------------------------------------
+    def _pulse_table(self) -> Tensor:
+        """Nominal mean conductance after k potentiation pulses from g_min, k = 0..K (float64)."""
+        k = max(1000, min(int(40 * (self.g_max - self.g_min) / self.dev.dw_min), 2_000_000))
+        tab = self.dev.trajectory(self.g_min, torch.arange(k + 1, dtype=torch.float64), +1)
+        return torch.cummax(tab, 0).values
+
+    def _pulses_between(self, g_from: Tensor, g_to: Tensor) -> Tensor:
+        """Potentiation pulses that move a nominal device from ``g_from`` to ``g_to`` (≥ 0)."""
+        tab = self._table
+
+        def coord(g: Tensor) -> Tensor:
+            g = g.to(torch.float64).clamp(float(tab[0]), float(tab[-1]))
+            i = torch.searchsorted(tab, g).clamp(1, len(tab) - 1)
+            lo, hi = tab[i - 1], tab[i]
+            return (i - 1) + ((g - lo) / (hi - lo).clamp_min(1e-300)).clamp(0, 1)
+
+        n = (coord(g_to) - coord(g_from)).round().clamp_min(0)
+        return n.to(g_from.dtype)
+
+    def _make_pairs(self, name: str, layer: nn.Module) -> PairLayer:
+        w = layer.weight
+        shape, n = w.shape, w.numel()
+        fan_in = w[0].numel()
+        span = self.g_max - self.g_min
+        scale = float(self.settings["weight_range"]) / (math.sqrt(fan_in) * span)
+        step = self.dev.dw_min * scale * (2.0 if self.push_pull else 1.0)
+        eps = float(self.settings["threshold"]) * step
+        state = self.dev.sample_devices((2 * n,), self.generator, dtype=w.dtype)
+        state = {k: v.to(self.device) for k, v in state.items()}
+        zeros = torch.zeros(n, dtype=w.dtype, device=self.device)
+        pairs = PairLayer(name, layer, shape, n, scale, eps, state, zeros.clone(), zeros,
+                          zeros)
+        # write the network's initial weights (reset + open-loop write, counted as pulses)
+        pairs.apparent = pairs.clean if self.read_mode == "off" else zeros.clone()
+        self._write_pairs(pairs, torch.arange(n, device=self.device),
+                          w.detach().reshape(-1) / scale)
+        with torch.no_grad():
+            w.data = pairs.clean.view(shape)
+        return pairs
+
+    def _install_converters(self) -> list[Any]:
+        s = self.settings
+        dac, adc, err = s["dac_bits"], s["adc_bits"], s["error_bits"]
+        gen = torch.Generator(device=self.device).manual_seed(self.exp.seed * 1000 + 37)
+        hooks = []
+        for p in self.pairs:
+            if dac:
+                def pre(mod: nn.Module, args: tuple[Tensor, ...], bits: int = dac) -> Any:
+                    return (_Dac.apply(args[0], bits),) if mod.training else None
+                hooks.append(p.layer.register_forward_pre_hook(pre))
+            if adc or err:
+                def post(mod: nn.Module, args: Any, out: Tensor) -> Any:
+                    return _Converter.apply(out, adc, err, gen) if mod.training else None
+                hooks.append(p.layer.register_forward_hook(post))
+        return hooks
+
+    # -- device reads --------------------------------------------------------------------------
+    def _set_weights(self, p: PairLayer, idx: Tensor, gp: Tensor, gm: Tensor) -> None:
+        """Store the clean weights s·(G⁺ − G⁻) of pairs ``idx``; with ``read_noise: update``
+        also their apparent weights, read afresh (the pair was just written)."""
+        w = (gp - gm).mul_(p.scale)
+        p.clean.index_copy_(0, idx, w)
+        if self.read_mode != "update":
+            return
+        if self.read_sigma is None:
+            g = self.dev.read_at(p.state, torch.cat([idx, idx + p.n]), self.noise_gen)
+            w = (g[: idx.numel()] - g[idx.numel():]).mul_(p.scale)
+        elif self.read_sigma > 0:
+            noise = torch.randn(w.shape, generator=self.noise_gen, dtype=w.dtype,
+                                device=w.device)
+            w = w.add_(noise, alpha=math.sqrt(2.0) * self.read_sigma * p.scale)
+        p.apparent.index_copy_(0, idx, w)
+
+    def _draw_read_noise(self, p: PairLayer) -> None:
+        """``read_noise: step``: a fresh read of every pair for this mini-batch."""
+        if self.read_sigma is None:
+            g = self.dev.read(p.state, self.noise_gen)
+            torch.sub(g[: p.n], g[p.n:], out=p.apparent).mul_(p.scale)
+        elif self.read_sigma > 0:
+            torch.randn(p.n, generator=self.noise_gen, out=p.apparent)
+            p.apparent.mul_(math.sqrt(2.0) * self.read_sigma * p.scale).add_(p.clean)
+        else:
+            p.apparent.copy_(p.clean)
+
+    # -- programming -----------------------------------------------------------------------------
+    def _write_pairs(self, p: PairLayer, idx: Tensor, target: Tensor) -> None:
+        """Reset both devices of pairs ``idx`` to their lower bound and write the difference
+        ``target`` (conductance units) onto one of them with potentiation pulses (open loop: the
+        count comes from the nominal mean trajectory; D2D and C2C make the result imperfect)."""
+        k = idx.numel()
+        both = torch.cat([idx, idx + p.n])
+        sub = self.dev.take(p.state, both)
+        sub = self.dev.set_conductance(sub, torch.full((2 * k,), self.g_min, dtype=target.dtype,
+                                                       device=target.device))
+        self.count_pulses(p.name, torch.full((2 * k,), -1.0))  # one RESET per device
+        g = self.dev.read(sub)
+        rest = target - (g[:k] - g[k:])  # what the two reset levels leave to write
+        pos = torch.arange(k, device=idx.device)
+        which = torch.where(rest >= 0, pos, pos + k)
+        g_from = g.index_select(0, which)
+        pulses = torch.zeros_like(g).index_copy_(
+            0, which, self._pulses_between(g_from, g_from + rest.abs()))
+        if bool(pulses.any()):
+            sub = self.dev.apply_pulses(sub, pulses, self.generator)
+            self.count_pulses(p.name, pulses)
+        self.dev.put(p.state, both, sub)
+        g = self.dev.read(sub)
+        self._set_weights(p, idx, g[:k], g[k:])
+
+    def _transfer(self, p: PairLayer) -> None:
+        """χ ← χ − η·∂L/∂W; n = trunc(χ/ε) pulses where |χ| ≥ ε; χ ← χ − n·ε; refresh.
+
+        After the threshold test everything touches the pulsed pairs only: a gather of the pulsed
+        devices, their pulses, a scatter back, a read of the partner devices and aihwkit's
+        refresh test on those pairs.
+        """
+        grad = p.layer.weight.grad
+        if grad is None:
+            return
+        g = grad.reshape(-1)
+        if self.exp.weight_decay:
+            g = g.add(p.clean, alpha=self.exp.weight_decay)
+        p.chi.add_(g, alpha=-self.lr)
+        idx = torch.nonzero(p.chi.abs().ge_(p.eps)).squeeze(1)
+        k = idx.numel()
+        if k == 0:
+            return
+        n = torch.div(p.chi.index_select(0, idx), p.eps).trunc_()
+        p.chi.index_add_(0, idx, n, alpha=-p.eps)
+        if self.push_pull:
+            dev_idx, cnt = torch.cat([idx, idx + p.n]), torch.cat([n, -n])
+            self.count_pulses(p.name, cnt)
+        else:  # potentiation only: G⁺ for n > 0, G⁻ for n < 0
+            up = n > 0
+            dev_idx, cnt = torch.where(up, idx, idx + p.n), n.abs()
+            self.pulses[p.name]["up"] += int(cnt.sum())  # = count_pulses(name, cnt), cnt ≥ 0
+        sub = self.dev.apply_pulses(self.dev.take(p.state, dev_idx), cnt, self.generator)
+        self.dev.put(p.state, dev_idx, sub)
+        g_new = self.dev.read(sub)
+        if self.push_pull:
+            gp, gm = g_new[:k], g_new[k:]
+        else:
+            g_other = self.dev.read_at(p.state, torch.where(up, idx + p.n, idx))
+            gp, gm = torch.where(up, g_new, g_other), torch.where(up, g_other, g_new)
+        self._set_weights(p, idx, gp, gm)
+        if self.settings["refresh"]:
+            # aihwkit OneSidedUnitCell's criterion on these pairs: the larger device above the
+            # upper threshold and the smaller above the lower one, i.e. both above the lower and
+            # one above the upper
+            g_up, g_lo = self._refresh_levels
+            due = (gp > g_lo).logical_and_(gm > g_lo).logical_and_(
+                (gp > g_up).logical_or_(gm > g_up))
+            due = torch.nonzero(due).squeeze(1)
+            if due.numel():
+                sel = idx.index_select(0, due)
+                self._write_pairs(p, sel, p.clean.index_select(0, sel) / p.scale)
+
+    # -- Trainer hooks ---------------------------------------------------------------------------
+    def start_task(self, task: int) -> None:
+        """Plain Adam for the BatchNorm parameters (the weights live on the devices)."""
+        weights = {id(p.layer.weight) for p in self.pairs}
+        others = [q for q in self.model.parameters() if id(q) not in weights]
+        self.optimizer = torch.optim.Adam(others, lr=float(self.settings["bn_lr"])) \
+            if others else None
+
+    def step(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        for p in self.pairs:
+            if self.read_mode == "step":
+                self._draw_read_noise(p)
+            p.layer.weight.data = p.apparent.view(p.shape)
+            p.layer.weight.grad = None
+        if self.optimizer is not None:
+            self.optimizer.zero_grad(set_to_none=True)
+        logits = self.model(x)
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        if self.optimizer is not None:
+            self.optimizer.step()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the device updates are many small ops: no intra-op threads
+        try:
+            with torch.no_grad():
+                for p in self.pairs:
+                    self._transfer(p)
+        finally:
+            torch.set_num_threads(threads)
+        return loss.detach(), logits.detach()
+
+    def _deploy(self) -> None:
+        for p in self.pairs:
+            p.layer.weight.data = p.clean.view(p.shape)
+
+    def end_epoch(self, epoch: int) -> None:
+        """Decay η and the BN learning rate; the epoch's test uses the noise-free device weights."""
+        super().end_epoch(epoch)
+        self.lr *= self.exp.lr_decay
+        self._deploy()
+
+    def finalize(self) -> None:
+        """``weight`` = the deployed weights read from the devices without noise; no hooks."""
+        for p in self.pairs:
+            g = self.dev.read(p.state)
+            torch.sub(g[: p.n], g[p.n:], out=p.clean).mul_(p.scale)
+        self._deploy()
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
