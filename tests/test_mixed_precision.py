@@ -269,3 +269,11 @@ def test_converters_quantize_to_the_given_bits() -> None:
     assert set(torch.unique(qs).tolist()) == pytest.approx([0.0, 1 / 3])
     # stochastic rounding is unbiased: P(1/3) = 0.9
     assert float(qs.mean()) == pytest.approx(0.3, abs=3 * (1 / 3) * 0.3 / math.sqrt(20_000))
+
+
+def test_same_seed_same_numbers(digits) -> None:
+    a, b = (train(_exp(epochs=1), [digits], cards={"bulk-switching": BULK}, progress=False)
+            for _ in range(2))
+    pd.testing.assert_frame_equal(a.history.drop(columns="seconds"),
+                                  b.history.drop(columns="seconds"))
+    assert all(torch.equal(v, b.model.state_dict()[k]) for k, v in a.model.state_dict().items())

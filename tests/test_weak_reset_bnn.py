@@ -216,3 +216,11 @@ def test_operating_point_errors_are_clear(digits) -> None:
     for entry, match in bad:
         with pytest.raises(DseError, match=match):
             train(_ea(**entry), [digits], cards=cards, progress=False)
+
+
+def test_same_seed_same_numbers(digits) -> None:
+    a, b = (train(_exp(epochs=1), [digits], cards={"hfo2-weak-reset": WR}, progress=False)
+            for _ in range(2))
+    pd.testing.assert_frame_equal(a.history.drop(columns="seconds"),
+                                  b.history.drop(columns="seconds"))
+    assert all(torch.equal(v, b.model.state_dict()[k]) for k, v in a.model.state_dict().items())

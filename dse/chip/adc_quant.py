@@ -87,6 +87,11 @@ def row_groups(rows: int, array_rows: int, parallel_rows: int) -> list[tuple[int
     return out
 
 
+# Smallest ADC step: a group whose calibration partial sums are all equal (e.g. rows that only
+# see always-black border pixels) gets a zero range; its step must stay invertible in float32.
+STEP_FLOOR = 1e-30
+
+
 def quantize_uniform(p: torch.Tensor, lo: torch.Tensor | float, hi: torch.Tensor | float,
                      bits: int) -> torch.Tensor:
     """An N-bit uniform converter: 2^N codes from ``lo`` to ``hi`` (round to nearest, values
@@ -94,7 +99,7 @@ def quantize_uniform(p: torch.Tensor, lo: torch.Tensor | float, hi: torch.Tensor
     top = float(2 ** int(bits) - 1)
     lo_t = torch.as_tensor(lo, dtype=p.dtype, device=p.device)
     hi_t = torch.as_tensor(hi, dtype=p.dtype, device=p.device)
-    step = (hi_t - lo_t).clamp(min=torch.finfo(p.dtype).tiny) / top
+    step = ((hi_t - lo_t) / top).clamp(min=STEP_FLOOR)
     return lo_t + step * torch.round((p - lo_t) / step).clamp(0.0, top)
 
 
@@ -174,7 +179,7 @@ class LayerReadout:
             # every partial sum of every fault map
             top = float(2 ** self.spec.bits - 1)
             lo_g = self.lo[g]
-            step = (self.hi[g] - lo_g).clamp(min=torch.finfo(p.dtype).tiny) / top
+            step = ((self.hi[g] - lo_g) / top).clamp(min=STEP_FLOOR)
             p = torch.addcmul(-lo_g / step, p, 1.0 / step).round_().clamp(0.0, top)
             scale, shift = scale * step, lo_g
         p = p.unflatten(dim, (k, -1))

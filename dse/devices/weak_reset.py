@@ -170,8 +170,9 @@ class WeakReset(DeviceModel):
         Every device is updated (n = 0 included), as in the reference code, but random numbers
         are drawn only where they can matter: the RTN switch decision only for pulsed devices
         (T⁰ = I: a device without pulses keeps its RTN state), the RTN level only for devices in
-        the high state (the level of a low device is 0), and the 1/f filter's fresh uniforms only
-        for the min(n, taps) newest taps of pulsed devices (the others only shift). The RTN
+        the high state (the level of a low device is 0), and, when fewer than ``PINK_SPARSE`` of
+        the devices are pulsed, the 1/f filter's fresh uniforms only for the min(n, taps) newest
+        taps of the pulsed devices (the others only shift). The RTN
         decision r < P is clamp((P − r)·1e30, 0, 1); table lookups use ``index_select``.
         """
         t = state["t"]
@@ -218,8 +219,11 @@ class WeakReset(DeviceModel):
             rows = buf.index_select(0, moved) if sparse else buf
             k = (flat_n.index_select(0, moved) if sparse else flat_n).clamp(max=float(m))
             start = (m - k).to(torch.long)
-            fresh = torch.arange(m, device=dev) >= start.unsqueeze(1)  # the k newest slots
-            rows[:, :m].masked_scatter_(fresh, rand(int(k.sum())))
+            if sparse:  # exactly min(n, taps) fresh uniforms per pulsed device
+                fresh = torch.arange(m, device=dev) >= start.unsqueeze(1)  # the k newest slots
+                rows[:, :m].masked_scatter_(fresh, rand(int(k.sum())))
+            else:  # refill the min(max n, taps) newest slots of every device (cheaper in bulk)
+                rows[:, m - min(n_max, m): m].uniform_(generator=generator)
             new = rows.unfold(1, m, 1)[torch.arange(rows.shape[0], device=dev), start]
             if sparse:
                 buf[:, m:].index_copy_(0, moved, new)

@@ -317,8 +317,8 @@ def _robustness(data: ReportData, dpi: int) -> Section | None:
         card = data.chip_cards.get(chip)
         nominal = card.knob_values() if card is not None else {}
         b.figure(chip, lambda t=summary, n=nominal, c=chip: F.robustness_figure(t, n, title=c),
-                 "Lines: mean accuracy; bands: 95 % confidence interval of the mean; dotted: "
-                 "the chip's nominal operating point.")
+                 "Mean accuracy over the fault maps; bands (error bars): 95 % confidence "
+                 "interval of the mean; dotted: the chip's nominal operating point.")
 
     def worst() -> pd.DataFrame:
         rows = []

@@ -303,6 +303,7 @@ def robustness_figure(summary: pd.DataFrame, nominal: Mapping[str, float] | None
                                   (g["ci95_high"].fillna(g["mean"]) - g["mean"]) * 100],
                             fmt="o", color=pal[exp], capsize=3, label=exp)
                 ax.set_xticks(np.arange(len(g)), list(g.index))
+                ax.set_xlim(-0.6, len(g) - 0.4)
             ax.set_xlabel("analog weight noise")
         elif panel == "ber":
             floor = _ber_floor(summary, knobs)
@@ -350,7 +351,9 @@ def energy_area_figure(table: pd.DataFrame, title: str | None = None) -> Figure:
     exps = list(dict.fromkeys(inf["experiment"]))
     comps = [c for c in INFERENCE_COMPONENTS if c in set(inf["component"])]
     comps += [c for c in dict.fromkeys(inf["component"]) if c not in comps]
-    colors = dict(zip(comps, sns.color_palette("tab10", len(comps)), strict=True))
+    palette = sns.color_palette("tab10", 10)  # one colour per component in every figure
+    known = list(INFERENCE_COMPONENTS) + [c for c in comps if c not in INFERENCE_COMPONENTS]
+    colors = {c: palette[known.index(c) % 10] for c in comps}
     fig = Figure(figsize=(max(3.4 * len(exps), 5.0), 5.8), layout="constrained")
     axes = fig.subplots(2, len(exps), squeeze=False)
     for j, exp in enumerate(exps):

@@ -185,6 +185,8 @@ class MixedPrecisionTrainer(Trainer):
         span = self.g_max - self.g_min
         self._refresh_levels = (self.g_min + s["refresh_upper"] * span,
                                 self.g_min + s["refresh_lower"] * span)
+        # own streams for the devices and the read noise: the batch order stays the float run's
+        self.dev_gen = torch.Generator(device=device).manual_seed(exp.seed * 1000 + 29)
         self.noise_gen = torch.Generator(device=device).manual_seed(exp.seed * 1000 + 31)
         self._table = self._pulse_table()
         self.pairs = [self._make_pairs(name, layer) for name, layer in model.quant_layers()]
@@ -221,7 +223,7 @@ class MixedPrecisionTrainer(Trainer):
         scale = float(self.settings["weight_range"]) / (math.sqrt(fan_in) * span)
         step = self.dev.dw_min * scale * (2.0 if self.push_pull else 1.0)
         eps = float(self.settings["threshold"]) * step
-        state = self.dev.sample_devices((2 * n,), self.generator, dtype=w.dtype)
+        state = self.dev.sample_devices((2 * n,), self.dev_gen, dtype=w.dtype)
         state = {k: v.to(self.device) for k, v in state.items()}
         zeros = torch.zeros(n, dtype=w.dtype, device=self.device)
         pairs = PairLayer(name, layer, shape, n, scale, eps, state, zeros.clone(), zeros,
@@ -297,7 +299,7 @@ class MixedPrecisionTrainer(Trainer):
         pulses = torch.zeros_like(g).index_copy_(
             0, which, self._pulses_between(g_from, g_from + rest.abs()))
         if bool(pulses.any()):
-            sub = self.dev.apply_pulses(sub, pulses, self.generator)
+            sub = self.dev.apply_pulses(sub, pulses, self.dev_gen)
             self.count_pulses(p.name, pulses)
         self.dev.put(p.state, both, sub)
         g = self.dev.read(sub)
@@ -329,8 +331,8 @@ class MixedPrecisionTrainer(Trainer):
         else:  # potentiation only: G⁺ for n > 0, G⁻ for n < 0
             up = n > 0
             dev_idx, cnt = torch.where(up, idx, idx + p.n), n.abs()
-            self.pulses[p.name]["up"] += int(cnt.sum())  # = count_pulses(name, cnt), cnt ≥ 0
-        sub = self.dev.apply_pulses(self.dev.take(p.state, dev_idx), cnt, self.generator)
+            self.count_pulses(p.name, cnt)
+        sub = self.dev.apply_pulses(self.dev.take(p.state, dev_idx), cnt, self.dev_gen)
         self.dev.put(p.state, dev_idx, sub)
         g_new = self.dev.read(sub)
         if self.push_pull:

@@ -95,18 +95,25 @@ class WeakResetTrainer(Trainer):
                            f"({dev.family}) is not a device whose pulses raise the resistance; "
                            "weak_reset_bnn needs a weak-RESET card (family weak_reset)")
         self.dev = dev
+        # own stream for the devices: the batch order stays that of a run without devices
+        self.dev_gen = torch.Generator(device=device).manual_seed(exp.seed * 1000 + 43)
         self.lr = float(exp.lr)
         self.max_pulses = float(self.settings["max_pulses"])
         self.t = 0
         self.pairs = []
         for name, layer in model.quant_layers():
             w = layer.weight
-            state = dev.sample_devices((2 * w.numel(),), generator, dtype=w.dtype)
+            state = dev.sample_devices((2 * w.numel(),), self.dev_gen, dtype=w.dtype)
             state = {k: v.to(device) for k, v in state.items()}
             zeros = torch.zeros(w.numel(), dtype=w.dtype, device=device)
             pairs = DevicePairs(name, layer, w.shape, w.numel(), state, zeros, zeros.clone())
             self._read(pairs)
             self.pairs.append(pairs)
+        if not any(dev.imperfections.get(k, False) for k in SWITCHES):
+            log.warning("%s: identical noise-free devices (d2d, rtn, pink off) start every weight "
+                        "at sign(0) = +1 and nothing breaks the symmetry between hidden units; "
+                        "expect near-chance accuracy (benchmarks/README.md, weak-RESET ablation)",
+                        exp.name)
         log.info("weak_reset_bnn: %s, imperfections %s, lr %g, at most %d pulses per step",
                  dev.describe(), dev.imperfections, self.lr, int(self.max_pulses))
 
@@ -158,12 +165,12 @@ class WeakResetTrainer(Trainer):
         """Pulses of one layer onto BL (n > 0) / BLb (n < 0), tallied, and the new weights."""
         n = self.pulses_of(p, grad)
         counts = torch.cat([n.clamp(min=0), n.neg().clamp_(min=0)])  # BL | BLb
-        self.pulses[p.name]["down"] += int(counts.sum())  # = count_pulses(name, -counts)
+        self.count_pulses(p.name, -counts)  # RESET pulses lower the conductance: "down"
         if self.dev.idle_unchanged:
             idx = torch.nonzero(counts).squeeze(1)
-            self.dev.apply_pulses_at(p.state, idx, counts.index_select(0, idx), self.generator)
+            self.dev.apply_pulses_at(p.state, idx, counts.index_select(0, idx), self.dev_gen)
         else:
-            self.dev.apply_pulses(p.state, counts, self.generator)
+            self.dev.apply_pulses(p.state, counts, self.dev_gen)
         self._read(p)
 
     def end_epoch(self, epoch: int) -> None:
