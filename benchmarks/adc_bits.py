@@ -1,10 +1,12 @@
 """Accuracy versus ADC resolution on the analog crossbar chip, and the inject speed with the ADC on.
 
-    python benchmarks/adc_bits.py [--model mlp|lenet] [--epochs 10] [--bits 2 3 4 5 6 7 8]
-        [--parallel-rows 128 32] [--repeats 10] [--threads 2] [--maps 100] [--speed-repeats 5]
+    python benchmarks/adc_bits.py [--model mlp|lenet] [--precision float|binary] [--epochs 10]
+        [--bits 2 3 4 5 6 7 8] [--parallel-rows 128 32] [--repeats 10] [--threads 2]
+        [--maps 100] [--speed-repeats 5] [--out CSV]
 
-1. Trains a float network on mnist5k with ``dse.train.train`` (784-512-512-10 MLP, or LeNet-5;
-   Adam 0.005, batch 100, seed 0).
+1. Trains a network on mnist5k with ``dse.train.train`` (784-512-512-10 MLP, or LeNet-5; float
+   weights and ReLU, or ``--precision binary``: binary weights and sign activations; Adam 0.005,
+   batch 100, seed 0).
 2. Maps it on ``config/chips/rram-1t1r-adc.yaml`` with ``adc_bits`` (and ``parallel_rows``)
    replaced, and runs the inject stage (``dse.chip.inject.inject``) at the chip's two analog points:
    without device noise (the ADC alone, deterministic) and with the programming + read noise of
@@ -105,6 +107,7 @@ def speed(model, chip, analog, x, y, maps, repeats) -> dict[str, list[float]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", choices=("mlp", "lenet"), default="mlp")
+    ap.add_argument("--precision", choices=("float", "binary"), default="float")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--bits", type=int, nargs="*", default=[2, 3, 4, 5, 6, 7, 8],
                     help="ADC resolutions of the sweep (none: skip the sweep)")
@@ -118,9 +121,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     data = load_dataset("mnist5k")
-    exp = Experiment(name=f"analog-{args.model}", dataset="mnist5k", model=args.model,
-                     hidden=[512, 512], precision="float", epochs=args.epochs, batch_size=100,
-                     lr=0.005, seed=0)
+    exp = Experiment(name=f"{args.precision}-{args.model}", dataset="mnist5k", model=args.model,
+                     hidden=[512, 512], precision=args.precision, epochs=args.epochs,
+                     batch_size=100, lr=0.005, seed=0)
     t0 = time.perf_counter()
     result = train(exp, [data], progress=False)
     model = result.model.eval()
@@ -141,7 +144,7 @@ def main() -> None:
     if args.maps > 0:
         times = speed(model, chip, analog, x, y, args.maps, args.speed_repeats)
         base = statistics.median(times["clean"])
-        print(f"\n{args.model}, {len(x)} test images, {args.maps} maps per run, "
+        print(f"\n{args.precision} {args.model}, {len(x)} test images, {args.maps} maps per run, "
               f"{args.threads} threads, {CHIP} (5-bit, 128 parallel rows)")
         for k, ts in times.items():
             med = statistics.median(ts)

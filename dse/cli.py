@@ -168,7 +168,8 @@ def _cmd_inject(args: argparse.Namespace) -> int:
     sa = settings["stuck_at"]
     table = inject(trained.model, mapping, x, y, points, int(settings["repeats"]), generator,
                    batch=int(settings["batch"]), stuck_at=StuckAt(sa["sa0"], sa["sa1"]),
-                   analog=analog, progress=not args.quiet)
+                   analog=analog, progress=not args.quiet,
+                   adc_calibration=data.x_train[:1000].to(device))
     summary = summarize(table)
     write_csv(args.summary or args.out.with_suffix(".summary.csv"), summary)
     write_csv(args.out, table)

@@ -132,6 +132,22 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return check_config(data, source=str(path))
 
 
+def device_card_file(config: dict[str, Any], name: str,
+                     results: str | Path = "results") -> Path | None:
+    """The card file of device ``name``: its ``devices:`` entry's ``card:``, the calibrate
+    stage's ``{results}/calibrate/{name}.json`` for a measured device, else the shipped
+    ``config/devices/{name}.yaml`` when it exists (None otherwise). One resolver for the
+    Snakefile, the search and the report."""
+    entry = config.get("devices", {}).get(name)
+    if isinstance(entry, dict):
+        if entry.get("card"):
+            return Path(entry["card"])
+        if entry.get("measurements"):
+            return Path(results) / "calibrate" / f"{name}.json"
+    shipped = Path("config") / "devices" / f"{name}.yaml"
+    return shipped if shipped.is_file() else None
+
+
 def write_effective_config(config: dict[str, Any], path: str | Path) -> str:
     """Write a validated config to ``path`` unless the file already holds exactly it."""
     p = Path(path)

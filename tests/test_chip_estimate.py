@@ -170,7 +170,10 @@ def test_cli_map_inject_estimate(trained: Path, repo: Path, tmp_path: Path, caps
     assert main(["-q", "estimate", "--mapping", str(mapping), "--chip", str(chip),
                  "--history", str(trained / "history.csv"), "--out", str(est)]) == 0
     e = pd.read_csv(est)
-    assert set(e["scope"]) == {"inference", "deployment"}  # standard training: no pulses
+    # a binary net's training writes are the changes of its binary weights (dse.train.loop)
+    assert set(e["scope"]) == {"inference", "deployment", "training"}
+    pulses = pd.read_csv(trained / "pulses.csv")["pulses"].sum()
+    assert e[e["scope"] == "training"]["count"].sum() == pulses > 0
     assert e[e["scope"] == "inference"]["energy_pJ"].sum() > 0
 
 

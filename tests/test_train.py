@@ -13,6 +13,7 @@ import torch
 from dse.config import Experiment
 from dse.data import load_dataset
 from dse.errors import DseError
+from dse.nn import build_model
 from dse.train import evaluate, load, save, train
 
 
@@ -95,3 +96,21 @@ def test_bad_checkpoints_are_clear_errors(tmp_path: Path, digits) -> None:
     (out / "model.json").write_text("{}")
     with pytest.raises(DseError, match="not a dse model description"):
         load(out)
+
+
+def test_quantized_weight_changes_are_counted_as_programming_events(digits) -> None:
+    exp = Experiment.from_dict("t", {"dataset": "digits", "hidden": [32], "epochs": 1,
+                                     "precision": "ternary"})
+    res = train(exp, [digits], progress=False)
+    init = build_model(res.spec, torch.Generator().manual_seed(exp.seed))
+    tally = res.pulses.groupby("layer")["pulses"].sum()
+    for name, layer in res.model.quant_layers():
+        before = dict(init.quant_layers())[name].quantized_weight()
+        after = layer.quantized_weight()
+        # every weight whose level differs at the end was written at least once
+        assert tally[name] >= int((before != after).sum()) > 0
+    row = res.history.iloc[-1]
+    assert row["pulses_up"] + row["pulses_down"] == res.pulses["pulses"].sum()
+    float_exp = Experiment.from_dict("f", {"dataset": "digits", "hidden": [32], "epochs": 1,
+                                           "precision": "float"})
+    assert train(float_exp, [digits], progress=False).pulses["pulses"].sum() == 0

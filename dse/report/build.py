@@ -187,8 +187,8 @@ def _training(data: ReportData, dpi: int) -> Section | None:
     if not data.history and not data.problems.get("training"):
         return None
     s = Section("training", "Training",
-                "One run per experiment: learning curves, final accuracies and the device "
-                "programming pulses counted by the in-the-loop algorithms.")
+                "One run per experiment: learning curves, final accuracies and the programming "
+                "pulses counted during training.")
     b = _Builder(s, dpi)
     _problems(b, data, "training")
     if not data.history:
@@ -222,12 +222,13 @@ def _training(data: ReportData, dpi: int) -> Section | None:
               if len(p) and p["pulses"].sum() > 0]
     if pulses:
         table = pd.concat(pulses, ignore_index=True)
-        b.figure("Device programming pulses", lambda: F.pulses_figure(table),
-                 "Pulses applied to the devices during training, summed over epochs, per layer "
-                 "and direction (up = potentiation / conductance up).")
+        b.figure("Programming pulses during training", lambda: F.pulses_figure(table),
+                 "Summed over epochs, per layer and direction: the device pulses of the "
+                 "device-in-the-loop algorithms, and for binary/ternary weights each change of "
+                 "a quantized weight (up = towards +1 / conductance up). The estimate stage "
+                 "turns them into training energy.")
     else:
-        b.text("<p>No device programming pulses: every experiment keeps its weights in "
-               "digital memory during training (no device-in-the-loop algorithm).</p>")
+        b.text("<p>No programming pulses were counted during training.</p>")
     return s
 
 

@@ -164,7 +164,7 @@ def evaluate_design(design: Design, spec: StudySpec, config: dict[str, Any], cac
     gen = torch.Generator().manual_seed(seed)
     point = OperatingPoint(ber=float(ber), knobs=dict(design.operating_point))
     table = inject(trained.model, mapping, task.x_test, task.y_test, [point], spec.repeats, gen,
-                   analog=analog)
+                   analog=analog, adc_calibration=task.x_train[:1000])
     write_pj = errors.write_energy_pj(design.operating_point) if errors is not None else None
     pulses = pd.read_csv(trained.directory / "pulses.csv")
     history = read_history(trained.directory)

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from dse.config import Experiment
 from dse.data import Dataset, batches
 from dse.errors import DseError
-from dse.nn import ModelSpec, QNet, build_model
+from dse.nn import ModelSpec, QNet, build_model, quantize_weight
 from dse.nn.stochastic import StochasticInput
 from dse.train.error_aware import resolve_train_ber
 
@@ -83,6 +83,7 @@ class Trainer:
         self.cards = cards or {}
         self.pulses: dict[str, dict[str, int]] = defaultdict(lambda: {"up": 0, "down": 0})
         self.optimizer: torch.optim.Optimizer | None = None
+        self._levels: dict[str, torch.Tensor] = {}
 
     # -- hooks an algorithm overrides ------------------------------------------------------
     def start_task(self, task: int) -> None:
@@ -97,8 +98,27 @@ class Trainer:
         logits = self.model(x)
         loss = F.cross_entropy(logits, y)
         loss.backward()
+        if not self._levels:  # the levels before the first update
+            self.count_level_changes()
         self.optimizer.step()
+        self.count_level_changes()
         return loss.detach(), logits.detach()
+
+    @torch.no_grad()
+    def count_level_changes(self) -> None:
+        """Binary/ternary nets: tally each change of a quantized weight as one programming event
+        (up = towards +1). These are the writes a chip would make if the quantized weights lived
+        in its memory cells during training, the latent weights in digital memory; the estimate
+        stage turns them into training energy. Float layers are skipped."""
+        for name, layer in self.model.quant_layers():
+            if layer.precision == "float":
+                continue
+            q = quantize_weight(layer.weight, layer.precision,
+                                layer.ternary_threshold).to(torch.int8)
+            last = self._levels.get(name)
+            if last is not None:
+                self.count_pulses(name, torch.sign(q - last))
+            self._levels[name] = q
 
     def end_epoch(self, epoch: int) -> None:
         """Called after every epoch (e.g. to decay the learning rate)."""
