@@ -357,9 +357,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------- main
 SECTIONS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_search,
-    _add_train, _add_map, _add_inject, _add_estimate, _add_calibrate, _add_synthesize,
-    _add_report]
+    _add_synthesize, _add_calibrate, _add_train, _add_map, _add_inject, _add_estimate,
+    _add_search, _add_report]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from dse.config import device_card_file
 from dse.errors import DseError
 
 log = logging.getLogger(__name__)
@@ -99,14 +100,6 @@ def _csv(path: Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def device_card_file(config: dict[str, Any], name: str, results: Path) -> Path:
-    """The card file of ``devices.NAME``: its ``card:``, else the calibrate stage's output."""
-    entry = config["devices"][name]
-    if entry.get("card"):
-        return Path(entry["card"])
-    return results / "calibrate" / f"{name}.json"
-
-
 def load_benchmarks(folder: Path) -> pd.DataFrame:
     """Snakemake ``benchmark:`` files under ``folder`` (``{stage}/.../{job}.tsv``): one row per
     job with stage, job, seconds, max_rss (MB), cpu_time (s)."""
@@ -146,6 +139,8 @@ def load_results(config: dict[str, Any], results: str | Path,
     # devices: hand-written cards and calibrated ones
     for name, entry in sorted(config.get("devices", {}).items()):
         path = device_card_file(config, name, results)
+        if path is None:
+            continue
         if "measurements" in entry:
             card = _read(data, "calibration", path, _json)
             if card is None:

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 from filelock import FileLock
 
-from dse.config import Experiment
+from dse.config import Experiment, device_card_file
 from dse.errors import DseError
 from dse.search.space import StudySpec
 
@@ -78,14 +78,14 @@ def design_for(spec: StudySpec, config: dict[str, Any], params: Mapping[str, Any
 
 
 def card_file(config: dict[str, Any], device: str, results: Path) -> Path:
-    """The card file of a configured device: hand-written, or written by the calibrate stage."""
-    entry = config.get("devices", {}).get(device)
-    if entry is None:
+    """The card file of a device (see :func:`dse.config.device_card_file`); a name with no card
+    is a configuration error."""
+    path = device_card_file(config, device, results)
+    if path is None:
         known = ", ".join(sorted(config.get("devices", {}))) or "none defined"
-        raise DseError(f"device '{device}' is not configured (devices: {known})")
-    if "card" in entry:
-        return Path(entry["card"])
-    return results / "calibrate" / f"{device}.json"
+        raise DseError(f"device '{device}' is not configured and config/devices/{device}.yaml "
+                       f"does not exist (devices: {known})")
+    return path
 
 
 class ModelCache:

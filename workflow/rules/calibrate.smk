@@ -1,6 +1,6 @@
 # calibrate: one job per device of the config that names a measurement file
 # (devices: NAME: {measurements, family, format, base}); the card and its fit figure go to
-# results/calibrate/NAME.{json,png}, which training picks up through device_card_path().
+# results/calibrate/NAME.{json,png}, which training picks up through device_card_file().
 
 
 rule calibrate:

@@ -3,6 +3,7 @@ import os
 import sys
 
 from dse.config import check_config, write_effective_config
+from dse.config import device_card_file as _resolve_card
 from dse.errors import DseError
 
 # The config Snakemake assembled (config/config.yaml, or --configfile files merged over it, plus
@@ -107,16 +108,9 @@ def chip_pairs():
 
 
 def device_card_file(name):
-    """The card file of a device card name: the config's devices: entry (a card, or a calibrated
-    measurement), else config/devices/NAME.yaml when it exists (None otherwise)."""
-    entry = config["devices"].get(name)
-    if isinstance(entry, dict):
-        if entry.get("card"):
-            return entry["card"]
-        if entry.get("measurements"):
-            return f"results/calibrate/{name}.json"
-    path = f"config/devices/{name}.yaml"
-    return path if os.path.exists(path) else None
+    """The card file of a device card name (dse.config.device_card_file), as a string or None."""
+    path = _resolve_card(config, name)
+    return str(path) if path else None
 
 
 def chip_device_cards(chip, exp=None):
@@ -166,12 +160,6 @@ def _calibrated_wildcard():
 CALIBRATED_WILDCARD = _calibrated_wildcard()
 
 
-def device_card_path(name):
-    """The card file of devices: entry `name`: its card:, else the calibrate stage's output."""
-    entry = config["devices"][name]
-    return entry["card"] if "card" in entry else f"results/calibrate/{name}.json"
-
-
 def calibrate_outputs(name):
     return [f"results/calibrate/{name}.json", f"results/calibrate/{name}.png"]
 
@@ -179,7 +167,7 @@ def calibrate_outputs(name):
 def experiment_card(exp):
     """[card file] of an experiment's device_card (the train rule's input), or []."""
     name = config["experiments"][exp].get("device_card")
-    return [device_card_path(name)] if name else []
+    return [device_card_file(name)] if name else []
 
 
 # ------------------------------------------------------------------------- search (issue 6)
