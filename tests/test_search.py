@@ -181,7 +181,8 @@ def test_two_workers_share_one_journal(tmp_path: Path) -> None:
     done = study.get_trials(states=(TrialState.COMPLETE,))
     numbers = [t.number for t in study.trials]
     assert len(numbers) == len(set(numbers))  # every trial recorded once
-    assert len(done) >= 8
+    # the total, or one more when both workers asked for the last trial at the same instant
+    assert 8 <= len(done) <= 9
     assert {t.user_attrs["worker"] for t in done} == {0, 1}
     trials = pd.read_csv(results / "search" / "s" / "trials" / "0" / "inject.csv")
     assert len(trials) == 2  # repeats

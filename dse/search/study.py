@@ -199,11 +199,24 @@ def run_worker(config: dict[str, Any], name: str, worker: int, results: Path,
         return tuple(float(metrics[m]) for m in spec.objectives)
 
     t0 = time.perf_counter()
-    stop = optuna.study.MaxTrialsCallback(spec.trials, states=(TrialState.COMPLETE,))
     max_attempts = 3 * spec.trials
-    while _n_complete(study) < spec.trials and counts["run"] < max_attempts:
-        study.optimize(objective, n_trials=spec.trials - _n_complete(study), callbacks=[stop],
-                       catch=(DseError,), show_progress_bar=False)
+    waiting_since: float | None = None
+    while counts["run"] < max_attempts:
+        recover_stale_trials(study, worker)
+        complete = _n_state(study, TrialState.COMPLETE)
+        running = _n_state(study, TrialState.RUNNING)
+        if complete >= spec.trials:
+            break
+        if complete + running >= spec.trials:
+            # Other workers are finishing the last trials: wait for them instead of starting
+            # one more than the total, but not forever (a worker on another host may have died
+            # without a heartbeat to tell; one extra trial is better than a hung job).
+            waiting_since = waiting_since or time.monotonic()
+            if time.monotonic() - waiting_since < _patience(study):
+                time.sleep(_POLL_SECONDS)
+                continue
+        waiting_since = None
+        study.optimize(objective, n_trials=1, catch=(DseError,), show_progress_bar=False)
         failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
                   if t.user_attrs.get("worker") == worker]
         if len(failed) >= max_attempts:
@@ -211,8 +224,19 @@ def run_worker(config: dict[str, Any], name: str, worker: int, results: Path,
     return WorkerReport(worker, counts["run"], counts["trained"], time.perf_counter() - t0)
 
 
-def _n_complete(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+_POLL_SECONDS = 0.5
+
+
+def _n_state(study: optuna.Study, state: TrialState) -> int:
+    return len(study.get_trials(deepcopy=False, states=(state,)))
+
+
+def _patience(study: optuna.Study) -> float:
+    """How long to wait for other workers' last trials: 3 x the slowest complete trial (at
+    least a minute)."""
+    durations = [t.duration.total_seconds() for t in
+                 study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.duration]
+    return max(60.0, 3.0 * max(durations, default=0.0))
 
 
 def _write_trial(folder: Path, params: dict[str, Any], metrics: dict[str, float],

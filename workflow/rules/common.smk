@@ -210,6 +210,13 @@ def study_cards(study):
     return sorted(set(files))
 
 
+def worker_threads(study):
+    """Torch threads of one search worker: the local torch threads shared among the study's
+    workers, so that 2 workers on 2 cores run side by side with one thread each instead of
+    queueing for the cpu_slots pool (a cluster profile's set-threads overrides this)."""
+    return max(1, TORCH_THREADS // config["search"][study]["workers"])
+
+
 def study_worker_outputs(study):
     n = config["search"][study]["workers"]
     return [f"results/search/{study}/workers/{w}.json" for w in range(n)]

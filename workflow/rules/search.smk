@@ -31,9 +31,9 @@ rule search_worker:
     params:
         config=CONFIGFILE,
         settings=lambda wc: study_settings(wc.study),
-    threads: TORCH_THREADS
+    threads: lambda wc: worker_threads(wc.study)
     resources:
-        cpu_slots=TORCH_THREADS,
+        cpu_slots=lambda wc, threads: threads,
         mem_mb=4000,
     conda:
         "../envs/dse.yaml"
