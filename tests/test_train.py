@@ -114,3 +114,55 @@ def test_quantized_weight_changes_are_counted_as_programming_events(digits) -> N
     float_exp = Experiment.from_dict("f", {"dataset": "digits", "hidden": [32], "epochs": 1,
                                            "precision": "float"})
     assert train(float_exp, [digits], progress=False).pulses["pulses"].sum() == 0
+
+
+@pytest.mark.parametrize("precision", ["binary", "ternary"])
+def test_level_change_tally_equals_a_brute_force_count(precision: str) -> None:
+    from dse.nn import ModelSpec
+    from dse.nn.quant import quantize_weight
+    from dse.train.loop import Trainer
+
+    exp = Experiment.from_dict("t", {"precision": precision, "hidden": [16]})
+    gen = torch.Generator().manual_seed(0)
+    model = build_model(ModelSpec("mlp", (1, 4, 4), 3, precision=precision, hidden=[16]), gen)
+    tr = Trainer(exp, model, torch.device("cpu"), gen)
+    tr.count_level_changes()
+    expected = {}
+    for name, layer in model.quant_layers():
+        before = quantize_weight(layer.weight, precision, layer.ternary_threshold).clone()
+        with torch.no_grad():  # a random update that moves many weights across levels
+            layer.weight.add_(0.2 * torch.randn(layer.weight.shape, generator=gen))
+        after = quantize_weight(layer.weight, precision, layer.ternary_threshold)
+        expected[name] = (int((after > before).sum()), int((after < before).sum()))
+    tr.count_level_changes()
+    for name, (up, down) in expected.items():
+        assert up > 0 and down > 0
+        assert (tr.pulses[name]["up"], tr.pulses[name]["down"]) == (up, down)
+
+
+@pytest.mark.parametrize("precision", ["binary", "ternary"])
+def test_training_steps_tally_every_level_change(precision: str) -> None:
+    """Trainer.step counts from its forward pass; take_pulses adds the last update's changes."""
+    from dse.nn import ModelSpec
+    from dse.nn.quant import quantize_weight
+    from dse.train.loop import Trainer
+
+    exp = Experiment.from_dict("t", {"precision": precision, "hidden": [16], "lr": 0.05})
+    gen = torch.Generator().manual_seed(1)
+    model = build_model(ModelSpec("mlp", (1, 4, 4), 3, precision=precision, hidden=[16]), gen)
+    tr = Trainer(exp, model, torch.device("cpu"), gen)
+    tr.start_task(0)
+    layers = [(n, q) for n, q in model.quant_layers()]
+    expected = {n: [0, 0] for n, _ in layers}
+    x, y = torch.randn(32, 1, 4, 4, generator=gen), torch.randint(0, 3, (32,), generator=gen)
+    for _ in range(6):
+        before = [quantize_weight(q.weight, precision, q.ternary_threshold) for _, q in layers]
+        tr.step(x, y)
+        for (name, q), b in zip(layers, before, strict=True):
+            a = quantize_weight(q.weight, precision, q.ternary_threshold)
+            expected[name][0] += int((a > b).sum())
+            expected[name][1] += int((a < b).sum())
+    tallies = tr.take_pulses()
+    assert sum(sum(v) for v in expected.values()) > 0
+    for name, (up, down) in expected.items():
+        assert (tallies[name]["up"], tallies[name]["down"]) == (up, down)

@@ -36,6 +36,10 @@ class QuantLayer:
     # see the module docstring: set only during a chip readout, never saved
     readout: Callable[[QuantLayer, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
     cell_columns: torch.Tensor | None = None
+    # set by the trainer around a training forward pass: keep the quantized weight (before any
+    # error injection) so that counting level changes needs no second quantization
+    record_levels: bool = False
+    recorded_levels: torch.Tensor | None = None
 
     def _init_quant(self, precision: str, ternary_threshold: float) -> None:
         if precision not in PRECISIONS:
@@ -53,6 +57,8 @@ class QuantLayer:
         the latent weight unchanged (straight through the errors, as in that code).
         """
         wq = quantize_weight(self.weight, self.precision, self.ternary_threshold)
+        if self.record_levels:
+            self.recorded_levels = wq.detach()
         if self.training and self.train_ber > 0 and self.precision != "float":
             err = apply_weight_errors(wq.detach(), self.precision, self.train_ber,
                                       self.weight.dim(), self.fault_generator)

@@ -6,11 +6,16 @@
   must not clip |W_h|).
 * Activations: ``sign(x)`` forward; ``grad · 1{|x| ≤ 1}`` backward (hardtanh STE).
 
-Binary values are exactly ±1: ``sign(0)`` is taken as +1, as a sense amplifier has no third state.
+Binary values are exactly ±1: ``sign(0)`` is taken as +1 (for −0.0 too), as a sense amplifier has
+no third state.
 The functions are ``torch.autograd.Function``s with a separate ``setup_context`` and
 ``generate_vmap_rule`` so that ``torch.vmap`` can batch Monte-Carlo fault maps through them.
-Each forward is one elementwise kernel and the backward at most one; the measured overhead of a
-binarized epoch is in benchmarks/README.md.
+The forwards use only cheap arithmetic kernels: on the CPU build here ``torch.where`` with scalar
+branches and comparison ops cost 5–15× a plain elementwise op (benchmarks/README.md, "Quantized
+training overhead"), so ``sign`` with +1 at zero is ``copysign(1, x + 0.0)`` (adding +0.0 turns
+−0.0 into +0.0) and the ternary level is ``sign(softshrink(w, Δ))``, which is exact: softshrink
+is w ∓ Δ beyond ±Δ (nonzero iff |w| > Δ, IEEE subtraction of unequal floats never gives 0) and
+0 inside.
 """
 
 from __future__ import annotations
@@ -18,6 +23,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+
+
+def _sign_plus(x: torch.Tensor) -> torch.Tensor:
+    """±1 with +1 at ±0 (``x >= 0``), in x's dtype."""
+    return torch.copysign(x.new_ones(()), x + 0.0)
 
 
 class _SignWeight(torch.autograd.Function):
@@ -25,7 +36,7 @@ class _SignWeight(torch.autograd.Function):
 
     @staticmethod
     def forward(w: torch.Tensor) -> torch.Tensor:
-        return torch.where(w >= 0, 1.0, -1.0).to(w.dtype)
+        return _sign_plus(w)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
@@ -41,7 +52,7 @@ class _TernaryWeight(torch.autograd.Function):
 
     @staticmethod
     def forward(w: torch.Tensor, delta: float) -> torch.Tensor:
-        return torch.sign(w) * (w.abs() > delta).to(w.dtype)
+        return torch.sign(F.softshrink(w, delta))
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
@@ -57,7 +68,7 @@ class _SignActivation(torch.autograd.Function):
 
     @staticmethod
     def forward(x: torch.Tensor) -> torch.Tensor:
-        return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+        return _sign_plus(x)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:

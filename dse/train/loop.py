@@ -83,7 +83,7 @@ class Trainer:
         self.cards = cards or {}
         self.pulses: dict[str, dict[str, int]] = defaultdict(lambda: {"up": 0, "down": 0})
         self.optimizer: torch.optim.Optimizer | None = None
-        self._levels: dict[str, torch.Tensor] = {}
+        self._levels: dict[str, tuple[torch.Tensor, float]] = {}  # quantized weight, its sum
 
     # -- hooks an algorithm overrides ------------------------------------------------------
     def start_task(self, task: int) -> None:
@@ -95,13 +95,23 @@ class Trainer:
         """One mini-batch update; returns (loss, logits)."""
         assert self.optimizer is not None
         self.optimizer.zero_grad(set_to_none=True)
-        logits = self.model(x)
+        layers = [(n, q) for n, q in self.model.quant_layers() if q.precision != "float"]
+        for _, layer in layers:
+            layer.record_levels = True
+        try:
+            logits = self.model(x)
+        finally:
+            for _, layer in layers:
+                layer.record_levels = False
+        # the forward pass quantized the weights left by the previous update: tally its level
+        # changes from them (the last update of an epoch is tallied by take_pulses)
+        for name, layer in layers:
+            if layer.recorded_levels is not None:
+                self._tally_levels(name, layer.recorded_levels, layer.precision == "binary")
+                layer.recorded_levels = None
         loss = F.cross_entropy(logits, y)
         loss.backward()
-        if not self._levels:  # the levels before the first update
-            self.count_level_changes()
         self.optimizer.step()
-        self.count_level_changes()
         return loss.detach(), logits.detach()
 
     @torch.no_grad()
@@ -109,16 +119,31 @@ class Trainer:
         """Binary/ternary nets: tally each change of a quantized weight as one programming event
         (up = towards +1). These are the writes a chip would make if the quantized weights lived
         in its memory cells during training, the latent weights in digital memory; the estimate
-        stage turns them into training energy. Float layers are skipped."""
+        stage turns them into training energy. Float layers are skipped. :meth:`step` tallies
+        from its forward pass; this quantizes the current weights explicitly."""
         for name, layer in self.model.quant_layers():
-            if layer.precision == "float":
-                continue
-            q = quantize_weight(layer.weight, layer.precision,
-                                layer.ternary_threshold).to(torch.int8)
-            last = self._levels.get(name)
-            if last is not None:
-                self.count_pulses(name, torch.sign(q - last))
-            self._levels[name] = q
+            if layer.precision != "float":
+                q = quantize_weight(layer.weight, layer.precision, layer.ternary_threshold)
+                self._tally_levels(name, q, layer.precision == "binary")
+
+    @torch.no_grad()
+    def _tally_levels(self, name: str, q: torch.Tensor, binary: bool) -> None:
+        """Count the level changes of layer ``name`` since its last recorded levels ``q``."""
+        total = float(q.sum(dtype=torch.float64))
+        prev = self._levels.get(name)
+        if prev is not None:
+            last, last_total = prev
+            if binary and q.numel() < 2**24:  # float32-exact reductions
+                # ±1 levels: q·last = -1 where a weight flipped, so two reductions count the
+                # flips and their balance (comparison ops are slow on this CPU build)
+                changed = round((q.numel() - float(torch.dot(q.flatten(), last.flatten()))) / 2)
+                net = round((total - last_total) / 2)
+            else:  # s = +1 up, -1 down, 0 unchanged
+                s = torch.sign(q - last)
+                changed, net = int(torch.count_nonzero(s)), int(s.sum())
+            self.pulses[name]["up"] += (changed + net) // 2
+            self.pulses[name]["down"] += (changed - net) // 2
+        self._levels[name] = (q, total)
 
     def end_epoch(self, epoch: int) -> None:
         """Called after every epoch (e.g. to decay the learning rate)."""
@@ -143,6 +168,8 @@ class Trainer:
 
     def take_pulses(self) -> dict[str, dict[str, int]]:
         """The pulse tallies since the last call (and reset them)."""
+        if self._levels:  # step() tracks level changes: add those of the last update
+            self.count_level_changes()
         out = {k: dict(v) for k, v in self.pulses.items()}
         self.pulses.clear()
         return out
