@@ -128,7 +128,8 @@ class Trainer:
 
     @torch.no_grad()
     def _tally_levels(self, name: str, q: torch.Tensor, binary: bool) -> None:
-        """Count the level changes of layer ``name`` since its last recorded levels ``q``."""
+        """Tally the level changes of layer ``name`` from its recorded levels to ``q`` (the
+        current quantized weight), then record ``q``."""
         total = float(q.sum(dtype=torch.float64))
         prev = self._levels.get(name)
         if prev is not None:

@@ -167,7 +167,8 @@ def calibrate_outputs(name):
 def experiment_card(exp):
     """[card file] of an experiment's device_card (the train rule's input), or []."""
     name = config["experiments"][exp].get("device_card")
-    return [device_card_file(name)] if name else []
+    path = device_card_file(name) if name else None
+    return [path] if path else []
 
 
 # ------------------------------------------------------------------------- search (issue 6)
