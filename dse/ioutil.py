@@ -13,6 +13,19 @@ from typing import Any
 import yaml
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def usual_mode(path: Path) -> None:
+    """Give a temporary file or folder (``mkstemp``/``mkdtemp`` make them private: 0600/0700)
+    the permissions a plain ``open``/``mkdir`` would have, so outputs stay readable by
+    colleagues on a shared machine."""
+    path.chmod((0o777 if path.is_dir() else 0o666) & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it into place only if the block succeeds.
@@ -24,6 +37,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    usual_mode(tmp_path)
     try:
         yield tmp_path
         os.replace(tmp_path, target)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import torch
 from dse.config import Experiment
 from dse.data import load_dataset
 from dse.errors import DseError
+from dse.ioutil import write_json
 from dse.nn import build_model
 from dse.train import evaluate, load, save, train
 
@@ -83,6 +85,12 @@ def test_checkpoint_round_trip(tmp_path: Path, digits) -> None:
     assert list(hist.columns[:7]) == ["epoch", "task", "task_epoch", "loss", "train_acc",
                                       "test_acc", "seconds"]
     assert json.loads((out / "model.json").read_text())["layers"][0]["name"] == "fc1"
+    # outputs keep the permissions of a plain mkdir/open (temporary files are private)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask
+    write_json(tmp_path / "x.json", {})
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_bad_checkpoints_are_clear_errors(tmp_path: Path, digits) -> None:

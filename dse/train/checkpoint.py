@@ -20,6 +20,7 @@ import torch
 
 from dse import __version__
 from dse.errors import DseError
+from dse.ioutil import usual_mode
 from dse.nn import ModelSpec, QNet, build_model
 from dse.train.loop import TrainResult
 
@@ -31,6 +32,7 @@ def save(result: TrainResult, out_dir: str | Path, card: dict[str, Any] | None =
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    usual_mode(tmp)
     try:
         torch.save(result.model.state_dict(), tmp / "model.pt")
         meta = {
