@@ -68,8 +68,11 @@ def front_figure(trials: pd.DataFrame, front: pd.DataFrame,
                  objectives: dict[str, str]) -> plt.Figure:
     """Accuracy vs energy (or the first two objectives), coloured by precision; a pair plot
     when there are three or more objectives. Pareto-optimal trials are outlined."""
-    done = trials[trials["state"] == "COMPLETE"].copy()
-    hue = "param_precision" if "param_precision" in done else None
+    done = trials[trials["state"] == "COMPLETE"].rename(columns={"param_precision": "precision"})
+    front = front.rename(columns={"param_precision": "precision"})
+    hue = "precision" if "precision" in done else None
+    if "feasible" in done:  # legend entries "feasible" / "infeasible" rather than True / False
+        done["constraints"] = done["feasible"].map({True: "feasible", False: "infeasible"})
     names = list(objectives)
     done["pareto"] = done["number"].isin(front["number"])
     if len(names) >= 3:
@@ -82,8 +85,8 @@ def front_figure(trials: pd.DataFrame, front: pd.DataFrame,
         return grid.figure
     x, y = (names[1], names[0]) if len(names) == 2 else (names[0], names[0])
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    sns.scatterplot(data=done, x=x, y=y, hue=hue, style="feasible" if "feasible" in done else None,
-                    ax=ax, s=45, alpha=0.8)
+    style = "constraints" if "constraints" in done else None
+    sns.scatterplot(data=done, x=x, y=y, hue=hue, style=style, ax=ax, s=45, alpha=0.8)
     if len(front) > 1:
         f = front.sort_values(x)
         ax.step(f[x], f[y], where="post", color="black", lw=1, label="Pareto front")
