@@ -1,0 +1,160 @@
+"""Calibration of the binary-cell families (``rram_1t1r``, ``rram_2t2r``, ``pcsa``,
+``stt_mram``): binomial maximum likelihood of a BER table over the family's ``BER_FIT``
+parameters."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, special, stats
+
+from dse.devices.base import (
+    BitErrorModel,
+    ParamSpec,
+    param_entry,
+    validate_card,
+)
+from dse.devices.fitting import (
+    CalibrationResult,
+    entry_from_spec,
+    hessian,
+    provenance,
+    safe_inv,
+)
+from dse.devices.measurements import Measurements
+from dse.errors import DseError
+
+
+def _transform(spec: ParamSpec) -> tuple[Callable[[float], float], Callable[[float], float]]:
+    """(to_z, from_z) keeping a parameter inside its allowed range."""
+    lo, hi = spec.low, spec.high
+    if lo is not None and hi is not None:
+        span = hi - lo
+        return (lambda v: float(special.logit(np.clip((v - lo) / span, 1e-9, 1 - 1e-9))),
+                lambda z: lo + span * float(special.expit(z)))
+    if lo is not None:
+        return (lambda v: math.log(max(v - lo, 1e-300)), lambda z: lo + math.exp(z))
+    return (lambda v: float(v), lambda z: float(z))
+
+
+def calibrate_ber(data: Measurements, cls: type[BitErrorModel], name: str,
+             base: Mapping[str, Any] | None, seed: int) -> CalibrationResult:
+    if data.kind != "ber" or data.table is None:
+        raise DseError(f"family {cls.family} needs a BER table (format ber: operating-point "
+                       "columns, trials, errors)", source=data.path)
+    tab = data.table
+    knob_cols = [c for c in tab.columns if c not in ("trials", "errors")]
+    allowed = list(cls.knobs) + list(cls.optional_knobs)
+    bad = [c for c in knob_cols if c not in allowed]
+    if bad:
+        raise DseError(f"column(s) {', '.join(bad)} are not operating-point variables of "
+                       f"{cls.family} (knobs: {', '.join(allowed)})", source=data.path)
+    missing = [k for k in cls.knobs if k not in knob_cols]
+    if missing:
+        raise DseError(f"missing operating-point column(s) {', '.join(missing)} for "
+                       f"{cls.family}", source=data.path)
+    fitted_names = list(cls.BER_FIT)
+    if len(tab) <= len(fitted_names):
+        raise DseError(f"{len(tab)} operating points cannot determine {len(fitted_names)} "
+                       f"parameters ({', '.join(fitted_names)}); measure more points",
+                       source=data.path)
+    if base is not None:
+        start = cls(base)
+    else:
+        params = {k: entry_from_spec(s, s.default, s.unit or "1")
+                  for k, s in cls.PARAMS.items() if s.default is not None}
+        start = cls({"name": name, "family": cls.family, "source": "defaults", "params": params})
+    ops = {c: tab[c].to_numpy(float) for c in knob_cols}
+    k_err, n_tr = tab["errors"].to_numpy(float), tab["trials"].to_numpy(float)
+    tr = [_transform(cls.PARAMS[p]) for p in fitted_names]
+
+    def model_at(z: np.ndarray) -> BitErrorModel:
+        return start.replace(**{p: f(zz) for p, (_, f), zz in zip(fitted_names, tr, z,
+                                                                  strict=True)})
+
+    def nll(z: np.ndarray) -> float:
+        p = np.clip(model_at(z).ber(**ops), 1e-300, 1 - 1e-16)
+        return -float(np.sum(stats.binom.logpmf(k_err, n_tr, p)))
+
+    z0 = np.array([to(start.values[p]) for p, (to, _) in zip(fitted_names, tr, strict=True)])
+    best = None
+    for scale in (0.0, 0.5, -0.5):
+        res = optimize.minimize(nll, z0 + scale, method="Nelder-Mead",
+                                options={"xatol": 1e-7, "fatol": 1e-9, "maxiter": 6000})
+        res = optimize.minimize(nll, res.x, method="BFGS")
+        if best is None or res.fun < best.fun:
+            best = res
+    assert best is not None
+    z = best.x
+    cov = safe_inv(hessian(nll, z, 1e-4))
+    fitted_model = model_at(z)
+    se = {}
+    for i, (p, (_, f)) in enumerate(zip(fitted_names, tr, strict=True)):
+        dz = 1e-6
+        deriv = (f(z[i] + dz) - f(z[i] - dz)) / (2 * dz)
+        se[p] = float(abs(deriv) * math.sqrt(max(cov[i, i], 0.0)))
+    prov = provenance(data)
+    params: dict[str, Any] = {}
+    base_params = (base or {}).get("params") or {}
+    for k, spec in cls.PARAMS.items():
+        unit = spec.unit or "1"
+        if k in fitted_names:
+            params[k] = param_entry(fitted_model.values[k], unit, source=f"{prov}; binomial "
+                                    "maximum likelihood", stderr=se[k])
+        elif k in base_params:
+            params[k] = dict(base_params[k])
+        else:
+            params[k] = entry_from_spec(spec, spec.default, unit)
+    p_hat = fitted_model.ber(**ops)
+    rate = k_err / n_tr
+    inner = (k_err > 0) & (k_err < n_tr)
+    r2 = float("nan")
+    if inner.sum() >= 2:
+        a, b = special.ndtri(rate[inner]), special.ndtri(np.clip(p_hat[inner], 1e-300, 1))
+        r2 = float(1 - np.sum((a - b) ** 2) / np.sum((a - a.mean()) ** 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dev = 2 * np.sum(np.where(k_err > 0, k_err * np.log(k_err / (n_tr * p_hat)), 0.0)
+                         + np.where(n_tr - k_err > 0, (n_tr - k_err)
+                                    * np.log((n_tr - k_err) / (n_tr * (1 - p_hat))), 0.0))
+    op_list = [{c: float(tab[c].iloc[i]) for c in knob_cols} for i in range(len(tab))]
+    card: dict[str, Any] = {
+        "name": name, "family": cls.family,
+        "description": f"{cls.family} calibrated from the BER table {data.path} "
+                       f"({len(tab)} operating points)",
+        "source": prov, "synthetic": data.synthetic, "params": params,
+        "operating_points": op_list,
+    }
+    validate_card(card, source=data.path)
+    card["fit"] = {
+        "method": "binomial maximum likelihood", "fitted": fitted_names, "r2": r2,
+        "r2_scale": "probit", "deviance": float(dev), "n_points": len(tab),
+        "trials": int(n_tr.sum()), "errors": int(k_err.sum()), "stderr": se,
+        "residual_sigma": float(np.std(special.ndtri(np.clip(rate[inner], 1e-300, 1))
+                                       - special.ndtri(np.clip(p_hat[inner], 1e-300, 1))))
+        if inner.any() else float("nan"),
+        "source_file": data.path, "sha256": data.sha256, "format": data.format,
+        "synthetic": data.synthetic,
+    }
+    from dse.devices.binary import binomial_ci
+
+    lo, hi = binomial_ci(k_err, n_tr)
+    table = tab.assign(rate=rate, lo=lo, hi=hi, fitted=p_hat)
+    # a dense curve over the first knob, one per value of the others
+    first = cls.knobs[0]
+    others = [c for c in knob_cols if c != first]
+    grid = np.linspace(tab[first].min(), tab[first].max(), 120)
+    rows = []
+    groups = tab.groupby(others) if others else [((), tab)]
+    for key, _ in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        op = {first: grid, **{c: np.full_like(grid, v) for c, v in zip(others, key,
+                                                                       strict=True)}}
+        rows.append(pd.DataFrame({**op, "fitted": fitted_model.ber(**op)}))
+    curve = pd.concat(rows, ignore_index=True)
+    return CalibrationResult(card=card, family=cls.family, kind="ber", curves=pd.DataFrame(),
+                             ber_table=table, ber_curve=curve)
+

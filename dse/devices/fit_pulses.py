@@ -1,0 +1,415 @@
+"""Calibration of the pulse families (``soft_bounds``, ``exp_step``, ``piecewise``): mean
+trajectory, device-to-device spread, noise and fit quality (steps 1–4 of the
+:mod:`dse.devices.calibrate` docstring)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import optimize, sparse
+
+from dse.devices.analog import FitParam, PulseDevice
+from dse.devices.base import (
+    param_entry,
+    validate_card,
+)
+from dse.devices.fitting import (
+    CalibrationResult,
+    fit_noise,
+    long_run_inflation,
+    plain,
+    provenance,
+    r_squared,
+    safe_inv,
+    smooth,
+    smoothing_window,
+    unit_of,
+)
+from dse.devices.measurements import Measurements, Series
+from dse.errors import DseError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Stack:
+    """All series concatenated into flat arrays (one torch call evaluates every trajectory)."""
+
+    series: list[Series]
+    idx: np.ndarray      # series index of every point
+    rel: np.ndarray      # pulses since the series' first point
+    dirs: np.ndarray     # direction of every point
+    y: np.ndarray        # measured conductance
+    dev: np.ndarray      # device index of every point
+    devices: list[str]
+
+    @classmethod
+    def build(cls, series: list[Series]) -> _Stack:
+        devices = sorted({s.device for s in series})
+        dmap = {d: i for i, d in enumerate(devices)}
+        idx = np.concatenate([np.full(len(s.pulses), i) for i, s in enumerate(series)])
+        rel = np.concatenate([s.pulses - s.pulses[0] for s in series])
+        dirs = np.concatenate([np.full(len(s.pulses), s.direction) for s in series])
+        y = np.concatenate([s.conductance for s in series])
+        dev = np.concatenate([np.full(len(s.pulses), dmap[s.device]) for s in series])
+        return cls(series, idx, rel, dirs, y, dev, devices)
+
+
+def _summary(series: list[Series]) -> dict[str, Any]:
+    g = np.concatenate([s.conductance for s in series])
+    sm = np.concatenate([smooth(s.conductance, smoothing_window(len(s.conductance)))
+                         for s in series])
+    lo, hi = float(np.min(sm)), float(np.max(sm))
+    rng = max(hi - lo, float(np.ptp(g)) * 0.5, 1e-300)
+    out: dict[str, Any] = {"min": lo, "max": hi, "range": rng,
+                           "g_min": lo - 0.02 * rng, "g_max": hi + 0.02 * rng}
+    for name, d in (("up", 1), ("down", -1)):
+        slopes = []
+        for s in series:
+            if s.direction != d:
+                continue
+            k = max(1, len(s.conductance) // 10)
+            span = max(s.pulses[-1] - s.pulses[0], 1.0)
+            slopes.append(abs(s.conductance[-k:].mean() - s.conductance[:k].mean()) / span)
+        if slopes:
+            out[f"slope_{name}"] = max(float(np.median(slopes)), 1e-6 * rng)
+    return out
+
+
+def _fit_card(cls: type[PulseDevice], name: str, values: Mapping[str, Any],
+              unit: str) -> dict[str, Any]:
+    params = {}
+    for k, v in values.items():
+        if k in cls.PARAMS:
+            params[k] = param_entry(plain(v), unit_of(cls, k, unit), assumption="fit start")
+    return {"name": name, "family": cls.family, "source": "calibration in progress",
+            "params": params}
+
+
+def _state(model: PulseDevice, up: np.ndarray | float = 1.0, down: np.ndarray | float = 1.0,
+           lo: np.ndarray | float | None = None,
+           hi: np.ndarray | float | None = None) -> dict[str, torch.Tensor]:
+    def t(v: Any) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(v, dtype=float), dtype=torch.float64)
+
+    return {"up": t(up), "down": t(down), "lo": t(model.g_min if lo is None else lo),
+            "hi": t(model.g_max if hi is None else hi)}
+
+
+def _trajectories(model: PulseDevice, st: _Stack, x0: np.ndarray,
+                  state: Mapping[str, torch.Tensor] | None = None) -> np.ndarray:
+    s = state if state is not None else _state(model)
+    x = torch.as_tensor(x0[st.idx], dtype=torch.float64)
+    n = torch.as_tensor(st.dirs * st.rel, dtype=torch.float64)
+    out = torch.clamp(model._mean_step(x, n, s), s["lo"], s["hi"])
+    return out.numpy()
+
+
+def _x0_init(series: list[Series]) -> np.ndarray:
+    return np.array([float(np.mean(s.conductance[: max(3, len(s.conductance) // 50)]))
+                     for s in series])
+
+
+def _population_fit(model: PulseDevice, st: _Stack, free: list[FitParam],
+                    summary: Mapping[str, Any], starts: list[dict[str, float]]) -> dict[str, Any]:
+    cls = type(model)
+    ns, k = len(st.series), len(free)
+    rng = summary["range"]
+    x0 = _x0_init(st.series)
+    lo_b = np.concatenate([[p.low for p in free], x0 - 2 * rng])
+    hi_b = np.concatenate([[p.high for p in free], x0 + 2 * rng])
+    jac = sparse.lil_matrix((len(st.y), k + ns), dtype=int)
+    jac[:, :k] = 1
+    jac[np.arange(len(st.y)), k + st.idx] = 1
+
+    def unpack(theta: np.ndarray) -> PulseDevice:
+        vals = cls.fit_values({p.name: float(v) for p, v in zip(free, theta[:k], strict=True)},
+                              summary)
+        return model.replace(**vals)
+
+    def resid(theta: np.ndarray) -> np.ndarray:
+        m = unpack(theta)
+        return _trajectories(m, st, theta[k:]) - st.y
+
+    best = None
+    for start in starts:
+        th0 = np.array([start.get(p.name, p.init) for p in free] + list(x0))
+        th0 = np.clip(th0, lo_b + 1e-12 * np.abs(lo_b), hi_b - 1e-12 * np.abs(hi_b))
+        try:
+            res = optimize.least_squares(resid, th0, bounds=(lo_b, hi_b), jac_sparsity=jac,
+                                         x_scale="jac", method="trf", max_nfev=400)
+        except ValueError as exc:  # pragma: no cover - numerical breakdown of one start
+            log.debug("start %s failed: %s", start, exc)
+            continue
+        if best is None or res.cost < best.cost:
+            best = res
+    if best is None:  # pragma: no cover
+        raise DseError("the trajectory fit did not converge")
+    return {"theta": best.x, "k": k, "model": unpack(best.x), "x0": best.x[k:],
+            "jac": best.jac, "resid": best.fun, "free": free}
+
+
+def _device_fit(model: PulseDevice, st: _Stack, x0: np.ndarray,
+                summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Per-device step gains (and bounds for soft bounds) with the shape fixed; one sparse fit."""
+    cls = type(model)
+    nd, ns = len(st.devices), len(st.series)
+    per = 4 if cls.D2D_BOUNDS_FIT else 2
+    rng = summary["range"]
+    th0 = np.concatenate([np.tile([1.0, 1.0, model.g_min, model.g_max][:per], nd), x0])
+    lo_b = np.concatenate([np.tile([1e-3, 1e-3, model.g_min - 10 * rng,
+                                    model.g_max - 0.9 * (model.g_max - model.g_min)][:per], nd),
+                           x0 - 2 * rng])
+    hi_b = np.concatenate([np.tile([1e3, 1e3, model.g_min + 0.9 * (model.g_max - model.g_min),
+                                    model.g_max + 10 * rng][:per], nd), x0 + 2 * rng])
+    th0 = np.clip(th0, lo_b, hi_b)
+    rows = np.arange(len(st.y))
+    jac = sparse.lil_matrix((len(st.y), per * nd + ns), dtype=int)
+    for j in range(per):
+        jac[rows, per * st.dev + j] = 1
+    jac[rows, per * nd + st.idx] = 1
+
+    def state(theta: np.ndarray) -> dict[str, torch.Tensor]:
+        g = theta[: per * nd].reshape(nd, per)
+        lo = g[st.dev, 2] if per == 4 else None
+        hi = g[st.dev, 3] if per == 4 else None
+        return _state(model, g[st.dev, 0], g[st.dev, 1], lo, hi)
+
+    def resid(theta: np.ndarray) -> np.ndarray:
+        return _trajectories(model, st, theta[per * nd:], state(theta)) - st.y
+
+    res = optimize.least_squares(resid, th0, bounds=(lo_b, hi_b), jac_sparsity=jac,
+                                 x_scale="jac", method="trf", max_nfev=400)
+    dof = max(len(st.y) - len(res.x), 1)
+    s2 = 2 * res.cost / dof
+    J = res.jac.toarray() if sparse.issparse(res.jac) else res.jac
+    cov = safe_inv(J.T @ J) * s2
+    g = res.x[: per * nd].reshape(nd, per)
+    se = np.sqrt(np.clip(np.diag(cov)[: per * nd], 0, None)).reshape(nd, per)
+    has_up = np.array([any(s.direction > 0 and s.device == d for s in st.series)
+                       for d in st.devices])
+    has_dn = np.array([any(s.direction < 0 and s.device == d for s in st.series)
+                       for d in st.devices])
+    return {"gains": g, "se": se, "x0": res.x[per * nd:], "resid": res.fun, "per": per,
+            "state": state(res.x), "has_up": has_up, "has_down": has_dn}
+
+
+def _spread(values: np.ndarray, se: np.ndarray) -> float:
+    """Std of per-device estimates minus their mean estimation variance (≥ 0)."""
+    if len(values) < 2:
+        return 0.0
+    return float(math.sqrt(max(float(np.var(values, ddof=1)) - float(np.mean(se**2)), 0.0)))
+
+
+def _restoring_factor(model: PulseDevice, st: _Stack, fitted: np.ndarray,
+                      state: Mapping[str, torch.Tensor] | None) -> float:
+    """Mean d(G after one pulse)/dG along the fitted trajectories (the dynamics' own memory)."""
+    s = state if state is not None else _state(model)
+    x = torch.as_tensor(fitted, dtype=torch.float64)
+    n = torch.as_tensor(st.dirs, dtype=torch.float64)
+    h = 1e-4 * (model.g_max - model.g_min)
+    d = (model._mean_step(x + h, n, s) - model._mean_step(x - h, n, s)) / (2 * h)
+    return float(torch.clamp(d, 0.0, 1.0).mean())
+
+
+def _simulate(model: PulseDevice, st: _Stack, x0: np.ndarray,
+              state: Mapping[str, torch.Tensor] | None, seed: int) -> np.ndarray:
+    """One noisy simulated response per series, pulse by pulse (vectorised over the series)."""
+    gen = torch.Generator().manual_seed(seed)
+    ns = len(st.series)
+    s = dict(state) if state is not None else {}
+    per_point = {k: v for k, v in s.items() if v.dim() > 0}
+    dev_state = {}
+    for k in ("up", "down", "lo", "hi"):
+        if k in per_point:  # per point -> per series (the first point of each series)
+            first = np.array([int(np.nonzero(st.idx == i)[0][0]) for i in range(ns)])
+            dev_state[k] = per_point[k][first]
+        else:
+            dev_state[k] = torch.tensor(float(s[k]) if k in s else
+                                        (1.0 if k in ("up", "down") else
+                                         (model.g_min if k == "lo" else model.g_max)),
+                                        dtype=torch.float64)
+    sim_model = model.replace()
+    sim_model.imperfections["d2d"] = False
+    state_t = {**dev_state, "x": torch.zeros(ns, dtype=torch.float64)}
+    sim_model.set_conductance(state_t, torch.as_tensor(x0, dtype=torch.float64))
+    lengths = np.array([len(s_.pulses) for s_ in st.series])
+    dirs = torch.as_tensor([s_.direction for s_ in st.series], dtype=torch.float64)
+    steps = [np.diff(s_.pulses, prepend=s_.pulses[0]) for s_ in st.series]
+    out = np.full((ns, lengths.max()), np.nan)
+    for j in range(lengths.max()):  # a loop over pulses, vectorised over series
+        n = torch.as_tensor([steps[i][j] if j < lengths[i] else 0.0 for i in range(ns)],
+                            dtype=torch.float64)
+        sim_model.apply_pulses(state_t, dirs * n, gen)
+        out[:, j] = sim_model.read(state_t, gen).numpy()
+    return np.concatenate([out[i, : lengths[i]] for i in range(ns)])
+
+
+def calibrate_pulses(data: Measurements, cls: type[PulseDevice], name: str,
+                base: Mapping[str, Any] | None, seed: int) -> CalibrationResult:
+    if data.kind != "pulses":
+        raise DseError(f"family {cls.family} needs pulse measurements (updown, long or ramps), "
+                       f"not a {data.format} table", source=data.path)
+    st = _Stack.build(data.series)
+    summary = _summary(data.series)
+    present = {"up" if s.direction > 0 else "down" for s in data.series}
+    free = [p for p in cls.fit_params(summary) if p.direction is None or p.direction in present]
+    init_vals = cls.fit_values({p.name: p.init for p in cls.fit_params(summary)}, summary)
+    model = cls(_fit_card(cls, name, init_vals, data.unit))
+    model.imperfections.update({k: False for k in model.imperfections if k != "nonlinearity"})
+    starts: list[dict[str, float]] = [{}, *getattr(cls, "FIT_STARTS", [])]
+    pop = _population_fit(model, st, free, summary, starts)
+    model = pop["model"]
+    fitted_pop = _trajectories(model, st, pop["x0"])
+
+    multi = len(st.devices) > 1
+    dfit = _device_fit(model, st, pop["x0"], summary) if multi else None
+    if dfit is not None:
+        fitted = _trajectories(model, st, dfit["x0"], dfit["state"])
+        x0, state = dfit["x0"], dfit["state"]
+    else:
+        fitted, x0, state = fitted_pop, pop["x0"], None
+    resid = st.y - fitted
+    per_series = [resid[st.idx == i] for i in range(len(st.series))]
+    noise = fit_noise(per_series)
+
+    # pulses per sample (files that record every k-th pulse)
+    spacing = float(np.median(np.concatenate([np.diff(s.pulses) for s in st.series])))
+    spacing = max(spacing, 1.0)
+    phi_s = noise["phi"]
+    restoring = _restoring_factor(model, st, fitted, state) ** spacing
+    phi_dev = min(1.0, phi_s / max(restoring, 1e-12))
+    phi_pulse = phi_dev ** (1.0 / spacing)
+    s_geo = (1 - phi_pulse ** (2 * spacing)) / (1 - phi_pulse**2) if phi_pulse < 1 else spacing
+    sigma_w = noise["sigma_w"] / math.sqrt(s_geo)
+
+    values: dict[str, Any] = cls.fit_values({p.name: float(v) for p, v in
+                                             zip(free, pop["theta"][: pop["k"]], strict=True)},
+                                            {**summary, "c2c_sigma": sigma_w})
+    # standard errors of the shape parameters
+    J = pop["jac"].toarray() if sparse.issparse(pop["jac"]) else pop["jac"]
+    dof = max(len(st.y) - J.shape[1], 1)
+    s2 = float(pop["resid"] @ pop["resid"]) / dof
+    cov = safe_inv(J.T @ J) * s2 * long_run_inflation(noise) ** 2
+    se = {p.name: float(math.sqrt(max(cov[i, i], 0.0))) for i, p in enumerate(free)}
+
+    # device-to-device spread
+    d2d: dict[str, tuple[float, str]] = {}
+    if dfit is not None:
+        g, gse = dfit["gains"], dfit["se"] * long_run_inflation(noise)
+        both = dfit["has_up"] & dfit["has_down"]
+        mu_u = float(np.mean(g[dfit["has_up"], 0])) if dfit["has_up"].any() else 1.0
+        mu_d = float(np.mean(g[dfit["has_down"], 1])) if dfit["has_down"].any() else 1.0
+        values = cls.rescale_steps(values, mu_u, mu_d)
+        state = {**state, "up": state["up"] / mu_u, "down": state["down"] / mu_d}
+        u, d = g[:, 0] / mu_u, g[:, 1] / mu_d
+        if both.sum() >= 2:
+            gain, asym = (u + d)[both] / 2, (u - d)[both] / 2
+            gse_ = np.sqrt((gse[both, 0] / mu_u) ** 2 + (gse[both, 1] / mu_d) ** 2) / 2
+            d2d["dw_dtod"] = (_spread(gain, gse_), "spread of per-device step gains")
+            d2d["up_down_dtod"] = (_spread(asym, gse_), "spread of per-device up/down asymmetry")
+        else:
+            sel = dfit["has_up"] if dfit["has_up"].sum() >= 2 else dfit["has_down"]
+            col = 0 if sel is dfit["has_up"] else 1
+            d2d["dw_dtod"] = (_spread(g[sel, col] / (mu_u if col == 0 else mu_d),
+                                      gse[sel, col]), "spread of per-device step gains")
+        if dfit["per"] == 4:
+            rng = float(values["g_max"] - values["g_min"])
+            if dfit["has_up"].sum() >= 2:
+                hi = g[dfit["has_up"], 3]
+                values["g_max"] = float(np.mean(hi))
+                d2d["g_max_dtod"] = (_spread(hi, gse[dfit["has_up"], 3]) / rng,
+                                     "spread of per-device upper bounds")
+            if dfit["has_down"].sum() >= 2:
+                lo = g[dfit["has_down"], 2]
+                values["g_min"] = float(np.mean(lo))
+                d2d["g_min_dtod"] = (_spread(lo, gse[dfit["has_down"], 2]) / rng,
+                                     "spread of per-device lower bounds")
+
+    # the card
+    prov = provenance(data)
+    unit = data.unit
+    params: dict[str, Any] = {}
+    for k, v in values.items():
+        if k not in cls.PARAMS:
+            continue
+        extra = {"stderr": se[k]} if k in se else {}
+        if k in ("sigma_up", "sigma_down"):
+            params[k] = param_entry(plain(v), unit, source=f"{prov}; write-noise σ of the "
+                                    "AR(1)+white ML fit of the residuals (constant over G)")
+        elif any(p.name == k or p.name.startswith(f"{k}_") for p in free) or k in se:
+            params[k] = param_entry(plain(v), unit_of(cls, k, unit),
+                                    source=f"{prov}; least-squares trajectory fit", **extra)
+        elif k in ("g_min", "g_max", "nodes"):
+            params[k] = param_entry(plain(v), unit, source=f"{prov}; range of the smoothed "
+                                    "measured trajectories (+2 %)")
+        else:
+            params[k] = param_entry(plain(v), unit_of(cls, k, unit),
+                                    assumption=f"calibration convention of {cls.family} "
+                                    "(fixed during the fit)")
+    if "c2c_sigma" in cls.PARAMS:
+        params["c2c_sigma"] = param_entry(sigma_w, unit, source=f"{prov}; AR(1)+white ML on the "
+                                          "trajectory residuals", stderr=noise["sigma_w_se"])
+        params["c2c_relative"] = param_entry(0.0, "1", assumption="the calibration models the "
+                                             "write noise as additive")
+    params["c2c_memory"] = param_entry(phi_pulse, "1", source=f"{prov}; residual AR(1) "
+                                       f"coefficient {phi_s:.4f} divided by the trajectory's own "
+                                       f"restoring factor {restoring:.4f}",
+                                       stderr=noise["phi_se"])
+    params["read_sigma"] = param_entry(noise["sigma_r"], unit, source=f"{prov}; AR(1)+white ML "
+                                       "on the trajectory residuals", stderr=noise["sigma_r_se"])
+    params["program_sigma"] = param_entry(sigma_w, unit, assumption="one-shot programming as "
+                                          "precise as one pulse (the fitted write-noise σ)")
+    for k in ("dw_dtod", "up_down_dtod", "g_max_dtod", "g_min_dtod"):
+        if k in d2d:
+            params[k] = param_entry(d2d[k][0], "1", source=f"{prov}; {d2d[k][1]} "
+                                    f"({len(st.devices)} devices, estimation variance removed)")
+        elif multi and k in ("g_max_dtod", "g_min_dtod"):
+            params[k] = param_entry(0.0, "1", assumption="the clip bounds of this family are not "
+                                    "identifiable from trajectories that do not reach them")
+        else:
+            params[k] = param_entry(0.0, "1", assumption="one device in the file: no "
+                                    "device-to-device spread measurable")
+    window = smoothing_window(int(np.median([len(s.pulses) for s in st.series])))
+    sm = np.concatenate([smooth(s.conductance, window) for s in st.series])
+    card: dict[str, Any] = {
+        "name": name, "family": cls.family,
+        "description": f"{cls.family} calibrated from {data.path} ({data.format}, "
+                       f"{len(st.series)} series, {len(st.devices)} device(s))",
+        "source": prov, "unit": unit, "synthetic": data.synthetic, "params": params,
+        "imperfections": {k: True for k in cls.IMPERFECTIONS},
+    }
+    validate_card(card, source=data.path)
+    final = cls(card)
+    sim = _simulate(final, st, x0, state, seed)
+    sim_steps = np.concatenate([np.diff(sim[st.idx == i]) for i in range(len(st.series))])
+    card["fit"] = {
+        "method": "least-squares mean trajectory per direction; AR(1)+white noise ML",
+        "r2": r_squared(sm, fitted, st.idx), "r2_raw": r_squared(st.y, fitted, st.idx),
+        "r2_population": r_squared(sm, fitted_pop, st.idx),
+        "smoothing_window": window, "residual_sigma": float(np.std(resid)),
+        "c2c_sigma": sigma_w, "c2c_memory": phi_pulse, "read_sigma": noise["sigma_r"],
+        "residual_lag1_autocorrelation": noise["lag1"], "residual_ar1": phi_s,
+        "step_sigma_measured": noise["step_sigma"],
+        "step_sigma_simulated": float(np.std(sim_steps)),
+        "pulses_per_sample": spacing,
+        "n_points": len(st.y), "n_series": len(st.series), "n_devices": len(st.devices),
+        "stderr": se, "source_file": data.path, "sha256": data.sha256, "format": data.format,
+        "synthetic": data.synthetic,
+    }
+    curves = pd.DataFrame({"series": [st.series[i].label for i in st.idx],
+                           "device": [st.series[i].device for i in st.idx],
+                           "direction": np.where(st.dirs > 0, "up", "down"),
+                           "pulse": np.concatenate([s.pulses for s in st.series]),
+                           "measured": st.y, "smoothed": sm, "fitted": fitted, "simulated": sim})
+    return CalibrationResult(card=card, family=cls.family, kind="pulses", curves=curves,
+                             extra={"noise": noise})
+
+
