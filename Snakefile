@@ -6,7 +6,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The default study, unless --configfile names another one: a study file replaces it rather
+# than being merged into it (Snakemake's default would add config/config.yaml's experiments,
+# chips and studies to e.g. config/paper.yaml's). `--config key=value` still edits either.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

@@ -53,3 +53,24 @@ def test_lint_is_clean(repo: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=repo,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_a_configfile_replaces_the_default_study(repo: Path, tmp_path: Path) -> None:
+    """Beside config/config.yaml, --configfile runs that study only (Snakemake would merge)."""
+    import shutil
+
+    for part in ("Snakefile", "workflow", "config", "profiles"):
+        src = repo / part
+        if src.is_dir():
+            shutil.copytree(src, tmp_path / part)
+        else:
+            shutil.copy(src, tmp_path / part)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    cmd = [sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--configfile", "tiny.yaml"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "results/train/tiny-bnn/model.pt" in proc.stdout
+    assert "bnn-mlp" not in proc.stdout and "codesign" not in proc.stdout
+    # without --configfile the default study is planned
+    default = subprocess.run(cmd[:-2], cwd=tmp_path, capture_output=True, text=True)
+    assert default.returncode == 0 and "results/train/bnn-mlp/model.pt" in default.stdout

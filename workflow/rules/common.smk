@@ -32,6 +32,14 @@ EXPERIMENTS = sorted(config["experiments"])
 # Snakemake's params trigger reruns exactly the jobs whose settings changed.
 
 
+def canonical(settings):
+    """Settings as sorted JSON: params compared by Snakemake must not depend on key order (a
+    config file written in another order would otherwise rerun every job)."""
+    import json
+
+    return json.dumps(settings, sort_keys=True, default=str)
+
+
 def experiment_settings(exp):
     """The resolved settings of one experiment (its seed filled from the global seed)."""
     from dataclasses import asdict

@@ -22,7 +22,7 @@ rule inject:
     params:
         config=CONFIGFILE,
         model=lambda wc: f"results/train/{wc.exp}",
-        settings=lambda wc: inject_settings(wc.chip),
+        settings=lambda wc: canonical(inject_settings(wc.chip)),
         devices=lambda wc, input: device_flags(input),
     wildcard_constraints:
         chip=CHIP_WILDCARD,

@@ -11,7 +11,7 @@ rule search_init:
         "results/benchmarks/search/{study}/init.tsv"
     params:
         config=CONFIGFILE,
-        space=lambda wc: study_space(wc.study),
+        space=lambda wc: canonical(study_space(wc.study)),
     conda:
         "../envs/dse.yaml"
     shell:
@@ -30,7 +30,7 @@ rule search_worker:
         "results/benchmarks/search/{study}/worker{worker}.tsv"
     params:
         config=CONFIGFILE,
-        settings=lambda wc: study_settings(wc.study),
+        settings=lambda wc: canonical(study_settings(wc.study)),
     threads: lambda wc: worker_threads(wc.study)
     resources:
         cpu_slots=lambda wc, threads: threads,

@@ -26,7 +26,7 @@ rule train:
         "results/benchmarks/train/{exp}.tsv"
     params:
         config=CONFIGFILE,
-        experiment=lambda wc: experiment_settings(wc.exp),
+        experiment=lambda wc: canonical(experiment_settings(wc.exp)),
         outdir=subpath(output[0], parent=True),
         card=lambda wc, input: f"--card {input.card}" if input.card else "",
     threads: TORCH_THREADS
