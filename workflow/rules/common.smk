@@ -1,4 +1,5 @@
 # Configuration loading and the small input/target functions the rules share.
+import json
 import os
 import sys
 
@@ -6,10 +7,10 @@ from dse.config import check_config, write_effective_config
 from dse.config import device_card_file as _resolve_card
 from dse.errors import DseError
 
-# The config Snakemake assembled (config/config.yaml, or --configfile files merged over it, plus
-# --config overrides) is validated, default-filled and written to CONFIGFILE, which every `dse`
-# call reads: the stages see exactly the configuration Snakemake sees. The file is rewritten
-# only when its content changes.
+# The config Snakemake assembled (config/config.yaml, or the --configfile files instead of it,
+# plus --config overrides) is validated, default-filled and written to CONFIGFILE, which every
+# `dse` call reads: the stages see exactly the configuration Snakemake sees. The file is
+# rewritten only when its content changes.
 _SOURCES = [str(f) for f in workflow.configfiles] or ["config/config.yaml"]
 try:
     check_config(config, source=" + ".join(dict.fromkeys(_SOURCES)))
@@ -35,8 +36,6 @@ EXPERIMENTS = sorted(config["experiments"])
 def canonical(settings):
     """Settings as sorted JSON: params compared by Snakemake must not depend on key order (a
     config file written in another order would otherwise rerun every job)."""
-    import json
-
     return json.dumps(settings, sort_keys=True, default=str)
 
 
