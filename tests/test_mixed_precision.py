@@ -277,3 +277,83 @@ def test_same_seed_same_numbers(digits) -> None:
     pd.testing.assert_frame_equal(a.history.drop(columns="seconds"),
                                   b.history.drop(columns="seconds"))
     assert all(torch.equal(v, b.model.state_dict()[k]) for k, v in a.model.state_dict().items())
+
+
+def _reference_transfer(tr: MixedPrecisionTrainer, p) -> None:
+    """The χ/ε rule written plainly (torch.where, the four-comparison refresh test): the
+    trainer's fused ``_transfer`` must give the same pulses, χ, weights and refresh decisions."""
+    p.chi.add_(p.layer.weight.grad.reshape(-1), alpha=-tr.lr)
+    idx = torch.nonzero(p.chi.abs() >= p.eps).squeeze(1)
+    n = torch.div(p.chi.index_select(0, idx), p.eps).trunc_()
+    p.chi.index_add_(0, idx, n, alpha=-p.eps)
+    up = n > 0
+    dev_idx, cnt = torch.where(up, idx, idx + p.n), n.abs()
+    tr.count_pulses(p.name, cnt)
+    sub = tr.dev.apply_pulses(tr.dev.take(p.state, dev_idx), cnt, tr.dev_gen)
+    tr.dev.put(p.state, dev_idx, sub)
+    g_new = tr.dev.read(sub)
+    g_other = tr.dev.read_at(p.state, torch.where(up, idx + p.n, idx))
+    gp, gm = torch.where(up, g_new, g_other), torch.where(up, g_other, g_new)
+    tr._set_weights(p, idx, gp - gm)
+    g_up, g_lo = tr._refresh_levels
+    due = (gp > g_lo) & (gm > g_lo) & ((gp > g_up) | (gm > g_up))
+    sel = idx[due]
+    if sel.numel():
+        tr._write_pairs(p, sel, p.clean.index_select(0, sel) / p.scale)
+
+
+def test_transfer_matches_the_plain_rule(digits) -> None:
+    tr = _trainer(digits, _exp(mixed_precision={"refresh_upper": 0.5, "refresh_lower": 0.2}))
+    for xb, yb in _batches(digits, 3):
+        tr.step(xb, yb)
+    xb, yb = _batches(digits, 4)[3]
+    torch.nn.functional.cross_entropy(tr.model(xb), yb).backward()
+
+    def snapshot() -> list:
+        return [(p.chi.clone(), p.clean.clone(), p.apparent.clone(),
+                 {k: v.clone() for k, v in p.state.items()}) for p in tr.pairs]
+
+    def restore(snap: list, gens: tuple) -> None:
+        for p, (chi, clean, app, st) in zip(tr.pairs, snap, strict=True):
+            p.chi.copy_(chi), p.clean.copy_(clean), p.apparent.copy_(app)
+            p.state.update({k: v.clone() for k, v in st.items()})
+        tr.dev_gen.set_state(gens[0]), tr.noise_gen.set_state(gens[1])
+
+    start, gens = snapshot(), (tr.dev_gen.get_state(), tr.noise_gen.get_state())
+    tr.take_pulses()
+    with torch.no_grad():
+        for p in tr.pairs:
+            _reference_transfer(tr, p)
+    want, want_pulses = snapshot(), tr.take_pulses()
+    assert sum(v["down"] for v in want_pulses.values()) > 0  # refreshes happened
+    restore(start, gens)
+    with torch.no_grad():
+        for p in tr.pairs:
+            tr._transfer(p)
+    assert tr.take_pulses() == want_pulses
+    for (chi, clean, app, st), (chi2, clean2, app2, st2) in zip(want, snapshot(), strict=True):
+        assert torch.equal(chi, chi2) and torch.equal(clean, clean2) and torch.equal(app, app2)
+        assert st.keys() == st2.keys() and all(torch.equal(st[k], st2[k]) for k in st)
+
+
+def test_threshold_indices_compare_in_the_tensor_precision() -> None:
+    from dse.train.mixed_precision import _indices_above
+    level = 3.3e-3  # float32(level) < level: the comparison is a float32 one, as in torch
+    x = torch.tensor([level, -level, 1.0, 0.0], dtype=torch.float32)
+    x = torch.cat([x, torch.nextafter(x, torch.zeros(4)), torch.nextafter(x, torch.ones(4))])
+    for strict in (False, True):
+        want = torch.nonzero(x > level if strict else x >= level).squeeze(1)
+        got = _indices_above(x, level, strict)
+        assert got.dtype == torch.int64 and torch.equal(got, want)
+
+
+def test_soft_bounds_pulse_keys_are_enough_to_pulse() -> None:
+    dev = from_card(BULK)
+    state = dev.sample_devices((1000,), torch.Generator().manual_seed(0))
+    keys = dev.pulse_keys(state)
+    assert "up" not in keys and "x" in keys and "log_keep_up" in keys
+    idx = torch.arange(0, 1000, 3)
+    n = torch.randint(-3, 4, (idx.numel(),), generator=torch.Generator().manual_seed(1)).float()
+    full = dev.apply_pulses(dev.take(state, idx), n, torch.Generator().manual_seed(2))
+    part = dev.apply_pulses(dev.take(state, idx, keys), n, torch.Generator().manual_seed(2))
+    assert torch.equal(full["x"], part["x"])

@@ -329,6 +329,13 @@ class SoftBounds(PulseDevice):
         st["log_keep_up"], st["log_keep_down"] = self._log_keep(st)
         return st
 
+    def pulse_keys(self, state: Mapping[str, Tensor]) -> tuple[str, ...]:
+        """With the nonlinearity on and ln(1 − α) cached, the D2D gains ``up``/``down`` are not
+        read (saves two gathers per sparse update)."""
+        if self.imperfections["nonlinearity"] and "log_keep_up" in state:
+            return tuple(k for k in state if k not in ("up", "down"))
+        return tuple(state)
+
     def _mean_step(self, x: Tensor, n: Tensor, st: Mapping[str, Tensor]) -> Tensor:
         u = (n + 0.5).clamp_(0.0, 1.0)  # 1 up, 0 down (½ for n = 0: no move)
         k = n.abs()

@@ -415,9 +415,17 @@ class DeviceModel(DeviceFamily):
         return False
 
     @staticmethod
-    def take(state: Mapping[str, torch.Tensor], idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The sub-state of devices ``idx`` of a flat state (0-d tensors are shared as they are)."""
-        return {k: (t.index_select(0, idx) if t.dim() else t) for k, t in state.items()}
+    def take(state: Mapping[str, torch.Tensor], idx: torch.Tensor,
+             keys: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """The sub-state of devices ``idx`` of a flat state (0-d tensors are shared as they are);
+        only ``keys`` when given (e.g. :meth:`pulse_keys`)."""
+        return {k: (t.index_select(0, idx) if t.dim() else t) for k, t in state.items()
+                if keys is None or k in keys}
+
+    def pulse_keys(self, state: Mapping[str, torch.Tensor]) -> tuple[str, ...]:
+        """The keys of ``state`` that :meth:`apply_pulses`, :meth:`read` and ``set_conductance``
+        use: a sub-state :meth:`take` with just these is enough for them (default: all)."""
+        return tuple(state)
 
     def put(self, state: dict[str, torch.Tensor], idx: torch.Tensor,
             sub: Mapping[str, torch.Tensor], keys: Sequence[str] | None = None) -> None:
