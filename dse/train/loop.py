@@ -142,8 +142,7 @@ class Trainer:
             else:  # s = +1 up, -1 down, 0 unchanged
                 s = torch.sign(q - last)
                 changed, net = int(torch.count_nonzero(s)), int(s.sum())
-            self.pulses[name]["up"] += (changed + net) // 2
-            self.pulses[name]["down"] += (changed - net) // 2
+            self.add_pulses(name, up=(changed + net) // 2, down=(changed - net) // 2)
         self._levels[name] = (q, total)
 
     def end_epoch(self, epoch: int) -> None:
@@ -164,8 +163,12 @@ class Trainer:
     # -- helpers ---------------------------------------------------------------------------
     def count_pulses(self, layer: str, n: torch.Tensor) -> None:
         """Add the device-programming pulses of a signed pulse-count tensor to the tallies."""
-        self.pulses[layer]["up"] += int(n.clamp(min=0).sum())
-        self.pulses[layer]["down"] += int((-n).clamp(min=0).sum())
+        self.add_pulses(layer, up=int(n.clamp(min=0).sum()), down=int((-n).clamp(min=0).sum()))
+
+    def add_pulses(self, layer: str, up: int = 0, down: int = 0) -> None:
+        """Add counted pulses to the tallies (when the counts are known without a tensor)."""
+        self.pulses[layer]["up"] += up
+        self.pulses[layer]["down"] += down
 
     def take_pulses(self) -> dict[str, dict[str, int]]:
         """The pulse tallies since the last call (and reset them)."""

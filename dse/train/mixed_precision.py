@@ -159,7 +159,7 @@ class PairLayer:
     chi: Tensor  # (N,) accumulator, weight units
     clean: Tensor  # (N,) noise-free device weights s·(G⁺ − G⁻)
     apparent: Tensor  # (N,) the weights the training passes use (clean + read noise)
-    work: Tensor | None = None  # (N,) scratch buffer of the threshold test (|χ|)
+    work: Tensor  # (N,) scratch buffer of the threshold test (|χ|)
 
 
 @register_algorithm
@@ -241,7 +241,7 @@ class MixedPrecisionTrainer(Trainer):
         state = {k: v.to(self.device) for k, v in state.items()}
         zeros = torch.zeros(n, dtype=w.dtype, device=self.device)
         pairs = PairLayer(name, layer, shape, n, scale, eps, state, zeros.clone(), zeros,
-                          zeros)
+                          zeros, torch.empty_like(zeros))
         # write the network's initial weights (reset + open-loop write, counted as pulses)
         pairs.apparent = pairs.clean if self.read_mode == "off" else zeros.clone()
         self._write_pairs(pairs, torch.arange(n, device=self.device),
@@ -305,8 +305,7 @@ class MixedPrecisionTrainer(Trainer):
         sub = self.dev.take(p.state, both, self.dev.pulse_keys(p.state))
         sub = self.dev.set_conductance(sub, torch.full((2 * k,), self.g_min, dtype=target.dtype,
                                                        device=target.device))
-        # one RESET per device (count_pulses of 2k × −1, tallied without the tensor ops)
-        self.pulses[p.name]["down"] += 2 * k
+        self.add_pulses(p.name, down=2 * k)  # one RESET per device
         g = self.dev.read(sub)
         rest = target - (g[:k] - g[k:])  # what the two reset levels leave to write
         pos = torch.arange(k, device=idx.device)
@@ -316,7 +315,7 @@ class MixedPrecisionTrainer(Trainer):
             0, which, self._pulses_between(g_from, g_from + rest.abs()))
         if bool(pulses.any()):
             sub = self.dev.apply_pulses(sub, pulses, self.dev_gen)
-            self.pulses[p.name]["up"] += int(pulses.sum())  # count_pulses of counts ≥ 0
+            self.add_pulses(p.name, up=int(pulses.sum()))  # potentiation only
         self.dev.put(p.state, both, sub)
         g = self.dev.read(sub)
         self._set_weights(p, idx, g[:k] - g[k:])
@@ -336,8 +335,6 @@ class MixedPrecisionTrainer(Trainer):
         if self.exp.weight_decay:
             g = g.add(p.clean, alpha=self.exp.weight_decay)
         p.chi.add_(g, alpha=-self.lr)
-        if p.work is None:
-            p.work = torch.empty_like(p.chi)
         idx = _indices_above(torch.abs(p.chi, out=p.work), p.eps)  # |χ| ≥ ε
         k = idx.numel()
         if k == 0:
@@ -351,7 +348,7 @@ class MixedPrecisionTrainer(Trainer):
             neg = n.signbit().to(idx.dtype)  # 1 where n < 0
             dev_idx, cnt = torch.add(idx, neg, alpha=p.n), n.abs()  # idx (G⁺) or idx + N (G⁻)
             other_idx = torch.add(idx, neg, alpha=-p.n).add_(p.n)
-            self.pulses[p.name]["up"] += int(cnt.sum())  # count_pulses of counts ≥ 0
+            self.add_pulses(p.name, up=int(cnt.sum()))  # potentiation only
         sub = self.dev.take(p.state, dev_idx, self.dev.pulse_keys(p.state))
         sub = self.dev.apply_pulses(sub, cnt, self.dev_gen)
         self.dev.put(p.state, dev_idx, sub)
