@@ -28,4 +28,4 @@ rule all:
     default_target: True
     input:
         all_targets(),
-        "reports/report.html",
+        path(L.report_html),

@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import time
 from pathlib import Path
@@ -32,15 +31,15 @@ import pandas as pd
 import torch
 
 from dse.chip.ber import OperatingPoint
-from dse.chip.card import load_chip
 from dse.chip.estimate import estimate, totals
 from dse.chip.inject import AnalogNoise, StuckAt, inject, summarize
 from dse.chip.mapping import map_model
 from dse.config import Experiment
 from dse.data import load_dataset
-from dse.devices import from_card, load_card
+from dse.devices import from_card
+from dse.nn import evaluate
+from dse.pipeline.artifacts import load_card, load_chip
 from dse.train import train
-from dse.train.loop import evaluate
 
 CHIP = "config/chips/rram-1t1r-adc.yaml"
 DEVICE = "config/devices/reram-es-gong2018.yaml"
@@ -51,7 +50,7 @@ def sweep(model, chip, analog, x, y, cal, bits_list, rows_list, repeats) -> pd.D
     rows = []
     for prow in rows_list:
         for bits in [None, *bits_list]:
-            c = dataclasses.replace(chip, parallel_rows=prow,
+            c = chip.replace(parallel_rows=prow,
                                     adc_bits=bits if bits is not None else chip.adc_bits)
             mapping = map_model(model, c)
             t0 = time.perf_counter()

@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dse.chip.card import load_chip
 from dse.chip.inject import inject, summarize
 from dse.chip.mapping import map_model
 from dse.config import Experiment
 from dse.data import task_stream
+from dse.pipeline.artifacts import load_chip
 from dse.train import train
 
 CHIPS = {"binary": "config/chips/rram-2t2r-pcsa-130nm.yaml",

@@ -8,18 +8,15 @@ No training: the layer shapes of the default networks come from dse.nn.build_mod
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 
 from dse.chip.adc import MurmannSurvey, NeuroSimSar
 from dse.chip.ber import ChipErrors
-from dse.chip.card import load_chip
 from dse.chip.estimate import by_component, estimate, totals
-from dse.chip.io import load_device_models
 from dse.chip.mapping import layer_specs, map_model
 from dse.nn import ModelSpec, build_model
+from dse.pipeline.artifacts import load_chip, load_device_models
 
 HW_SAR = {(130, 4): 495, (130, 5): 645, (130, 6): 812, (130, 8): 1196,
           (22, 4): 32.6, (22, 5): 42.4, (22, 6): 53.2, (22, 8): 78.1}          # fJ
@@ -51,9 +48,9 @@ def cell_table() -> pd.DataFrame:
     base = load_chip("config/chips/rram-1t1r-adc.yaml")
     rows = []
     for node, (v, lrs, hrs) in HW_CELL.items():
-        chip = dataclasses.replace(base, node_nm=node, read_voltage_v=v, lrs_fraction=1.0)
+        chip = base.replace(node_nm=node, read_voltage_v=v, lrs_fraction=1.0)
         e_l = chip.cell_read_fj
-        e_h = dataclasses.replace(chip, lrs_fraction=0.0).cell_read_fj
+        e_h = chip.replace(lrs_fraction=0.0).cell_read_fj
         rows.append({"node nm": node, "V_read": v, "E(LRS) HARDWARE.md": lrs, "E(LRS) dse": e_l,
                      "error %": 100 * (e_l / lrs - 1), "E(HRS) HARDWARE.md": hrs,
                      "E(HRS) dse": e_h, "error % ": 100 * (e_h / hrs - 1)})
@@ -120,7 +117,7 @@ def ternary_low_supply() -> str:
     rows = []
     for chip, prec in ((binary, "binary"), (tern, "ternary")):
         for vdd in (1.2, 0.6, 0.45):
-            c = dataclasses.replace(chip, supply_v=vdd)
+            c = chip.replace(supply_v=vdd)
             t = estimate(map_model(bnn_specs(prec), c), c)
             rows.append({"chip": chip.name, "vdd V": vdd, "BER (cards)": errs.ber({"vdd": vdd}),
                          "inference nJ": totals(t)["energy_per_inference_pJ"] * 1e-3})

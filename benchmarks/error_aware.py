@@ -23,9 +23,9 @@ from torch.func import functional_call
 
 from dse.config import Experiment
 from dse.data import load_dataset
-from dse.nn import QNet
+from dse.nn import QNet, evaluate
 from dse.nn.faults import apply_weight_errors
-from dse.train import evaluate, train
+from dse.train import train
 
 BERS = [0.0, 1e-4, 1e-3, 1e-2, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4]
 

@@ -16,12 +16,11 @@ import time
 
 import torch
 
-from dse.chip.card import load_chip
 from dse.chip.inject import inject
 from dse.chip.mapping import map_model
 from dse.data import load_dataset
-from dse.nn import ModelSpec, build_model
-from dse.train.loop import evaluate
+from dse.nn import ModelSpec, build_model, evaluate
+from dse.pipeline.artifacts import load_chip
 
 CHIPS = {"binary": "config/chips/rram-2t2r-pcsa-130nm.yaml",
          "ternary": "config/chips/rram-2t2r-pcsa-130nm-ternary.yaml"}

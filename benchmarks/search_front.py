@@ -18,9 +18,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dse import seeds
 from dse.config import load_config
-from dse.search import parse_study
-from dse.search.evaluate import ModelCache, design_for, evaluate_design
+from dse.pipeline import Layout
+from dse.pipeline.recipes import evaluate_design, trial_settings
+from dse.search import design_for, parse_study
 
 
 def main() -> None:
@@ -36,13 +38,17 @@ def main() -> None:
     spec = parse_study(config, args.study)
     vdds = np.round(np.arange(0.35, 1.2001, 0.05), 2)
     rows = []
+    layout = Layout.at(args.results)
     with tempfile.TemporaryDirectory() as tmp:
-        cache = ModelCache(Path(tmp), config, Path(args.results))
         for precision in ("binary", "ternary"):
             for vdd in vdds:
-                design = design_for(spec, config, {"precision": precision, "vdd": float(vdd)})
-                metrics, _ = evaluate_design(design, spec, config, cache, seed=config["seed"])
-                rows.append({"precision": precision, "vdd": vdd, **metrics})
+                params = {"precision": precision, "vdd": float(vdd)}
+                design = design_for(spec, config, params)
+                settings = trial_settings(config, spec.repeats,
+                                          seeds.trial_seed(spec.seed, params))
+                result = evaluate_design(config, design, layout, Path(tmp), settings,
+                                         study=spec.name)
+                rows.append({"precision": precision, "vdd": vdd, **result.metrics})
     table = pd.DataFrame(rows)
     cols = ["precision", "vdd", "accuracy", "accuracy_std", "clean_accuracy", "ber",
             "energy_per_inference_pJ", "area_mm2", "training_pJ"]

@@ -26,8 +26,8 @@ import torch
 
 from dse.config import Experiment
 from dse.data import batches, load_dataset
-from dse.devices import load_card
 from dse.nn import ModelSpec, build_model
+from dse.pipeline.artifacts import load_card
 from dse.train import ALGORITHMS, Trainer, train
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,4 +1,5 @@
-"""``dse`` command line: argument parsing only; each subcommand calls its stage's functions.
+"""``dse`` command line: argument parsing only; each subcommand calls the wiring
+(:mod:`dse.pipeline`: its recipes and contract-file I/O) and nothing else.
 
 A user mistake (``DseError``) prints one line, ``dse: <file>: <what> (<fix>)``, and exits 2.
 One section per stage below; keep each subcommand's parser and handler together.
@@ -37,31 +38,21 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--experiment", required=True, help="experiment name under experiments:")
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--card", type=Path, default=None,
-                   help="device card file (YAML/JSON) for the experiment's device_card")
+                   help="device card file (YAML/JSON) for the experiment's device_card "
+                        "(default: the one the config names)")
     p.set_defaults(func=_cmd_train)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from dse.config import Experiment, load_config
-    from dse.data import task_stream
-    from dse.train import resolve_device, save, train
+    from dse.pipeline import Layout, artifacts, files, recipes
 
     config = load_config(args.config)
     exp = Experiment.from_config(config, args.experiment)
-    cards = {}
-    card_dict = None
-    if exp.device_card is not None:
-        if args.card is None:
-            raise DseError(f"experiment '{exp.name}' uses device card '{exp.device_card}'; "
-                           "pass its card file with --card")
-        from dse.devices import load_card
-
-        card_dict = load_card(args.card)
-        cards[exp.device_card] = card_dict
-    tasks = task_stream(exp.dataset, exp.tasks, exp.seed, config["data_root"], config["download"])
-    result = train(exp, tasks, resolve_device(config["device"]), cards=cards,
-                   progress=not args.quiet)
-    save(result, args.out, card=card_dict)
+    files.check_writable(args.out / "model.json")
+    cards = recipes.experiment_cards(config, exp, Layout.from_config(config), args.card)
+    result = recipes.train_experiment(config, exp, cards, progress=not args.quiet)
+    artifacts.save_model(result, args.out, card=next(iter(cards.values()), None))
     log.info("trained %s: test accuracy %.4f -> %s", exp.name, result.test_accuracy, args.out)
     return 0
 
@@ -76,15 +67,14 @@ def _add_map(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_map(args: argparse.Namespace) -> int:
-    from dse.chip.card import load_chip
     from dse.chip.mapping import map_model
-    from dse.ioutil import write_json
-    from dse.train import load
+    from dse.pipeline import artifacts, files
 
-    chip = load_chip(args.chip)
-    trained = load(args.model)
+    chip = artifacts.load_chip(args.chip)
+    trained = artifacts.load_model(args.model)
+    files.check_writable(args.out)
     mapping = map_model(trained.model, chip, experiment=trained.experiment.get("name"))
-    write_json(args.out, {**mapping.to_dict(), "chip_card": chip.to_dict()})
+    artifacts.write_mapping(args.out, mapping, chip)
     t = mapping.totals()
     log.info("mapped %s on %s: %d tiles, utilisation %.3f -> %s", mapping.experiment, chip.name,
              t["tiles"], t["utilisation"], args.out)
@@ -113,66 +103,25 @@ def _add_inject(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_inject(args: argparse.Namespace) -> int:
-    import torch
-
-    from dse.chip.ber import ChipErrors, points_for_chip
-    from dse.chip.card import load_chip
-    from dse.chip.inject import AnalogNoise, StuckAt, inject, summarize
-    from dse.chip.io import load_device_models, load_mapping
+    from dse.chip.inject import summarize
     from dse.config import check_config, load_config
-    from dse.data import task_stream
-    from dse.devices import from_card
-    from dse.ioutil import write_csv
-    from dse.train import load, resolve_device
+    from dse.pipeline import InjectSettings, artifacts, files, recipes
+    from dse.train import resolve_device
 
     config = load_config(args.config) if args.config else check_config({})
-    settings = dict(config["inject"])
-    for key in ("ber", "repeats", "seed", "batch"):
-        if getattr(args, key) is not None:
-            settings[key] = getattr(args, key)
-    mapping = load_mapping(args.mapping)
-    chip = load_chip(args.chip) if args.chip else None
-    if chip is not None and chip.name != mapping.chip:
-        raise DseError(f"--chip is '{chip.name}' but the mapping is for '{mapping.chip}'; pass "
-                       "the chip card the mapping was made with", source=str(args.chip))
-    models = load_device_models(args.device)
-    ops = settings["operating_points"].get(mapping.chip)
-    errors = None
-    if ops is not None:
-        if chip is None:
-            raise DseError(f"inject.operating_points.{mapping.chip}: pass the chip card with "
-                           "--chip (its nominal knobs and error sources)")
-        errors = ChipErrors(chip, models)
-    device = resolve_device(config["device"])
-    trained = load(args.model, device)
-    points = points_for_chip(mapping.encoding, settings["ber"], ops, errors, mapping.chip)
-    analog = None
-    if mapping.encoding == "analog":
-        card = trained.meta.get("device_card")
-        model = from_card(card) if card else None
-        if model is None and chip is not None and chip.analog_card:
-            model = models.get(chip.analog_card)
-            if model is None:
-                raise DseError(f"chip '{chip.name}' programs analog weights with device card "
-                               f"'{chip.analog_card}'; pass it with --device")
-        if model is not None and hasattr(model, "program"):
-            analog = AnalogNoise(model, read=bool(settings["analog_read_noise"]))
-    exp = trained.experiment
-    tasks = task_stream(exp["dataset"], exp.get("tasks"), int(exp.get("seed") or 0),
-                        config["data_root"], config["download"])
-    data = tasks[-1]
-    n = settings["max_images"] or len(data.x_test)
-    x, y = data.x_test[:n].to(device), data.y_test[:n].to(device)
-    seed = settings["seed"] if settings["seed"] is not None else config["seed"]
-    generator = torch.Generator(device=device).manual_seed(int(seed))
-    sa = settings["stuck_at"]
-    table = inject(trained.model, mapping, x, y, points, int(settings["repeats"]), generator,
-                   batch=int(settings["batch"]), stuck_at=StuckAt(sa["sa0"], sa["sa1"]),
-                   analog=analog, progress=not args.quiet,
-                   adc_calibration=data.x_train[:1000].to(device))
-    summary = summarize(table)
-    write_csv(args.summary or args.out.with_suffix(".summary.csv"), summary)
-    write_csv(args.out, table)
+    mapping = artifacts.load_mapping(args.mapping)
+    chip = artifacts.load_chip(args.chip) if args.chip else None
+    settings = InjectSettings.from_config(config, mapping.chip, ber=args.ber,
+                                          repeats=args.repeats, seed=args.seed,
+                                          batch=args.batch)
+    summary_path = args.summary or args.out.with_suffix(".summary.csv")
+    for out in (args.out, summary_path):
+        files.check_writable(out)
+    models = artifacts.load_device_models(args.device)
+    trained = artifacts.load_model(args.model, resolve_device(config["device"]))
+    table = recipes.inject_chip(config, trained, mapping, chip, models, settings,
+                                progress=not args.quiet)
+    artifacts.write_tables({args.out: table, summary_path: summarize(table)})
     log.info("injected %d fault maps on %s (clean accuracy %.4f) -> %s", len(table),
              mapping.chip, table.attrs["clean_accuracy"], args.out)
     return 0
@@ -192,21 +141,19 @@ def _add_estimate(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
-    from dse.chip.card import load_chip
-    from dse.chip.estimate import estimate, totals
-    from dse.chip.io import chip_errors, load_mapping, load_pulses
-    from dse.ioutil import write_csv
+    from dse.chip.estimate import totals
+    from dse.pipeline import artifacts, files, recipes
 
-    mapping = load_mapping(args.mapping)
-    chip = load_chip(args.chip)
+    mapping = artifacts.load_mapping(args.mapping)
+    chip = artifacts.load_chip(args.chip)
     if chip.name != mapping.chip:
         raise DseError(f"chip card '{chip.name}' but the mapping is for '{mapping.chip}'; pass "
                        "the chip card the mapping was made with", source=str(args.chip))
-    pulses = load_pulses(args.history) if args.history else None
-    errors = chip_errors(chip, args.device)
-    write_pj = errors.write_energy_pj() if errors is not None else None
-    table = estimate(mapping, chip, pulses, write_pj)
-    write_csv(args.out, table)
+    files.check_writable(args.out)
+    pulses = artifacts.load_pulses(args.history) if args.history else None
+    models = artifacts.load_device_models(args.device)
+    table = recipes.estimate_chip(mapping, chip, models, pulses)
+    files.write_csv(args.out, table)
     t = totals(table)
     log.info("%s on %s: %.4g pJ per inference, %.4g mm2 -> %s", mapping.experiment, chip.name,
              t["energy_per_inference_pJ"], t["area_mm2"], args.out)
@@ -230,16 +177,22 @@ def _add_calibrate(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from dse.devices import calibrate, load_card, plot_fit, read_measurements
-    from dse.ioutil import write_json, write_yaml
+    from dse.devices import calibrate, fit_figure, read_measurements
+    from dse.pipeline import artifacts, files
 
+    outs = [args.out] + ([args.figure] if args.figure is not None else [])
+    for out in outs:
+        files.check_writable(out)
     data = read_measurements(args.data, args.format)
-    base = load_card(args.base) if args.base is not None else None
+    base = artifacts.load_card(args.base) if args.base is not None else None
     result = calibrate(data, args.family, name=args.name or args.out.stem, base=base,
                        seed=args.seed)
+    text = files.yaml_text(result.card) if args.out.suffix in (".yaml", ".yml") \
+        else files.json_text(result.card)
     if args.figure is not None:
-        plot_fit(result, args.figure)
-    (write_yaml if args.out.suffix in (".yaml", ".yml") else write_json)(args.out, result.card)
+        artifacts.write_card_and_figure(args.out, text, args.figure, fit_figure(result))
+    else:
+        files.write_text(args.out, text)
     fit = result.fit
     log.info("calibrated %s (%s) from %s: R2 %.4f, residual sigma %.4g -> %s",
              result.card["name"], args.family, args.data, fit["r2"], fit["residual_sigma"],
@@ -263,8 +216,8 @@ def _add_synthesize(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_synthesize(args: argparse.Namespace) -> int:
-    from dse.devices import load_card, synthesize
-    from dse.ioutil import atomic_output
+    from dse.devices import synthesize
+    from dse.pipeline import artifacts, files
 
     for k in ("devices", "cycles", "pulses", "every", "trials"):
         if getattr(args, k) < 1:
@@ -272,11 +225,11 @@ def _cmd_synthesize(args: argparse.Namespace) -> int:
     command = (f"dse synthesize --card {args.card} --format {args.format} --devices "
                f"{args.devices} --cycles {args.cycles} --pulses {args.pulses} --every "
                f"{args.every} --trials {args.trials} --seed {args.seed} --out {args.out}")
-    text = synthesize(load_card(args.card), args.format, devices=args.devices,
+    files.check_writable(args.out)
+    text = synthesize(artifacts.load_card(args.card), args.format, devices=args.devices,
                       cycles=args.cycles, pulses=args.pulses, every=args.every,
                       trials=args.trials, seed=args.seed, command=command)
-    with atomic_output(args.out) as tmp:
-        tmp.write_text(text)
+    files.write_text(args.out, text)
     log.info("synthetic %s measurements from %s -> %s", args.format, args.card, args.out)
     return 0
 
@@ -286,8 +239,9 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="run a co-design study (Optuna)")
     p.add_argument("--config", required=True, type=Path, help="study config")
     p.add_argument("--study", required=True, help="study name under search:")
-    p.add_argument("--results", type=Path, default=Path("results"),
-                   help="results folder (trials, model cache, journal) [results]")
+    p.add_argument("--results", type=Path, default=None,
+                   help="results folder (trials, model cache, journal) [the config's "
+                        "results_dir]")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--init", action="store_true",
                       help="create the study afresh (drops an existing one of the same name)")
@@ -300,26 +254,24 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from dse.config import load_config
-    from dse.ioutil import write_json
-    from dse.search import aggregate, init_study, run_worker, study_dir
+    from dse.pipeline import Layout
+    from dse.pipeline.study import aggregate_study, init_study_files, run_study_worker
 
     config = load_config(args.config)
-    root = study_dir(args.results, args.study)
+    layout = Layout.from_config(config) if args.results is None else Layout.at(args.results)
     if args.init:
-        write_json(root / "study.json", init_study(config, args.study, args.results))
+        init_study_files(config, args.study, layout)
         return 0
     if args.worker is not None:
         if args.worker < 0:
             raise DseError(f"--worker {args.worker}: worker numbers start at 0")
-        report = run_worker(config, args.study, args.worker, args.results,
-                            progress=not args.quiet)
-        write_json(root / "workers" / f"{args.worker}.json", report)
+        run_study_worker(config, args.study, args.worker, layout, progress=not args.quiet)
         return 0
     if not args.aggregate:  # the whole study in this process: init if needed, one worker
-        if not (root / "study.json").is_file():
-            write_json(root / "study.json", init_study(config, args.study, args.results))
-        run_worker(config, args.study, 0, args.results, progress=not args.quiet)
-    aggregate(config, args.study, args.results)
+        if not layout.study_json(args.study).is_file():
+            init_study_files(config, args.study, layout)
+        run_study_worker(config, args.study, 0, layout, progress=not args.quiet)
+    aggregate_study(config, args.study, layout)
     return 0
 
 
@@ -329,8 +281,8 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", required=True, type=Path,
                    help="study config (the Snakefile passes the effective one, "
                         ".snakemake/dse/config.yaml)")
-    p.add_argument("--results", type=Path, default=Path("results"),
-                   help="folder of the stage outputs [results]")
+    p.add_argument("--results", type=Path, default=None,
+                   help="folder of the stage outputs [the config's results_dir]")
     p.add_argument("--benchmarks", type=Path, default=None,
                    help="Snakemake benchmark files, for run times [RESULTS/benchmarks]")
     p.add_argument("--out", required=True, type=Path, help="HTML file to write")
@@ -339,13 +291,15 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from dse.config import load_config
-    from dse.ioutil import atomic_output
-    from dse.report import make_report
+    from dse.pipeline import Layout
+    from dse.pipeline.collect import write_report
 
     config = load_config(args.config)
-    html, sections = make_report(config, args.config, args.results, args.benchmarks)
-    with atomic_output(args.out) as tmp:
-        tmp.write_text(html, encoding="utf-8")
+    layout = Layout.from_config(config) if args.results is None else Layout.at(args.results)
+    if not layout.results.is_dir():
+        raise DseError("results folder not found; run the stages first (snakemake) or pass "
+                       "--results", source=str(layout.results))
+    sections = write_report(config, args.config, layout, args.out, args.benchmarks)
     failed = [s.title for s in sections if s.failed]
     if failed:
         log.error("report %s: some figures or tables failed in: %s (see the messages above)",
@@ -384,6 +338,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except DseError as exc:
         print(f"dse: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file fault outside the wiring's checks: still one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"dse: {where}{exc.strerror or exc}; check the path and its permissions",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("dse: interrupted", file=sys.stderr)

@@ -21,7 +21,7 @@ from dse.errors import DseError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_PATH = Path(__file__).with_name("schema.yaml")  # symlink to config/schema.yaml
+SCHEMA_PATH = Path(__file__).with_name("schema.yaml")  # package data; config/schema.yaml links here
 
 
 def load_yaml(path: str | Path, what: str = "file") -> Any:
@@ -130,35 +130,6 @@ def load_config(path: str | Path) -> dict[str, Any]:
     if data is None:
         data = {}
     return check_config(data, source=str(path))
-
-
-def device_card_file(config: dict[str, Any], name: str,
-                     results: str | Path = "results") -> Path | None:
-    """The card file of device ``name``: its ``devices:`` entry's ``card:``, the calibrate
-    stage's ``{results}/calibrate/{name}.json`` for a measured device, else the shipped
-    ``config/devices/{name}.yaml`` when it exists (None otherwise). One resolver for the
-    Snakefile, the search and the report."""
-    entry = config.get("devices", {}).get(name)
-    if isinstance(entry, dict):
-        if entry.get("card"):
-            return Path(entry["card"])
-        if entry.get("measurements"):
-            return Path(results) / "calibrate" / f"{name}.json"
-    shipped = Path("config") / "devices" / f"{name}.yaml"
-    return shipped if shipped.is_file() else None
-
-
-def write_effective_config(config: dict[str, Any], path: str | Path) -> str:
-    """Write a validated config to ``path`` unless the file already holds exactly it."""
-    p = Path(path)
-    text = "# effective configuration written by the Snakefile (validated, defaults filled)\n"
-    text += yaml.safe_dump(json.loads(json.dumps(config, default=str)), sort_keys=False)
-    if not p.is_file() or p.read_text() != text:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(p)
-    return str(p)
 
 
 def config_hash(config: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from dse import seeds
 from dse.errors import DseError
 
 log = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ def permuted_tasks(base: Dataset, count: int, seed: int) -> list[Dataset]:
     Each task's permutation (one ``torch.randperm`` per task from a generator seeded with
     ``seed``) is shared by its train and test sets, as in Laborieux et al. 2021.
     """
-    gen = torch.Generator().manual_seed(seed)
+    gen = seeds.generator(seed, "data.tasks")
     n_pix = int(np.prod(base.input_shape))
     tasks = []
     for k in range(count):

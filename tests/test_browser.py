@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from dse.report import build_sections, collect_provenance, render_html
+from dse.pipeline.collect import collect_provenance
+from dse.report import build_sections, render_html
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

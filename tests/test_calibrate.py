@@ -13,15 +13,10 @@ import pytest
 import torch
 
 from dse.cli import main
-from dse.devices import (
-    calibrate,
-    from_card,
-    load_card,
-    plot_fit,
-    read_measurements,
-    synthesize,
-)
+from dse.devices import calibrate, fit_figure, from_card, read_measurements, synthesize
 from dse.errors import DseError
+from dse.pipeline.artifacts import load_card
+from dse.pipeline.files import write_figure
 
 CARDS = Path(__file__).resolve().parents[1] / "config" / "devices"
 
@@ -191,7 +186,8 @@ def test_weak_reset_recovers_its_distributions(tmp_path: Path) -> None:
         st.update(t=torch.full_like(st["t"], 1000.0), updated=torch.tensor(True))
         m.median_1000 = float(m.resistance(st).median())
     assert fit.median_1000 == pytest.approx(true.median_1000, rel=0.03)
-    fig = plot_fit(r, tmp_path / "wr.png")
+    fig = tmp_path / "wr.png"
+    write_figure(fig, fit_figure(r))
     assert fig.read_bytes()[:4] == b"\x89PNG"
 
 

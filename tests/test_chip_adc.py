@@ -15,6 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import dse.chip.fault_eval as fault_eval
 import dse.chip.inject as inj
 from dse.chip.adc_quant import (
     AdcSpec,
@@ -23,7 +24,7 @@ from dse.chip.adc_quant import (
     quantize_uniform,
     row_groups,
 )
-from dse.chip.card import chip_from_dict
+from dse.chip.card_parse import chip_from_dict
 from dse.chip.estimate import estimate, totals
 from dse.chip.inject import (
     AnalogNoise,
@@ -35,8 +36,7 @@ from dse.chip.inject import (
 from dse.chip.mapping import LayerSpec, Mapping, map_model
 from dse.data import load_dataset
 from dse.errors import DseError
-from dse.nn import ModelSpec, build_model
-from dse.train.loop import evaluate
+from dse.nn import ModelSpec, build_model, evaluate
 
 
 def q(value, unit="1"):
@@ -244,7 +244,7 @@ def test_groups_of_always_dark_pixels_read_zero(trained, digits) -> None:
     assert dark.any()
     assert (ro.layers["fc1"].hi[dark] == ro.layers["fc1"].lo[dark]).all()
     for bits in (3, 8):
-        table = inject(trained, map_model(trained, dataclasses.replace(chip, adc_bits=bits)),
+        table = inject(trained, map_model(trained, chip.replace(adc_bits=bits)),
                        x, y, [0.0], 1, torch.Generator().manual_seed(0),
                        adc_calibration=digits.x_train)
         assert table.attrs["adc_accuracy"] > 0.8
@@ -311,12 +311,12 @@ def test_vectorised_maps_equal_per_map_evaluation(trained, digits) -> None:
                           stuck_at=StuckAt(sa0=0.002, sa1=0.002))
     with ro.attached(trained):
         sparse = map_accuracies(trained, w, x, y)
-        old = inj.SPARSE_FIRST_LAYER
+        old = fault_eval.SPARSE_FIRST_LAYER
         try:
-            inj.SPARSE_FIRST_LAYER = -1.0  # force the dense path
+            fault_eval.SPARSE_FIRST_LAYER = -1.0  # force the dense path
             dense = map_accuracies(trained, w, x, y)
         finally:
-            inj.SPARSE_FIRST_LAYER = old
+            fault_eval.SPARSE_FIRST_LAYER = old
     assert (sparse - dense).abs().max().item() <= 1.01 / len(x)
     assert dense.tolist() == pytest.approx(_per_map(trained, ro, w, x, y), abs=1.01 / len(x))
 

@@ -4,15 +4,16 @@ against the NeuroSim and Accelergy figures of HARDWARE.md §2(c)-(e)."""
 from __future__ import annotations
 
 import copy
-import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
 
 from dse.chip.adc import UNIT_TRANSISTOR_F2, MurmannSurvey, NeuroSimSar
-from dse.chip.card import ChipCard, chip_from_dict, load_chip
+from dse.chip.card import ChipCard
+from dse.chip.card_parse import chip_from_dict
 from dse.errors import DseError
+from dse.pipeline.artifacts import load_chip
 
 SHIPPED = ("rram-2t2r-pcsa-130nm", "rram-2t2r-pcsa-130nm-ternary", "rram-1t1r-adc",
            "stt-mram-binary")
@@ -141,10 +142,10 @@ def test_a_bad_yaml_file_is_one_line(tmp_path: Path) -> None:
 def test_replace_is_validated_and_recomputes() -> None:
     chip = chip_from_dict(adc_card())
     with pytest.raises(DseError, match="adc_bits"):
-        dataclasses.replace(chip, adc_bits=0)
+        chip.replace(adc_bits=0)
     with pytest.raises(DseError, match="parallel_rows"):
-        dataclasses.replace(chip, rows=64)  # parallel_rows 128 > 64 rows
-    six = dataclasses.replace(chip, adc_bits=6)
+        chip.replace(rows=64)  # parallel_rows 128 > 64 rows
+    six = chip.replace(adc_bits=6)
     assert six.adc_fj == pytest.approx(NeuroSimSar.energy_fj(6, 130))
     assert isinstance(six, ChipCard) and six.sources == chip.sources
 
@@ -187,5 +188,5 @@ def test_cell_read_energy_matches_neurosim_defaults(node: int, vread: float, lrs
     d["cell"]["lrs_fraction"] = q(1.0)
     chip = chip_from_dict(d)
     assert chip.cell_read_fj == pytest.approx(lrs, rel=0.01)
-    assert dataclasses.replace(chip, lrs_fraction=0.0).cell_read_fj == pytest.approx(hrs,
+    assert chip.replace(lrs_fraction=0.0).cell_read_fj == pytest.approx(hrs,
                                                                                       rel=0.03)

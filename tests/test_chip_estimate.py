@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from dse.chip.card import chip_from_dict
+from dse.chip.card_parse import chip_from_dict
 from dse.chip.estimate import by_component, estimate, totals
 from dse.chip.mapping import LayerSpec, map_model
 from dse.cli import main
@@ -87,7 +87,7 @@ def test_supply_and_adc_overrides() -> None:
     chip = chip_from_dict(tiny_card())
     mapping = map_model(LAYERS, chip)
     base = estimate(mapping, chip).set_index(["layer", "component"])["energy_pJ"]
-    low = estimate(mapping, dataclasses.replace(chip, supply_v=0.5))
+    low = estimate(mapping, chip.replace(supply_v=0.5))
     low = low.set_index(["layer", "component"])["energy_pJ"]
     for comp in ("sense_amps", "accumulate", "buffer"):
         assert low["A", comp] == pytest.approx(base["A", comp] / 4)
@@ -107,14 +107,14 @@ def test_supply_and_adc_overrides() -> None:
     layers = [dataclasses.replace(s, precision="float") for s in LAYERS]
     m = map_model(layers, adc)
     e5 = estimate(m, adc).set_index(["layer", "component"])
-    e6 = estimate(m, dataclasses.replace(adc, adc_bits=6)).set_index(["layer", "component"])
+    e6 = estimate(m, adc.replace(adc_bits=6)).set_index(["layer", "component"])
     assert e5.loc[("A", "adc"), "energy_per_op_fJ"] == pytest.approx(645, rel=0.01)
     assert e6.loc[("A", "adc"), "energy_per_op_fJ"] == pytest.approx(812, rel=0.01)
-    murmann = estimate(m, dataclasses.replace(adc, adc_model="murmann_survey"))
+    murmann = estimate(m, adc.replace(adc_model="murmann_survey"))
     assert murmann.set_index(["layer", "component"]).loc[("A", "adc"), "energy_per_op_fJ"] \
         == pytest.approx(13.1e3, rel=0.02)
     with pytest.raises(DseError, match="another chip geometry"):
-        estimate(m, dataclasses.replace(adc, cols=16))
+        estimate(m, adc.replace(cols=16))
 
 
 def test_training_pulses_need_a_write_energy() -> None:
@@ -137,7 +137,8 @@ def test_training_pulses_need_a_write_energy() -> None:
 def trained(tmp_path_factory) -> Path:
     from dse.config import Experiment
     from dse.data import task_stream
-    from dse.train import save, train
+    from dse.pipeline.artifacts import save_model as save
+    from dse.train import train
 
     out = tmp_path_factory.mktemp("model") / "tiny"
     exp = Experiment.from_dict("tiny", {"dataset": "digits", "hidden": [32], "epochs": 1,

@@ -15,7 +15,7 @@ import torch
 from scipy import stats
 
 from dse.chip.ber import ChipErrors, OperatingPoint, combine_ber, points_for_chip
-from dse.chip.card import chip_from_dict
+from dse.chip.card_parse import chip_from_dict
 from dse.chip.inject import (
     AnalogNoise,
     StuckAt,
@@ -27,8 +27,7 @@ from dse.chip.inject import (
 from dse.chip.mapping import map_model
 from dse.data import load_dataset
 from dse.errors import DseError
-from dse.nn import ModelSpec, build_model
-from dse.train.loop import evaluate
+from dse.nn import ModelSpec, build_model, evaluate
 
 
 def q(value, unit="1"):
@@ -183,7 +182,7 @@ def test_vectorised_maps_of_a_convnet(digits) -> None:
 
 
 def test_sparse_first_layer_equals_dense_evaluation(digits) -> None:
-    from dse.chip import inject as inj
+    from dse.chip import fault_eval as inj
 
     model = net("binary")
     mapping = map_model(model, chip_from_dict(card("binary")))
@@ -316,8 +315,7 @@ def test_shipped_device_cards_give_a_chip_ber(repo: Path) -> None:
     needed = ["hfo2-2t2r.yaml", "pcsa-130nm.yaml"]
     if not all((devices / n).is_file() for n in needed):
         pytest.skip("device cards not shipped yet")
-    from dse.chip.card import load_chip
-    from dse.chip.io import load_device_models
+    from dse.pipeline.artifacts import load_chip, load_device_models
 
     chip = load_chip(repo / "config" / "chips" / "rram-2t2r-pcsa-130nm.yaml")
     errs = ChipErrors(chip, load_device_models([devices / n for n in needed]))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
 import torch
 
-from dse.chip.card import chip_from_dict
+from dse.chip.card_parse import chip_from_dict
 from dse.chip.mapping import LayerSpec, Mapping, layer_specs, map_model
 from dse.errors import DseError
 from dse.nn import ModelSpec, build_model
@@ -131,6 +130,6 @@ def test_mapping_round_trip_and_totals() -> None:
 def test_estimate_refuses_a_mapping_of_another_geometry() -> None:
     chip = chip_from_dict(pcsa_card())
     m = map_model([LayerSpec("a", "linear", "binary", 10, 10)], chip)
-    m.check_chip(dataclasses.replace(chip, supply_v=0.9))  # supply does not change the layout
+    m.check_chip(chip.replace(supply_v=0.9))  # supply does not change the layout
     with pytest.raises(DseError, match=r"rows 64 vs 128.*re-run map_model"):
-        m.check_chip(dataclasses.replace(chip, rows=128))
+        m.check_chip(chip.replace(rows=128))

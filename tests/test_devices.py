@@ -12,17 +12,10 @@ import torch
 import yaml
 from scipy import integrate, stats
 
-from dse.devices import (
-    REGISTRY,
-    BitErrorModel,
-    DeviceModel,
-    TruncDist,
-    from_card,
-    load_card,
-    validate_card,
-)
+from dse.devices import REGISTRY, BitErrorModel, DeviceModel, TruncDist, from_card, validate_card
 from dse.devices.weak_reset import pink_coefficients
 from dse.errors import DseError
+from dse.pipeline.artifacts import load_card
 
 CARDS = Path(__file__).resolve().parents[1] / "config" / "devices"
 SHIPPED = ["hfo2-2t2r", "hfo2-1t1r", "pcsa-130nm", "stt-mram", "hfo2-weak-reset",

@@ -15,7 +15,8 @@ from dse.config import Experiment
 from dse.data import load_dataset
 from dse.nn import QLinear
 from dse.nn.faults import apply_weight_errors
-from dse.train import save, train
+from dse.pipeline.artifacts import save_model as save
+from dse.train import train
 from dse.train.loop import set_train_ber
 
 

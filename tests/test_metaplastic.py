@@ -15,9 +15,11 @@ from matplotlib.figure import Figure
 from dse.config import Experiment
 from dse.data import load_dataset, permuted_tasks
 from dse.errors import DseError
-from dse.nn import ModelSpec, build_model
+from dse.nn import ModelSpec, build_model, evaluate
+from dse.pipeline.artifacts import load_model as load
+from dse.pipeline.artifacts import save_model as save
 from dse.report.figures import task_matrix_figure
-from dse.train import AdamMeta, MetaplasticTrainer, evaluate, load, save, train
+from dse.train import AdamMeta, MetaplasticTrainer, train
 from dse.train.metaplastic import metaplastic_settings
 
 
@@ -116,10 +118,10 @@ def _trainer(exp: Experiment, tasks) -> MetaplasticTrainer:
     return MetaplasticTrainer(exp, build_model(spec, gen), torch.device("cpu"), gen)
 
 
-def test_settings_defaults_come_from_the_schema() -> None:
+def test_settings_have_one_home_of_their_defaults() -> None:
     direct = Experiment(name="d", algorithm="metaplastic")  # not validated: metaplastic == {}
-    assert metaplastic_settings(direct) == _exp().metaplastic
-    assert metaplastic_settings(direct)["m"] == 1.35  # Laborieux et al. 2021 README, Fig. 2
+    assert metaplastic_settings(direct) == metaplastic_settings(_exp())
+    assert metaplastic_settings(direct).m == 1.35  # Laborieux et al. 2021 README, Fig. 2
     with pytest.raises(DseError, match="metaplastic: unknown key 'mm'"):
         metaplastic_settings(Experiment(name="d", metaplastic={"mm": 1}))
 

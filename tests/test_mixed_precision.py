@@ -13,10 +13,13 @@ import torch
 
 from dse.config import Experiment
 from dse.data import batches, load_dataset
-from dse.devices import from_card, load_card
+from dse.devices import from_card
 from dse.errors import DseError
-from dse.nn import ModelSpec, build_model
-from dse.train import MixedPrecisionTrainer, evaluate, load, save, train
+from dse.nn import ModelSpec, build_model, evaluate
+from dse.pipeline.artifacts import load_card
+from dse.pipeline.artifacts import load_model as load
+from dse.pipeline.artifacts import save_model as save
+from dse.train import MixedPrecisionTrainer, train
 from dse.train.mixed_precision import absmax_quantize
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,16 +19,19 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from dse.chip.card import load_chip
 from dse.chip.estimate import estimate
 from dse.chip.inject import summarize
 from dse.chip.mapping import LayerSpec, map_model
 from dse.config import check_config, config_hash
-from dse.devices import calibrate, load_card, plot_fit, read_measurements
+from dse.devices import calibrate, fit_figure, read_measurements
 from dse.errors import DseError
-from dse.report import build_sections, collect_provenance, render_html
+from dse.pipeline.artifacts import load_card, load_chip
+from dse.pipeline.collect import collect_provenance, load_benchmarks, load_results
+from dse.pipeline.files import write_figure
+from dse.pipeline.layout import Layout
+from dse.report import build_sections, render_html
 from dse.report import figures as F
-from dse.report.io import Calibration, ReportData, Study, load_benchmarks
+from dse.report.data import Calibration, ReportData, Study
 from dse.report.provenance import runtimes_table, seeds_table
 from dse.search.pareto import hypervolume_history, pareto_front
 
@@ -94,7 +97,7 @@ def synthetic_report_data(tmp: Path) -> ReportData:
                        base=load_card(REPO / "config/devices/hfo2-2t2r.yaml"))
     card_file = tmp / "hfo2-2t2r-cal.json"
     card_file.write_text("{}")
-    plot_fit(result, tmp / "hfo2-2t2r-cal.png")
+    write_figure(tmp / "hfo2-2t2r-cal.png", fit_figure(result))
     data.calibrations.append(Calibration("hfo2-2t2r-cal", result.card, card_file,
                                          (tmp / "hfo2-2t2r-cal.png").read_bytes()))
     for name in ("hfo2-2t2r", "stt-mram"):
@@ -270,13 +273,12 @@ def test_a_failing_figure_is_shown_and_logged_not_fatal(data: ReportData,
 
 
 def test_unreadable_file_becomes_a_message_in_its_section(tmp_path: Path) -> None:
-    from dse.report import load_results
 
     cfg = check_config({"experiments": {"x": {"dataset": "digits"}}})
     out = tmp_path / "results" / "train" / "x"
     out.mkdir(parents=True)
     (out / "history.csv").write_text('epoch,task\n1,"unterminated\n')
-    data = load_results(cfg, tmp_path / "results")
+    data = load_results(cfg, Layout.at(tmp_path / "results"))
     assert data.problems["training"] and "history.csv" in data.problems["training"][0]
     sections = build_sections(data, collect_provenance(data, "c.yaml"), dpi=40)
     assert sections[0].id == "training" and sections[0].failed
@@ -333,7 +335,7 @@ def _png(fig: Figure, path: Path) -> bytes:
 
 
 def test_table_html_escapes_and_formats() -> None:
-    from dse.report.build import table_html
+    from dse.report.items import table_html
 
     html = table_html(pd.DataFrame({"a": ["<b>"], "x": [0.123456], "n": [None]}), {"x": ".2f"})
     assert "&lt;b&gt;" in html and "<td>0.12</td>" in html and "<td></td>" in html

@@ -18,7 +18,9 @@ from optuna.trial import TrialState
 
 from dse.config import check_config
 from dse.errors import DseError
-from dse.search import aggregate, init_study, load_study, parse_study, run_worker
+from dse.pipeline import Layout
+from dse.pipeline.study import aggregate_study, init_study_files, run_study_worker
+from dse.search import load_study, parse_study
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,10 +50,22 @@ def tiny_config(**study: object) -> dict:
     return check_config(cfg)
 
 
+def init_study(cfg: dict, name: str, results: Path) -> None:
+    init_study_files(cfg, name, Layout.at(results))
+
+
+def run_worker(cfg: dict, name: str, worker: int, results: Path):
+    return run_study_worker(cfg, name, worker, Layout.at(results))
+
+
+def stored(cfg: dict, results: Path) -> optuna.Study:
+    return load_study(parse_study(cfg, "s"), Layout.at(results).journal("s"))
+
+
 def run_study(cfg: dict, results: Path) -> pd.DataFrame:
     init_study(cfg, "s", results)
     run_worker(cfg, "s", 0, results)
-    aggregate(cfg, "s", results)
+    aggregate_study(cfg, "s", Layout.at(results))
     return pd.read_csv(results / "search" / "s" / "trials.csv")
 
 
@@ -131,8 +145,7 @@ def _worker(cfg_path: Path, results: Path, k: int) -> subprocess.Popen:
 
 def _killable(cfg: dict, results: Path) -> bool:
     """Two trials complete and a third running with its parameters drawn."""
-    _, study = load_study(cfg, "s", results)
-    trials = study.get_trials(deepcopy=False)
+    trials = stored(cfg, results).get_trials(deepcopy=False)
     done = sum(t.state == TrialState.COMPLETE for t in trials)
     return done >= 2 and trials[-1].state == TrialState.RUNNING and bool(trials[-1].params)
 
@@ -150,12 +163,12 @@ def test_killed_worker_resumes_without_losing_trials(tmp_path: Path) -> None:
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    _, study = load_study(cfg, "s", results)
+    study = stored(cfg, results)
     before = {t.number: t.values for t in study.get_trials(states=(TrialState.COMPLETE,))}
     running = [t.number for t in study.get_trials(states=(TrialState.RUNNING,))]
     assert len(before) >= 2 and len(before) < 8
     report = run_worker(cfg, "s", 0, results)
-    _, study = load_study(cfg, "s", results)
+    study = stored(cfg, results)
     after = {t.number: t.values for t in study.get_trials(states=(TrialState.COMPLETE,))}
     assert len(after) == 8
     assert all(after[n] == v for n, v in before.items())  # completed trials kept as they were
@@ -177,7 +190,7 @@ def test_two_workers_share_one_journal(tmp_path: Path) -> None:
     for p in procs:
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err[-2000:]
-    _, study = load_study(cfg, "s", results)
+    study = stored(cfg, results)
     done = study.get_trials(states=(TrialState.COMPLETE,))
     numbers = [t.number for t in study.trials]
     assert len(numbers) == len(set(numbers))  # every trial recorded once

@@ -13,7 +13,8 @@ import torch
 from dse.config import Experiment
 from dse.data import load_dataset
 from dse.nn.stochastic import StochasticInput
-from dse.train import save, train
+from dse.pipeline.artifacts import save_model as save
+from dse.train import train
 
 PIXELS = torch.tensor([0.0, 0.05, 0.3, 0.5, 0.77, 1.0])
 

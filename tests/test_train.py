@@ -11,12 +11,15 @@ import pandas as pd
 import pytest
 import torch
 
+from dse import seeds
 from dse.config import Experiment
 from dse.data import load_dataset
 from dse.errors import DseError
-from dse.ioutil import write_json
-from dse.nn import build_model
-from dse.train import evaluate, load, save, train
+from dse.nn import build_model, evaluate
+from dse.pipeline.artifacts import load_model as load
+from dse.pipeline.artifacts import save_model as save
+from dse.pipeline.files import write_json
+from dse.train import train
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +102,11 @@ def test_bad_checkpoints_are_clear_errors(tmp_path: Path, digits) -> None:
     exp = Experiment.from_dict("rt", {"dataset": "digits", "hidden": [8], "epochs": 1})
     out = save(train(exp, [digits], progress=False), tmp_path / "m")
     (out / "model.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(DseError, match="model.pt: does not match model.json"):
+        load(out)  # the sha256 recorded at training catches it first
+    meta = json.loads((out / "model.json").read_text())
+    meta.pop("model_sha256")  # a description without the hash: torch's loader still refuses it
+    (out / "model.json").write_text(json.dumps(meta))
     with pytest.raises(DseError, match="model.pt: cannot load the weights"):
         load(out)
     (out / "model.json").write_text("{}")
@@ -110,7 +118,7 @@ def test_quantized_weight_changes_are_counted_as_programming_events(digits) -> N
     exp = Experiment.from_dict("t", {"dataset": "digits", "hidden": [32], "epochs": 1,
                                      "precision": "ternary"})
     res = train(exp, [digits], progress=False)
-    init = build_model(res.spec, torch.Generator().manual_seed(exp.seed))
+    init = build_model(res.spec, seeds.generator(exp.seed, "train"))
     tally = res.pulses.groupby("layer")["pulses"].sum()
     for name, layer in res.model.quant_layers():
         before = dict(init.quant_layers())[name].quantized_weight()

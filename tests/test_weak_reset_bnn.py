@@ -14,10 +14,12 @@ import torch
 
 from dse.config import Experiment
 from dse.data import batches, load_dataset
-from dse.devices import from_card, load_card
+from dse.devices import from_card
 from dse.errors import DseError
 from dse.nn import ModelSpec, build_model
-from dse.train import WeakResetTrainer, save, train
+from dse.pipeline.artifacts import load_card
+from dse.pipeline.artifacts import save_model as save
+from dse.train import WeakResetTrainer, train
 from dse.train.weak_reset import NO_KNEE, device_overrides
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,14 +1,15 @@
 """Target chips: chip cards, and the ``map``, ``inject`` and ``estimate`` stages.
 
-* :mod:`dse.chip.card` — :class:`ChipCard` (frozen dataclass; change with
-  ``dataclasses.replace``), :func:`load_chip`, :func:`chip_from_dict`.
+* :mod:`dse.chip.card` — :class:`ChipCard` (frozen dataclass; change with ``chip.replace``);
+  :mod:`dse.chip.card_parse` — :func:`chip_from_dict` (card files are read by the wiring,
+  :func:`dse.pipeline.artifacts.load_chip`).
+* :mod:`dse.chip.sensing` — sensing schemes (``pcsa``, ``adc``) with their parameters.
 * :mod:`dse.chip.adc` — ADC energy/area models ``neurosim_sar`` and ``murmann_survey``.
 * :mod:`dse.chip.mapping` — :func:`map_model` (a model or :class:`LayerSpec` s ->
   :class:`Mapping`).
 * :mod:`dse.chip.inject` — :func:`inject` (Monte-Carlo fault maps, vectorised), :func:`summarize`.
 * :mod:`dse.chip.ber` — operating points, :class:`ChipErrors` (device cards -> BER, write energy).
 * :mod:`dse.chip.estimate` — :func:`estimate` (energy/area per layer and component), :func:`totals`.
-* :mod:`dse.chip.io` — file helpers for the CLI.
 
 Importing this package is cheap (no torch); the stage modules load on first use. The stage
 functions whose names are also module names are imported from their modules:
@@ -21,19 +22,19 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "ChipCard": "dse.chip.card", "ErrorSource": "dse.chip.card", "load_chip": "dse.chip.card",
-    "chip_from_dict": "dse.chip.card",
+    "ChipCard": "dse.chip.card", "ErrorSource": "dse.chip.card",
+    "chip_from_dict": "dse.chip.card_parse",
     "ADC_MODELS": "dse.chip.adc",
     "ENCODINGS": "dse.chip.encoding",
     "SENSING": "dse.chip.sensing",
-    "LayerSpec": "dse.chip.mapping", "LayerMapping": "dse.chip.mapping",
+    "LayerSpec": "dse.chip.layer", "LayerMapping": "dse.chip.mapping",
     "Mapping": "dse.chip.mapping", "layer_specs": "dse.chip.mapping",
     "map_model": "dse.chip.mapping",
     "OperatingPoint": "dse.chip.ber", "ChipErrors": "dse.chip.ber",
     "combine_ber": "dse.chip.ber", "points_from_ber": "dse.chip.ber",
     "summarize": "dse.chip.inject", "StuckAt": "dse.chip.inject",
     "AnalogNoise": "dse.chip.inject", "perturbed_weights": "dse.chip.inject",
-    "map_accuracies": "dse.chip.inject",
+    "map_accuracies": "dse.chip.fault_eval",
     "totals": "dse.chip.estimate",
     "by_component": "dse.chip.estimate",
 }

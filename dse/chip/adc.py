@@ -31,6 +31,7 @@ import math
 from typing import ClassVar
 
 from dse.errors import DseError
+from dse.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +73,8 @@ _MURMANN = {
     "area_intercept": 1.3461916439910742,
 }
 
-ADC_MODELS: dict[str, type[AdcModel]] = {}
-
-
-def register_adc(cls: type[AdcModel]) -> type[AdcModel]:
-    """Class decorator: make an ADC model selectable as ``sensing.adc_model: <cls.name>``."""
-    ADC_MODELS[cls.name] = cls
-    return cls
+ADC_MODELS = Registry("ADC model", key="sensing.adc_model")
+register_adc = ADC_MODELS.register  # class decorator: ``sensing.adc_model: <cls.name>``
 
 
 def conversion_rate(bits: int) -> float:
@@ -169,7 +165,4 @@ class MurmannSurvey(AdcModel):
 
 def adc_model(name: str) -> type[AdcModel]:
     """The registered ADC model called ``name``."""
-    if name not in ADC_MODELS:
-        raise DseError(f"sensing.adc_model: unknown ADC model '{name}' "
-                       f"(known: {', '.join(sorted(ADC_MODELS))})")
-    return ADC_MODELS[name]
+    return ADC_MODELS.lookup(name)

@@ -49,8 +49,11 @@ A card is YAML (or JSON). Every number is a mapping ``{value, unit, source: ...}
                                        # experiment has no device card of its own
 
 In code the card is a frozen :class:`ChipCard` with flat fields in fixed units (fJ, pJ, F², V,
-s, Ω); change it with ``dataclasses.replace(chip, supply_v=0.8, adc_bits=6, rows=256)`` — the
-replacement is validated like a loaded card. ``chip.sources`` keeps each field's provenance.
+s, Ω) and its sensing parameters in ``chip.sensing``, a dataclass of the sensing scheme
+(:mod:`dse.chip.sensing`); change it with ``chip.replace(supply_v=0.8, adc_bits=6, rows=256)``
+(sensing fields are routed to ``chip.sensing``) — the replacement is validated like a loaded
+card. ``chip.sources`` keeps each field's provenance. Reading a card file is the wiring's job
+(:func:`dse.pipeline.artifacts.load_chip`); this module turns a parsed mapping into a card.
 """
 
 from __future__ import annotations
@@ -59,33 +62,14 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from dse.chip.adc import ADC_MODELS, UNIT_TRANSISTOR_F2, adc_model
 from dse.chip.encoding import ENCODINGS
+from dse.chip.sensing import SENSING, Sensing
 from dse.errors import DseError
 
-# unit symbol -> (dimension, factor to SI)
-_UNITS: dict[str, tuple[str, float]] = {
-    "J": ("energy", 1.0), "nJ": ("energy", 1e-9), "pJ": ("energy", 1e-12),
-    "fJ": ("energy", 1e-15), "aJ": ("energy", 1e-18),
-    "V": ("voltage", 1.0), "mV": ("voltage", 1e-3),
-    "s": ("time", 1.0), "ms": ("time", 1e-3), "us": ("time", 1e-6), "ns": ("time", 1e-9),
-    "ps": ("time", 1e-12),
-    "ohm": ("resistance", 1.0), "kohm": ("resistance", 1e3), "Mohm": ("resistance", 1e6),
-    "A": ("current", 1.0), "mA": ("current", 1e-3), "uA": ("current", 1e-6),
-    "nA": ("current", 1e-9),
-    "m": ("length", 1.0), "um": ("length", 1e-6), "nm": ("length", 1e-9),
-    "K": ("temperature", 1.0),
-    "1": ("count", 1.0),
-    "F2": ("area", math.nan), "um2": ("area", math.nan), "mm2": ("area", math.nan),
-    "transistors": ("area", math.nan),
-    "W": ("power", 1.0), "Hz": ("frequency", 1.0),
-}
-
 # field -> (yaml path, dimension, SI factor of the field's unit, required)
-_NUMBERS: dict[str, tuple[str, str, float, bool]] = {
+NUMBER_FIELDS: dict[str, tuple[str, str, float, bool]] = {
     "node_nm": ("technology.node", "length", 1e-9, True),
     "supply_v": ("technology.supply", "voltage", 1.0, True),
     "supply_ref_v": ("technology.supply_ref", "voltage", 1.0, False),
@@ -100,41 +84,30 @@ _NUMBERS: dict[str, tuple[str, str, float, bool]] = {
     "read_voltage_v": ("cell.read_voltage", "voltage", 1.0, False),
     "read_pulse_s": ("cell.read_pulse", "time", 1.0, False),
     "lrs_fraction": ("cell.lrs_fraction", "count", 1.0, False),
-    "sense_fj": ("sensing.sense_energy", "energy", 1e-15, False),
-    "sense_amp_area_f2": ("sensing.sense_amp_area", "area", 1.0, False),
-    "adc_bits": ("sensing.adc_bits", "count", 1.0, False),
-    "cols_per_adc": ("sensing.cols_per_adc", "count", 1.0, False),
-    "parallel_rows": ("sensing.parallel_rows", "count", 1.0, False),
-    "adc_area_f2": ("sensing.adc_area", "area", 1.0, False),
     "add_fj": ("digital.add_energy", "energy", 1e-15, True),
     "buffer_fj": ("digital.buffer_energy", "energy", 1e-15, True),
     "periphery_row_f2": ("periphery.row_area", "area", 1.0, True),
     "periphery_col_f2": ("periphery.column_area", "area", 1.0, True),
     "write_pj": ("programming.write_energy", "energy", 1e-12, False),
 }
-_STRINGS: dict[str, tuple[str, bool]] = {
+STRING_FIELDS: dict[str, tuple[str, bool]] = {
     "encoding": ("encoding", True),
-    "sensing": ("sensing.kind", True),
-    "adc_model": ("sensing.adc_model", False),
-    "adc_roadmap": ("sensing.adc_roadmap", False),
     "analog_card": ("errors.analog_card", False),
 }
-_INTEGERS = ("rows", "cols", "cells_per_weight", "adc_bits", "cols_per_adc", "parallel_rows")
-_SECTIONS = {
+INTEGER_FIELDS = ("rows", "cols", "cells_per_weight")
+SECTIONS = {
     "technology": {"node", "supply", "supply_ref", "temperature"},
     "array": {"rows", "cols"},
     "cell": {"cells_per_weight", "area", "read_energy", "r_on", "r_off", "read_voltage",
              "read_pulse", "lrs_fraction"},
-    "sensing": {"kind", "sense_energy", "sense_amp_area", "adc_model", "adc_roadmap", "adc_bits",
-                "cols_per_adc", "parallel_rows", "adc_area"},
     "digital": {"add_energy", "buffer_energy"},
     "periphery": {"row_area", "column_area"},
     "programming": {"write_energy"},
     "errors": {"sources", "operating_point", "analog_card"},
 }
-_TOP = {"name", "description", "source", "encoding", *_SECTIONS}
-_FIELD_PATH = {f: spec[0] for f, spec in _NUMBERS.items()} | {
-    f: spec[0] for f, spec in _STRINGS.items()}
+TOP_KEYS = {"name", "description", "source", "encoding", "sensing", *SECTIONS}
+_FIELD_PATH = {f: spec[0] for f, spec in NUMBER_FIELDS.items()} | {
+    f: spec[0] for f, spec in STRING_FIELDS.items()}
 
 
 @dataclass(frozen=True)
@@ -151,7 +124,7 @@ class ChipCard:
 
     name: str
     encoding: str
-    sensing: str
+    sensing: Sensing
     node_nm: float
     supply_v: float
     rows: int
@@ -172,14 +145,6 @@ class ChipCard:
     read_voltage_v: float | None = None
     read_pulse_s: float | None = None
     lrs_fraction: float = 0.5
-    sense_fj: float | None = None
-    sense_amp_area_f2: float | None = None
-    adc_model: str | None = None
-    adc_roadmap: str = "lp"
-    adc_bits: int | None = None
-    cols_per_adc: int | None = None
-    parallel_rows: int | None = None
-    adc_area_f2: float | None = None
     write_pj: float | None = None
     error_sources: tuple[ErrorSource, ...] = ()
     operating_point: Mapping[str, float] = field(default_factory=dict)
@@ -220,20 +185,13 @@ class ChipCard:
 
     @property
     def adc_fj(self) -> float:
-        """Energy of one ADC conversion (fJ), from the card's ADC model (0 without ADCs)."""
-        if self.adc_model is None or self.adc_bits is None:
-            return 0.0
-        return adc_model(self.adc_model).energy_fj(self.adc_bits, self.node_nm, self.adc_roadmap,
-                                                   self.temperature_k)
+        """Energy of one ADC conversion (fJ), from the sensing scheme (0 without ADCs)."""
+        return self.sensing.conversion_energy_fj(self.node_nm, self.temperature_k)
 
     @property
     def adc_area_um2(self) -> float:
-        """Area of one ADC (µm²): the card's value or the ADC model's."""
-        if self.adc_area_f2 is not None:
-            return self.adc_area_f2 * self.f_um ** 2
-        if self.adc_model is None or self.adc_bits is None:
-            return 0.0
-        return adc_model(self.adc_model).area_um2(self.adc_bits, self.node_nm)
+        """Area of one ADC (µm²), from the sensing scheme (0 without ADCs)."""
+        return self.sensing.adc_area_um2(self.node_nm)
 
     def knob_values(self) -> dict[str, float]:
         """The nominal operating point: the card's knobs plus ``vdd`` = the supply."""
@@ -248,212 +206,85 @@ class ChipCard:
         return dataclasses.replace(self, supply_v=supply,
                                    operating_point={**dict(self.operating_point), **op})
 
+    def replace(self, **changes: Any) -> ChipCard:
+        """A validated copy with ``changes``; fields of the sensing scheme (``adc_bits``,
+        ``parallel_rows``, ...) go to ``chip.sensing``."""
+        own = {f.name for f in dataclasses.fields(self)}
+        sensing = {k: v for k, v in changes.items() if k in self.sensing.field_names()}
+        unknown = sorted(set(changes) - own - set(sensing))
+        if unknown:
+            raise DseError(f"chip '{self.name}' has no field {', '.join(unknown)} (sensing "
+                           f"'{self.sensing.kind}' fields: "
+                           f"{', '.join(sorted(self.sensing.field_names()))})")
+        rest = {k: v for k, v in changes.items() if k not in sensing}
+        if sensing:
+            rest["sensing"] = self.sensing.replace(**sensing)
+        return dataclasses.replace(self, **rest)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain mapping of the fields (what a mapping/estimate records as provenance)."""
         d = dataclasses.asdict(self)
         d.pop("sources")
         d.pop("origin")
+        d["sensing"] = {"kind": self.sensing.kind, **dataclasses.asdict(self.sensing)}
         d["operating_point"] = dict(self.operating_point)
         return d
 
 
 # ----------------------------------------------------------------------------------- validation
-def _where(chip: ChipCard, fld: str) -> str:
-    return _FIELD_PATH.get(fld, fld)
+def _check_number(v: Any, integer: bool) -> str | None:
+    if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v):
+        return f"value {v!r} is not a finite number"
+    if integer and (v != int(v) or v < 1):
+        return f"value {v!r} must be a whole number >= 1"
+    if v < 0:
+        return f"value {v!r} must be >= 0"
+    return None
 
 
 def validate(chip: ChipCard) -> None:
-    """Check a card's values (called on construction and on every ``dataclasses.replace``)."""
+    """Check a card's values (called on construction and on every replacement)."""
     src = chip.origin or f"chip card '{chip.name}'"
 
-    def fail(fld: str, what: str) -> None:
-        raise DseError(f"{_where(chip, fld)}: {what}", source=src)
+    def fail(path: str, what: str) -> None:
+        raise DseError(f"{path}: {what}", source=src)
 
     if chip.encoding not in ENCODINGS:
         fail("encoding", f"unknown encoding '{chip.encoding}' (known: "
              f"{', '.join(sorted(ENCODINGS))})")
-    from dse.chip.sensing import SENSING
-
-    if chip.sensing not in SENSING:
-        fail("sensing", f"unknown sensing kind '{chip.sensing}' (known: "
-             f"{', '.join(sorted(SENSING))})")
-    for name in _NUMBERS:
+    if not isinstance(chip.sensing, Sensing):
+        fail("sensing.kind", f"not a sensing scheme (known: {', '.join(sorted(SENSING))})")
+    for name in NUMBER_FIELDS:
         v = getattr(chip, name)
-        if v is None:
-            continue
-        if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v):
-            fail(name, f"value {v!r} is not a finite number")
-        if name in _INTEGERS and (v != int(v) or v < 1):
-            fail(name, f"value {v!r} must be a whole number >= 1")
-        if v < 0:
-            fail(name, f"value {v!r} must be >= 0")
-    for name in ("node_nm", "supply_v"):
-        if getattr(chip, name) <= 0:
-            fail(name, "must be > 0")
-    if chip.supply_ref_v is not None and chip.supply_ref_v <= 0:
-        fail("supply_ref_v", "must be > 0")
+        if v is not None and (what := _check_number(v, name in INTEGER_FIELDS)):
+            fail(_FIELD_PATH[name], what)
+    scheme = type(chip.sensing)
+    for name, (key, _dim, _f, _req) in scheme.FIELDS.items():
+        v = getattr(chip.sensing, name)
+        if v is not None and (what := _check_number(v, name in scheme.INTEGERS)):
+            fail(f"sensing.{key}", what)
+    for name in ("node_nm", "supply_v", "supply_ref_v"):
+        if getattr(chip, name) is not None and getattr(chip, name) <= 0:
+            fail(_FIELD_PATH[name], "must be > 0")
     enc = ENCODINGS[chip.encoding]
     if chip.cells_per_weight not in enc.cells:
-        fail("cells_per_weight", f"{chip.cells_per_weight} cells per weight is not possible "
-             f"with encoding {chip.encoding} (allowed: {', '.join(map(str, enc.cells))})")
+        fail("cell.cells_per_weight", f"{chip.cells_per_weight} cells per weight is not "
+             f"possible with encoding {chip.encoding} (allowed: {', '.join(map(str, enc.cells))})")
     if chip.cols % chip.cells_per_weight:
-        fail("cols", f"{chip.cols} columns do not hold whole weights of "
+        fail("array.cols", f"{chip.cols} columns do not hold whole weights of "
              f"{chip.cells_per_weight} cells; use a multiple of {chip.cells_per_weight}")
     if not 0 <= chip.lrs_fraction <= 1:
-        fail("lrs_fraction", "must be between 0 and 1")
+        fail("cell.lrs_fraction", "must be between 0 and 1")
     if chip.cell_read_energy_fj is None:
         missing = [f for f in ("r_on_ohm", "r_off_ohm", "read_voltage_v", "read_pulse_s")
                    if not getattr(chip, f)]
         if missing:
-            fail("cell_read_energy_fj", "give cell.read_energy or all of cell.r_on, r_off, "
+            fail("cell.read_energy", "give cell.read_energy or all of cell.r_on, r_off, "
                  f"read_voltage, read_pulse (missing: "
-                 f"{', '.join(_where(chip, f) for f in missing)})")
-    SENSING[chip.sensing].check(chip, fail)
-    if chip.adc_model is not None and chip.adc_model not in ADC_MODELS:
-        fail("adc_model", f"unknown ADC model '{chip.adc_model}' (known: "
-             f"{', '.join(sorted(ADC_MODELS))})")
-    if chip.adc_roadmap not in ("lp", "hp"):
-        fail("adc_roadmap", f"unknown roadmap '{chip.adc_roadmap}' (lp, hp)")
+                 f"{', '.join(_FIELD_PATH[f] for f in missing)})")
+    for fld, what in chip.sensing.problems(chip.rows, chip.cols):
+        key = scheme.FIELDS.get(fld, scheme.STRINGS.get(fld, (fld,)))[0]
+        fail(f"sensing.{key}", what)
     for k, v in chip.operating_point.items():
         if not isinstance(v, int | float) or not math.isfinite(v):
-            raise DseError(f"errors.operating_point.{k}: value {v!r} is not a finite number",
-                           source=src)
-
-
-# ------------------------------------------------------------------------------------- loading
-def _number(entry: Any, path: str, dim: str, factor: float, node_nm: float | None,
-            sources: dict[str, str], key: str, src: str) -> float:
-    if not isinstance(entry, Mapping):
-        raise DseError(f"{path}: write numbers as {{value: ..., unit: ..., source: ...}} "
-                       f"(got {entry!r})", source=src)
-    extra = set(entry) - {"value", "unit", "source", "assumption", "note"}
-    if extra:
-        raise DseError(f"{path}: unknown key {', '.join(sorted(map(repr, extra)))} (allowed "
-                       "keys: value, unit, source, assumption, note)", source=src)
-    if "value" not in entry:
-        raise DseError(f"{path}: missing 'value'", source=src)
-    value = entry["value"]
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-        raise DseError(f"{path}.value: {value!r} is not a finite number", source=src)
-    prov = [f"{k}: {entry[k]}" for k in ("source", "assumption") if entry.get(k)]
-    if not prov:
-        raise DseError(f"{path}: every number needs a 'source:' (paper + table/figure, or a "
-                       "repository file) or an 'assumption:' saying why", source=src)
-    sources[key] = "; ".join(prov)
-    unit = str(entry.get("unit", "1"))
-    if unit not in _UNITS:
-        raise DseError(f"{path}.unit: unknown unit '{unit}' (known: "
-                       f"{', '.join(u for u, (d, _) in _UNITS.items() if d == dim)})", source=src)
-    udim, ufactor = _UNITS[unit]
-    if udim != dim:
-        allowed = ", ".join(u for u, (d, _) in _UNITS.items() if d == dim)
-        raise DseError(f"{path}.unit: '{unit}' is not a unit of {dim} (use {allowed})",
-                       source=src)
-    if dim == "area":
-        if unit == "F2":
-            return float(value)
-        if unit == "transistors":
-            return float(value) * UNIT_TRANSISTOR_F2
-        um2 = float(value) * (1e6 if unit == "mm2" else 1.0)
-        assert node_nm is not None
-        return um2 / (node_nm * 1e-3) ** 2
-    return float(value) * ufactor / factor
-
-
-def _get(d: Mapping[str, Any], path: str) -> Any:
-    cur: Any = d
-    for part in path.split("."):
-        if not isinstance(cur, Mapping) or part not in cur:
-            return None
-        cur = cur[part]
-    return cur
-
-
-def chip_from_dict(data: Any, source: str = "chip card", name: str | None = None) -> ChipCard:
-    """Build and validate a :class:`ChipCard` from a parsed card."""
-    if not isinstance(data, Mapping):
-        raise DseError("a chip card must be a mapping of keys to values", source=source)
-    extra = set(data) - _TOP
-    if extra:
-        raise DseError(f"unknown key {', '.join(sorted(map(repr, extra)))} (allowed keys: "
-                       f"{', '.join(sorted(_TOP))})", source=source)
-    for sec, keys in _SECTIONS.items():
-        body = data.get(sec)
-        if body is None:
-            continue
-        if not isinstance(body, Mapping):
-            raise DseError(f"{sec}: must be a mapping (got {body!r})", source=source)
-        bad = set(body) - keys
-        if bad:
-            raise DseError(f"{sec}: unknown key {', '.join(sorted(map(repr, bad)))} (allowed "
-                           f"keys: {', '.join(sorted(keys))})", source=source)
-    sources: dict[str, str] = {}
-    kw: dict[str, Any] = {}
-    node_entry = _get(data, "technology.node")
-    node_nm = None
-    if node_entry is not None:
-        node_nm = _number(node_entry, "technology.node", "length", 1e-9, None, sources,
-                          "node_nm", source)
-    for fld, (path, dim, factor, required) in _NUMBERS.items():
-        entry = _get(data, path)
-        if entry is None:
-            if required:
-                raise DseError(f"{path}: missing (add {{value: ..., unit: ..., source: ...}})",
-                               source=source)
-            continue
-        v = _number(entry, path, dim, factor, node_nm, sources, fld, source)
-        if fld in _INTEGERS:
-            if v != int(v):
-                raise DseError(f"{path}.value: {v!r} must be a whole number", source=source)
-            v = int(v)
-        kw[fld] = v
-    for fld, (path, required) in _STRINGS.items():
-        v = _get(data, path)
-        if v is None:
-            if required:
-                raise DseError(f"{path}: missing", source=source)
-            continue
-        if not isinstance(v, str):
-            raise DseError(f"{path}: must be a string (got {v!r})", source=source)
-        kw[fld] = v
-    errs = data.get("errors") or {}
-    sources_list = errs.get("sources") or []
-    if not isinstance(sources_list, list):
-        raise DseError("errors.sources: must be a list of {card: NAME, role: cell|sense}",
-                       source=source)
-    err_sources = []
-    for i, s in enumerate(sources_list):
-        if not isinstance(s, Mapping) or not isinstance(s.get("card"), str) \
-                or set(s) - {"card", "role"}:
-            raise DseError(f"errors.sources[{i}]: write {{card: NAME, role: cell|sense}} "
-                           f"(got {s!r})", source=source)
-        err_sources.append(ErrorSource(card=s["card"], role=str(s.get("role", "cell"))))
-    op: dict[str, float] = {}
-    for knob, entry in (errs.get("operating_point") or {}).items():
-        if not isinstance(entry, Mapping):
-            raise DseError(f"errors.operating_point.{knob}: write {{value, unit, source}}",
-                           source=source)
-        unit = str(entry.get("unit", "1"))
-        dim = _UNITS.get(unit, ("count", 1.0))[0]
-        op[str(knob)] = _number(entry, f"errors.operating_point.{knob}", dim, 1.0, node_nm,
-                                sources, f"operating_point.{knob}", source)
-    card_name = data.get("name", name)
-    if not isinstance(card_name, str) or not card_name:
-        raise DseError("name: missing (give the chip a name)", source=source)
-    return ChipCard(name=card_name, description=str(data.get("description", "")).strip(),
-                    source=str(data.get("source", "")).strip(), error_sources=tuple(err_sources),
-                    operating_point=op, sources=sources, origin=source, **kw)
-
-
-def load_chip(path: str | Path) -> ChipCard:
-    """Read and validate a chip card file (YAML or JSON)."""
-    from dse.config import load_yaml
-
-    p = Path(path)
-    data = load_yaml(p, "chip card")
-    return chip_from_dict(data, source=str(p), name=p.stem)
+            fail(f"errors.operating_point.{k}", f"value {v!r} is not a finite number")

@@ -24,16 +24,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from dse.registry import Registry
+
 if TYPE_CHECKING:
     import torch
 
-ENCODINGS: dict[str, type[Encoding]] = {}
-
-
-def register_encoding(cls: type[Encoding]) -> type[Encoding]:
-    """Class decorator: make an encoding selectable as ``encoding: <cls.name>``."""
-    ENCODINGS[cls.name] = cls
-    return cls
+ENCODINGS = Registry("encoding", key="encoding")
+register_encoding = ENCODINGS.register  # class decorator: ``encoding: <cls.name>``
 
 
 class Encoding:

@@ -38,7 +38,6 @@ import pandas as pd
 
 from dse.chip.card import ChipCard
 from dse.chip.mapping import Mapping
-from dse.chip.sensing import SENSING
 from dse.errors import DseError
 
 log = logging.getLogger(__name__)
@@ -56,7 +55,7 @@ def energy_per_op(chip: ChipCard) -> dict[str, float]:
     s = chip.supply_scale
     return {
         "cell_reads": chip.cell_read_fj,
-        "sense_ops": (chip.sense_fj or 0.0) * s,
+        "sense_ops": chip.sensing.sense_energy_fj() * s,
         "adc_conversions": chip.adc_fj,
         "partial_sum_additions": chip.add_fj * s,
         "buffer_accesses": chip.buffer_fj * s,
@@ -66,11 +65,12 @@ def energy_per_op(chip: ChipCard) -> dict[str, float]:
 def array_area(chip: ChipCard) -> dict[str, float]:
     """µm² per array, by component."""
     f2 = chip.f_um ** 2
-    sensing = SENSING[chip.sensing]
+    sensing = chip.sensing
     return {
         "cells": chip.rows * chip.cols * chip.cell_area_f2 * f2,
-        "sense_amps": sensing.sense_amps_per_array(chip) * (chip.sense_amp_area_f2 or 0.0) * f2,
-        "adc": sensing.adcs_per_array(chip) * chip.adc_area_um2,
+        "sense_amps": sensing.sense_amps_per_array(chip.cols, chip.cells_per_weight)
+        * sensing.sense_amp_area_um2(chip.f_um),
+        "adc": sensing.adcs_per_array(chip.cols) * chip.adc_area_um2,
         "accumulate": 0.0,
         "buffer": 0.0,
         "periphery": (chip.rows * chip.periphery_row_f2 + chip.cols * chip.periphery_col_f2) * f2,
@@ -81,10 +81,7 @@ def _details(chip: ChipCard) -> dict[str, str]:
     cell = (f"{chip.cell_read_fj:.4g} fJ/read (card value)" if chip.cell_read_energy_fj
             is not None else f"{chip.cell_read_fj:.4g} fJ/read = V²t(f/Ron+(1-f)/Roff), "
             f"V={chip.read_voltage_v:g} V, t={chip.read_pulse_s:g} s, f={chip.lrs_fraction:g}")
-    adc = ""
-    if chip.adc_model:
-        adc = (f"{chip.adc_model} {chip.adc_bits}-bit at {chip.node_nm:g} nm "
-               f"({chip.adc_roadmap.upper()}), {chip.cols_per_adc} columns per ADC")
+    adc = chip.sensing.describe(chip.node_nm)["adc"]
     return {"cells": cell, "sense_amps": f"supply {chip.supply_v:g} V", "adc": adc,
             "accumulate": f"supply {chip.supply_v:g} V", "buffer": f"supply {chip.supply_v:g} V",
             "periphery": ""}

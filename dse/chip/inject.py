@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -58,13 +57,14 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy import stats
-from torch.func import functional_call, vmap
 from tqdm.auto import tqdm
 
 from dse.chip.ber import OperatingPoint
 from dse.chip.encoding import ENCODINGS
+from dse.chip.fault_eval import map_accuracies
 from dse.chip.mapping import Mapping
 from dse.errors import DseError
+from dse.nn import evaluate
 from dse.nn.faults import apply_weight_errors
 
 log = logging.getLogger(__name__)
@@ -180,153 +180,6 @@ def perturbed_weights(model: Any, mapping: Mapping, ber: torch.Tensor,
     return out
 
 
-def _activation_size(model: Any) -> int:
-    """Largest per-sample activation (elements) in the body, from a one-sample pass."""
-    sizes = [int(math.prod(model.spec.input_shape))]
-    hooks = [c.register_forward_hook(lambda mod, i, o: sizes.append(o[0].numel()))
-             for c in model.body.children()]
-    p = next(model.parameters())
-    try:
-        with torch.no_grad():
-            model.body(torch.zeros(1, *model.spec.input_shape, dtype=p.dtype, device=p.device))
-    finally:
-        for h in hooks:
-            h.remove()
-    return max(sizes)
-
-
-SPARSE_FIRST_LAYER = 0.02  # changed-weight fraction below which layer 1 uses the sparse path
-
-
-class _FirstLinear:
-    """Layer 1 of M fault maps when it is fully connected: its input is the same for every map,
-    so ``z @ W_m.T = z @ W.T + z @ (W_m − W).T`` — one clean product plus one sparse product
-    over the changed weights (all maps at once). Dense when many weights changed."""
-
-    def __init__(self, w_clean: torch.Tensor, w_maps: torch.Tensor,
-                 changed: float | None = None) -> None:
-        self.w = w_clean
-        self.m, self.out = int(w_maps.shape[0]), int(w_maps.shape[1])
-        self.dense: torch.Tensor | None = w_maps.reshape(self.m * self.out, -1)
-        self.delta = None
-        if changed is None or changed <= SPARSE_FIRST_LAYER:
-            delta = self.dense - w_clean.repeat(self.m, 1)
-            if int(torch.count_nonzero(delta)) <= SPARSE_FIRST_LAYER * delta.numel():
-                self.delta, self.dense = delta.to_sparse(), None
-
-    def __call__(self, z: torch.Tensor) -> torch.Tensor:  # z: (B, in) -> (M, B, out)
-        if self.dense is not None:  # one GEMM for all maps: (B, in) x (in, M*out)
-            return (z @ self.dense.T).view(len(z), self.m, self.out).transpose(0, 1)
-        base = z @ self.w.T
-        corr = torch.sparse.mm(self.delta, z.T).view(self.m, self.out, -1).transpose(1, 2)
-        return base.unsqueeze(0) + corr
-
-
-class _FirstLinearAdc:
-    """:class:`_FirstLinear` on a chip with ADCs: the same shortcut per row group (the group's
-    clean partial sums plus one sparse product over its changed cells for all maps, or one dense
-    product), then each group's partial sums are converted and added (:mod:`dse.chip.adc_quant`).
-    """
-
-    def __init__(self, readout: Any, w_clean: torch.Tensor, w_maps: torch.Tensor,
-                 levels: torch.Tensor | None = None, changed: float | None = None) -> None:
-        self.readout = readout
-        self.m = int(w_maps.shape[0])
-        self.clean = readout.columns(w_clean)  # (k*C, R)
-        cols = readout.columns(w_maps, levels)  # (M, k*C, R)
-        self.kc = int(cols.shape[1])
-        self.dense: torch.Tensor | None = cols.reshape(self.m * self.kc, -1)
-        self.deltas: list[torch.Tensor] = []
-        if changed is None or changed <= SPARSE_FIRST_LAYER:
-            delta = self.dense - self.clean.repeat(self.m, 1)
-            if int(torch.count_nonzero(delta)) <= SPARSE_FIRST_LAYER * delta.numel():
-                sp = delta.to_sparse().coalesce()
-                idx, val = sp.indices(), sp.values()
-                for a, b in readout.groups:  # the changed cells of each row group
-                    keep = (idx[1] >= a) & (idx[1] < b)
-                    self.deltas.append(torch.sparse_coo_tensor(
-                        torch.stack([idx[0][keep], idx[1][keep] - a]), val[keep],
-                        (self.m * self.kc, b - a), check_invariants=False, is_coalesced=True))
-                self.dense = None
-
-    def __call__(self, z: torch.Tensor) -> torch.Tensor:  # z: (B, in) -> (M, B, out)
-        out = None
-        for g, (a, b) in enumerate(self.readout.groups):
-            zt = z[:, a:b].T  # partial sums laid out (M, k*C, B): contiguous for the ADC passes
-            if self.dense is not None:
-                p = (self.dense[:, a:b] @ zt).view(self.m, self.kc, -1)
-            else:
-                p = torch.sparse.mm(self.deltas[g], zt).view(self.m, self.kc, -1)
-                p += self.clean[:, a:b] @ zt
-            y = self.readout.read(p, g, -2)  # (M, C, B)
-            out = y if out is None else out.add_(y)
-        assert out is not None
-        return out.transpose(1, 2)
-
-
-def map_accuracies(model: Any, weights: dict[str, torch.Tensor], x: torch.Tensor,
-                   y: torch.Tensor, max_elements: float = 8e6,
-                   changed: float | None = None) -> torch.Tensor:
-    """Test accuracy of each of the M stacked weight sets in ``weights`` (vmapped passes over
-    image chunks; a chunk is sized so one activation tensor holds <= ``max_elements``).
-
-    ``changed``: the expected fraction of changed weights, if known (skips measuring it when
-    it is too large for the sparse first-layer product). Layers with an ADC read-out attached
-    (:meth:`dse.chip.adc_quant.AdcReadout.attached`) are read through it, from their cells'
-    levels when ``weights`` holds ``"<layer>.cell_levels"``."""
-    from collections import OrderedDict
-
-    from torch import nn
-
-    m = next(iter(weights.values())).shape[0]
-    size = _activation_size(model)
-    readouts = [ly.readout for _, ly in model.quant_layers() if ly.readout is not None]
-    if readouts:  # the read-out holds k (+1) partial-sum tensors of an output's size per group
-        size *= 1 + max(r.spec.cells_per_weight for r in readouts)
-    chunk = int(max(1, min(len(x), max_elements // (m * size))))
-    children = list(model.body.named_children())
-    first = next(i for i, (_, c) in enumerate(children) if hasattr(c, "quantized_weight"))
-    name, layer = children[first]
-    prefix = nn.Sequential(OrderedDict(children[:first]))
-    head: Any = None
-    if isinstance(layer, nn.Linear) and f"{name}.weight" in weights:
-        with torch.no_grad():
-            if layer.readout is not None:
-                head = _FirstLinearAdc(layer.readout, layer.quantized_weight().detach(),
-                                       weights[f"{name}.weight"],
-                                       weights.get(f"{name}.cell_levels"), changed)
-            else:
-                head = _FirstLinear(layer.quantized_weight().detach(),
-                                    weights[f"{name}.weight"], changed)
-        rest = nn.Sequential(OrderedDict(children[first + 1:]))
-        params = {k: v for k, v in weights.items()
-                  if k not in (f"{name}.weight", f"{name}.cell_levels")}
-    else:
-        rest = nn.Sequential(OrderedDict(children[first:]))
-        params = dict(weights)
-    # layers read through ADCs get their maps' column matrices, built once for all image chunks
-    for lname, ly in model.quant_layers():
-        if ly.readout is not None and f"{lname}.weight" in params:
-            with torch.no_grad():
-                params[f"{lname}.cell_columns"] = ly.readout.columns(
-                    params.pop(f"{lname}.weight"), params.pop(f"{lname}.cell_levels", None))
-    params = {k: v for k, v in params.items() if not k.endswith(".cell_levels")}
-
-    def run(p: dict[str, torch.Tensor], h: torch.Tensor) -> torch.Tensor:
-        return functional_call(rest, p, (h,))
-
-    correct = torch.zeros(m, dtype=torch.long, device=x.device)
-    with torch.no_grad():
-        for i in range(0, len(x), chunk):
-            z = prefix(model.encoder(x[i:i + chunk]))
-            if head is not None:
-                logits = vmap(run, in_dims=(0, 0))(params, head(z))
-            else:
-                logits = vmap(run, in_dims=(0, None))(params, z)
-            correct += (logits.argmax(-1) == y[i:i + chunk]).sum(1)
-    return correct.double() / max(len(x), 1)
-
-
 def _as_points(points: Sequence[float | OperatingPoint]) -> list[OperatingPoint]:
     out = []
     for p in points:
@@ -353,8 +206,6 @@ def inject(model: Any, mapping: Mapping, x: torch.Tensor, y: torch.Tensor,
     The accuracy of the fault-free model read through the ADCs is in
     ``table.attrs["adc_accuracy"]``.
     """
-    from dse.train.loop import evaluate
-
     if repeats < 1:
         raise DseError(f"inject.repeats: {repeats} must be >= 1")
     if batch < 1:
@@ -380,46 +231,63 @@ def inject(model: Any, mapping: Mapping, x: torch.Tensor, y: torch.Tensor,
         readout = build_readout(model, mapping, cal)
 
     maps = [(i, r) for i in range(len(pts)) for r in range(repeats)]
-    acc = np.full(len(maps), np.nan)
-    faulty = [j for j, (i, _) in enumerate(maps)
-              if pts[i].ber > 0 or stuck is not None or (use_analog and pts[i].noise)]
-    faulty_set = set(faulty)
-    chunks = [faulty[s:s + batch] for s in range(0, len(faulty), batch)]
     with readout.attached(model) if readout is not None else contextlib.nullcontext():
         reference = clean if readout is None else evaluate(model, x, y)
-        acc[[j for j in range(len(maps)) if j not in faulty_set]] = reference
-        for chunk in tqdm(chunks, desc=f"inject {mapping.chip}", disable=not progress,
-                          leave=False, unit="pass"):
-            ber = torch.tensor([pts[maps[j][0]].ber for j in chunk], dtype=torch.float32,
-                               device=x.device)
-            noise = torch.tensor([pts[maps[j][0]].noise for j in chunk], device=x.device)
-            weights = perturbed_weights(model, mapping, ber, generator, stuck_at=stuck,
-                                        analog=analog if use_analog else None, noise=noise,
-                                        cell_levels=readout is not None)
-            changed = 1.0 if use_analog and bool(noise.any()) else (
-                float(ber.mean()) + (stuck.sa0 + stuck.sa1 if stuck is not None else 0.0))
-            acc[chunk] = map_accuracies(model, weights, x, y, max_elements,
-                                        changed).cpu().numpy()
-
-    knob_names = sorted({k for p in pts for k in p.knobs})
-    group = [*GROUP, "adc_bits"] if mapping.adc_bits is not None else GROUP
-    rows = []
-    for j, (i, r) in enumerate(maps):
-        p = pts[i]
-        row: dict[str, Any] = {k: p.knobs.get(k, np.nan) for k in knob_names}
-        row.update(ber=p.ber, stuck_sa0=stuck.sa0 if stuck else 0.0,
-                   stuck_sa1=stuck.sa1 if stuck else 0.0,
-                   noise=noise_label if (use_analog and p.noise) else "none",
-                   adc_bits=np.nan if readout is None else readout.bits,
-                   repeat=r, accuracy=float(acc[j]))
-        rows.append(row)
-    table = pd.DataFrame(rows, columns=[*knob_names, *group, "repeat", "accuracy"])
+        acc = _map_accuracies(model, mapping, x, y, pts, maps, generator, batch, stuck,
+                              analog if use_analog else None, readout is not None, reference,
+                              progress, max_elements)
+    table = _table(pts, maps, acc, stuck, noise_label if use_analog else None,
+                   None if readout is None else readout.bits, mapping.adc_bits is not None)
     table.attrs["clean_accuracy"] = clean
     if readout is not None:
         table.attrs["adc_accuracy"] = reference
         log.info("%s: %d-bit ADC read-out, fault-free accuracy %.4f (ideal %.4f)",
                  mapping.chip, readout.bits, reference, clean)
     return table
+
+
+def _map_accuracies(model: Any, mapping: Mapping, x: torch.Tensor, y: torch.Tensor,
+                    pts: list[OperatingPoint], maps: list[tuple[int, int]],
+                    generator: torch.Generator, batch: int, stuck: StuckAt | None,
+                    analog: AnalogNoise | None, cell_levels: bool, reference: float,
+                    progress: bool, max_elements: float) -> np.ndarray:
+    """Accuracy of every map (point i, repeat r): ``reference`` for maps without any fault, the
+    others drawn and evaluated ``batch`` at a time, in order (one generator)."""
+    acc = np.full(len(maps), reference)
+    faulty = [j for j, (i, _) in enumerate(maps)
+              if pts[i].ber > 0 or stuck is not None or (analog is not None and pts[i].noise)]
+    chunks = [faulty[s:s + batch] for s in range(0, len(faulty), batch)]
+    for chunk in tqdm(chunks, desc=f"inject {mapping.chip}", disable=not progress,
+                      leave=False, unit="pass"):
+        ber = torch.tensor([pts[maps[j][0]].ber for j in chunk], dtype=torch.float32,
+                           device=x.device)
+        noise = torch.tensor([pts[maps[j][0]].noise for j in chunk], device=x.device)
+        weights = perturbed_weights(model, mapping, ber, generator, stuck_at=stuck,
+                                    analog=analog, noise=noise, cell_levels=cell_levels)
+        changed = 1.0 if analog is not None and bool(noise.any()) else (
+            float(ber.mean()) + (stuck.sa0 + stuck.sa1 if stuck is not None else 0.0))
+        acc[chunk] = map_accuracies(model, weights, x, y, max_elements, changed).cpu().numpy()
+    return acc
+
+
+def _table(pts: list[OperatingPoint], maps: list[tuple[int, int]], acc: np.ndarray,
+           stuck: StuckAt | None, noise_label: str | None, adc_bits: int | None,
+           adc_chip: bool) -> pd.DataFrame:
+    """One row per fault map: the point's knobs, BER, stuck-at rates, noise, ADC bits, repeat
+    and accuracy (the columns of the module docstring)."""
+    knob_names = sorted({k for p in pts for k in p.knobs})
+    group = [*GROUP, "adc_bits"] if adc_chip else GROUP
+    rows = []
+    for j, (i, r) in enumerate(maps):
+        p = pts[i]
+        row: dict[str, Any] = {k: p.knobs.get(k, np.nan) for k in knob_names}
+        row.update(ber=p.ber, stuck_sa0=stuck.sa0 if stuck else 0.0,
+                   stuck_sa1=stuck.sa1 if stuck else 0.0,
+                   noise=noise_label if (noise_label is not None and p.noise) else "none",
+                   adc_bits=np.nan if adc_bits is None else adc_bits,
+                   repeat=r, accuracy=float(acc[j]))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[*knob_names, *group, "repeat", "accuracy"])
 
 
 def summarize(table: pd.DataFrame, clean_accuracy: float | None = None,

@@ -41,27 +41,13 @@ from typing import Any
 
 from dse.chip.card import ChipCard
 from dse.chip.encoding import ENCODINGS
-from dse.chip.sensing import SENSING
+from dse.chip.layer import LayerSpec
 from dse.errors import DseError
 
 FORMAT = "dse-mapping/1"
 ACTIVATION_BITS = 8
 COUNTS = ("cell_reads", "sense_ops", "adc_conversions", "partial_sum_additions",
           "buffer_accesses")
-
-
-@dataclass(frozen=True)
-class LayerSpec:
-    """One weight layer as an array sees it."""
-
-    name: str
-    kind: str
-    precision: str
-    rows: int
-    cols: int
-    positions: int = 1
-    in_bits: int = 1
-    out_bits: int = 1
 
 
 @dataclass(frozen=True)
@@ -170,13 +156,11 @@ class Mapping:
     def check_chip(self, chip: ChipCard) -> None:
         """Raise if ``chip``'s geometry differs from the one this mapping was made for."""
         want = {"rows": chip.rows, "cols": chip.cols, "cells_per_weight": chip.cells_per_weight,
-                "sensing": chip.sensing, "encoding": chip.encoding}
+                "sensing": chip.sensing.kind, "encoding": chip.encoding,
+                "parallel_rows": chip.sensing.readout()["parallel_rows"]}
         have = {"rows": self.array_rows, "cols": self.array_cols,
                 "cells_per_weight": self.cells_per_weight, "sensing": self.sensing,
-                "encoding": self.encoding}
-        if chip.sensing == "adc":
-            want["parallel_rows"] = chip.parallel_rows
-            have["parallel_rows"] = self.parallel_rows
+                "encoding": self.encoding, "parallel_rows": self.parallel_rows}
         diff = [f"{k} {have[k]} vs {want[k]}" for k in want if have[k] != want[k]]
         if diff:
             raise DseError(f"the mapping was made for another chip geometry ({'; '.join(diff)} "
@@ -234,16 +218,16 @@ def map_layer(layer: LayerSpec, chip: ChipCard) -> LayerMapping:
     tc = math.ceil(layer.cols / chip.weight_cols)
     tiles = tr * tc
     cells = layer.rows * layer.cols * k
-    sensing = SENSING[chip.sensing]
-    counts = sensing.counts(layer, chip, tr)
+    sensing = chip.sensing
+    counts = sensing.counts(layer, chip.rows, k, tr)
     return LayerMapping(
         name=layer.name, kind=layer.kind, precision=layer.precision, rows=layer.rows,
         cols=layer.cols, positions=layer.positions, in_bits=layer.in_bits,
         out_bits=layer.out_bits, tiles_rows=tr, tiles_cols=tc, tiles=tiles,
         rows_used=layer.rows, cols_used=layer.cols * k,
         utilisation=cells / (tiles * chip.rows * chip.cols), weights=layer.rows * layer.cols,
-        cells=cells, sense_amps=tiles * sensing.sense_amps_per_array(chip),
-        adcs=tiles * sensing.adcs_per_array(chip), **counts)
+        cells=cells, sense_amps=tiles * sensing.sense_amps_per_array(chip.cols, k),
+        adcs=tiles * sensing.adcs_per_array(chip.cols), **counts)
 
 
 def map_model(model_or_layers: Any | Sequence[LayerSpec], chip: ChipCard,
@@ -256,12 +240,12 @@ def map_model(model_or_layers: Any | Sequence[LayerSpec], chip: ChipCard,
     if not specs:
         raise DseError("the model has no weight layers to map")
     layers = tuple(map_layer(s, chip) for s in specs)
-    adc = chip.sensing == "adc"
+    readout = chip.sensing.readout()
+    adc = readout["adc_bits"] is not None
     on_off = chip.r_off_ohm / chip.r_on_ohm if adc and chip.r_on_ohm and chip.r_off_ohm \
         else None
-    return Mapping(chip=chip.name, encoding=chip.encoding, sensing=chip.sensing,
+    return Mapping(chip=chip.name, encoding=chip.encoding, sensing=chip.sensing.kind,
                    array_rows=chip.rows, array_cols=chip.cols,
                    cells_per_weight=chip.cells_per_weight,
-                   parallel_rows=chip.parallel_rows if adc else None,
-                   layers=layers, experiment=experiment,
-                   adc_bits=chip.adc_bits if adc else None, on_off_ratio=on_off)
+                   parallel_rows=readout["parallel_rows"], layers=layers, experiment=experiment,
+                   adc_bits=readout["adc_bits"], on_off_ratio=on_off)

@@ -1,9 +1,13 @@
-"""Sensing schemes: how an array is read, and what one inference costs in operations.
+"""Sensing schemes: how an array is read, its parameters, and what one inference costs.
 
-A scheme is one class registered by name (a chip card's ``sensing.kind``). For a layer whose
-im2col weight matrix has R rows (fan-in) and C columns (fan-out), applied at P output positions
-per inference (1 for a fully connected layer), with b_in bits per input element and b_out per
-output element, k cells per weight and R_a array rows:
+A scheme is a frozen dataclass registered by name (a chip card's ``sensing.kind``); its fields
+are the card's ``sensing:`` numbers, declared in ``FIELDS`` (field -> card key, dimension, unit
+factor to the field's unit, required). The chip card parses and validates them like its other
+numbers; the scheme knows nothing of the card (it is given the array geometry it needs).
+
+For a layer whose im2col weight matrix has R rows (fan-in) and C columns (fan-out), applied at P
+output positions per inference (1 for a fully connected layer), with b_in bits per input
+element and b_out per output element, k cells per weight and R_a array rows:
 
 ``pcsa`` — precharge sense amplifier, row by row (Hirtzlin et al. 2020; Laborieux et al. 2020)
     One word line at a time; every weight of the row is sensed once per position, the XNOR with
@@ -28,48 +32,75 @@ each output written once).
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
-if TYPE_CHECKING:
-    from dse.chip.card import ChipCard
-    from dse.chip.mapping import LayerSpec
+from dse.chip.adc import ADC_MODELS, adc_model
+from dse.chip.layer import LayerSpec
+from dse.registry import Registry
 
-SENSING: dict[str, type[Sensing]] = {}
+SENSING = Registry("sensing kind", attr="kind", key="sensing.kind")
 
-Fail = Callable[[str, str], None]
-
-
-def register_sensing(cls: type[Sensing]) -> type[Sensing]:
-    """Class decorator: make a sensing scheme selectable as ``sensing.kind: <cls.name>``."""
-    SENSING[cls.name] = cls
-    return cls
+# field -> (key under sensing:, dimension, factor from SI to the field's unit, required)
+FieldSpec = tuple[str, str, float, bool]
 
 
+register_sensing = SENSING.register  # class decorator: ``sensing.kind: <cls.kind>``
+
+
+@dataclass(frozen=True)
 class Sensing:
-    """Operation counts and per-array hardware of one sensing scheme."""
+    """Parameters, operation counts and per-array hardware of one sensing scheme."""
 
-    name: ClassVar[str] = ""
-    required: ClassVar[tuple[str, ...]] = ()
+    kind: ClassVar[str] = ""
+    FIELDS: ClassVar[dict[str, FieldSpec]] = {}      # numbers (see FieldSpec)
+    STRINGS: ClassVar[dict[str, tuple[str, bool]]] = {}  # field -> (key, required)
+    INTEGERS: ClassVar[tuple[str, ...]] = ()
 
-    @classmethod
-    def check(cls, chip: ChipCard, fail: Fail) -> None:
-        for f in cls.required:
-            if getattr(chip, f) is None:
-                fail(f, f"missing; sensing '{cls.name}' needs it")
+    def problems(self, rows: int, cols: int) -> list[tuple[str, str]]:
+        """(field, what is wrong) for values inconsistent with an array of rows x cols."""
+        return []
 
-    @staticmethod
-    def counts(layer: LayerSpec, chip: ChipCard, tiles_rows: int) -> dict[str, int]:
+    def counts(self, layer: LayerSpec, array_rows: int, cells_per_weight: int,
+               tiles_rows: int) -> dict[str, int]:
         raise NotImplementedError
 
-    @staticmethod
-    def sense_amps_per_array(chip: ChipCard) -> int:
+    def sense_amps_per_array(self, cols: int, cells_per_weight: int) -> int:
         return 0
 
-    @staticmethod
-    def adcs_per_array(chip: ChipCard) -> int:
+    def adcs_per_array(self, cols: int) -> int:
         return 0
+
+    def sense_energy_fj(self) -> float:
+        """Energy of one sense operation at the card's reference supply (fJ)."""
+        return 0.0
+
+    def conversion_energy_fj(self, node_nm: float, temperature_k: float) -> float:
+        """Energy of one ADC conversion (fJ)."""
+        return 0.0
+
+    def sense_amp_area_um2(self, f_um: float) -> float:
+        return 0.0
+
+    def adc_area_um2(self, node_nm: float) -> float:
+        return 0.0
+
+    def readout(self) -> dict[str, int | None]:
+        """What the accuracy model of the read-out needs (recorded in the mapping)."""
+        return {"parallel_rows": None, "adc_bits": None}
+
+    def describe(self, node_nm: float) -> dict[str, str]:
+        """Estimate-table details of the sense amplifier and ADC rows."""
+        return {"sense_amps": "", "adc": ""}
+
+    def replace(self, **changes: object) -> Sensing:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        return {f.name for f in dataclasses.fields(cls)}
 
 
 def _buffer(layer: LayerSpec) -> int:
@@ -77,58 +108,98 @@ def _buffer(layer: LayerSpec) -> int:
 
 
 @register_sensing
+@dataclass(frozen=True)
 class Pcsa(Sensing):
-    name = "pcsa"
-    required = ("sense_fj", "sense_amp_area_f2")
+    """Precharge sense amplifier, one per weight column."""
 
-    @staticmethod
-    def counts(layer: LayerSpec, chip: ChipCard, tiles_rows: int) -> dict[str, int]:
-        p, r, c, k = layer.positions, layer.rows, layer.cols, chip.cells_per_weight
-        return {
-            "cell_reads": p * r * c * k,
-            "sense_ops": p * r * c,
-            "adc_conversions": 0,
-            "partial_sum_additions": p * r * c * layer.in_bits,
-            "buffer_accesses": _buffer(layer),
-        }
+    kind: ClassVar[str] = "pcsa"
+    FIELDS: ClassVar[dict[str, FieldSpec]] = {
+        "sense_fj": ("sense_energy", "energy", 1e-15, True),
+        "sense_amp_area_f2": ("sense_amp_area", "area", 1.0, True),
+    }
+    sense_fj: float = 0.0
+    sense_amp_area_f2: float = 0.0
 
-    @staticmethod
-    def sense_amps_per_array(chip: ChipCard) -> int:
-        return chip.weight_cols
+    def counts(self, layer: LayerSpec, array_rows: int, cells_per_weight: int,
+               tiles_rows: int) -> dict[str, int]:
+        p, r, c, k = layer.positions, layer.rows, layer.cols, cells_per_weight
+        return {"cell_reads": p * r * c * k, "sense_ops": p * r * c, "adc_conversions": 0,
+                "partial_sum_additions": p * r * c * layer.in_bits,
+                "buffer_accesses": _buffer(layer)}
+
+    def sense_amps_per_array(self, cols: int, cells_per_weight: int) -> int:
+        return cols // cells_per_weight
+
+    def sense_energy_fj(self) -> float:
+        return self.sense_fj
+
+    def sense_amp_area_um2(self, f_um: float) -> float:
+        return self.sense_amp_area_f2 * f_um ** 2
 
 
 @register_sensing
+@dataclass(frozen=True)
 class Adc(Sensing):
-    name = "adc"
-    required = ("adc_model", "adc_bits", "cols_per_adc", "parallel_rows")
+    """Analog current summation, an ADC shared by ``cols_per_adc`` columns."""
 
-    @classmethod
-    def check(cls, chip: ChipCard, fail: Fail) -> None:
-        super().check(chip, fail)
-        if chip.parallel_rows is not None and chip.parallel_rows > chip.rows:
-            fail("parallel_rows", f"{chip.parallel_rows} parallel rows exceed the "
-                 f"{chip.rows} rows of the array")
-        if chip.cols_per_adc is not None and chip.cols_per_adc > chip.cols:
-            fail("cols_per_adc", f"{chip.cols_per_adc} columns per ADC exceed the "
-                 f"{chip.cols} columns of the array")
+    kind: ClassVar[str] = "adc"
+    FIELDS: ClassVar[dict[str, FieldSpec]] = {
+        "adc_bits": ("adc_bits", "count", 1.0, True),
+        "cols_per_adc": ("cols_per_adc", "count", 1.0, True),
+        "parallel_rows": ("parallel_rows", "count", 1.0, True),
+        "adc_area_f2": ("adc_area", "area", 1.0, False),
+    }
+    STRINGS: ClassVar[dict[str, tuple[str, bool]]] = {
+        "adc_model": ("adc_model", True), "adc_roadmap": ("adc_roadmap", False)}
+    INTEGERS: ClassVar[tuple[str, ...]] = ("adc_bits", "cols_per_adc", "parallel_rows")
+    adc_model: str = "neurosim_sar"
+    adc_bits: int = 5
+    cols_per_adc: int = 8
+    parallel_rows: int = 128
+    adc_roadmap: str = "lp"
+    adc_area_f2: float | None = None
 
-    @staticmethod
-    def counts(layer: LayerSpec, chip: ChipCard, tiles_rows: int) -> dict[str, int]:
-        p, r, c, k = layer.positions, layer.rows, layer.cols, chip.cells_per_weight
-        assert chip.parallel_rows is not None
-        last = r - (tiles_rows - 1) * chip.rows
-        groups = ((tiles_rows - 1) * math.ceil(chip.rows / chip.parallel_rows)
-                  + math.ceil(last / chip.parallel_rows))
+    def problems(self, rows: int, cols: int) -> list[tuple[str, str]]:
+        out = []
+        if self.adc_model not in ADC_MODELS:
+            out.append(("adc_model", f"unknown ADC model '{self.adc_model}' (known: "
+                        f"{', '.join(sorted(ADC_MODELS))})"))
+        if self.adc_roadmap not in ("lp", "hp"):
+            out.append(("adc_roadmap", f"unknown roadmap '{self.adc_roadmap}' (lp, hp)"))
+        if self.parallel_rows > rows:
+            out.append(("parallel_rows", f"{self.parallel_rows} parallel rows exceed the "
+                        f"{rows} rows of the array"))
+        if self.cols_per_adc > cols:
+            out.append(("cols_per_adc", f"{self.cols_per_adc} columns per ADC exceed the "
+                        f"{cols} columns of the array"))
+        return out
+
+    def counts(self, layer: LayerSpec, array_rows: int, cells_per_weight: int,
+               tiles_rows: int) -> dict[str, int]:
+        p, r, c, k = layer.positions, layer.rows, layer.cols, cells_per_weight
+        last = r - (tiles_rows - 1) * array_rows
+        groups = ((tiles_rows - 1) * math.ceil(array_rows / self.parallel_rows)
+                  + math.ceil(last / self.parallel_rows))
         conversions = p * layer.in_bits * groups * c * k
-        return {
-            "cell_reads": p * layer.in_bits * r * c * k,
-            "sense_ops": 0,
-            "adc_conversions": conversions,
-            "partial_sum_additions": conversions,
-            "buffer_accesses": _buffer(layer),
-        }
+        return {"cell_reads": p * layer.in_bits * r * c * k, "sense_ops": 0,
+                "adc_conversions": conversions, "partial_sum_additions": conversions,
+                "buffer_accesses": _buffer(layer)}
 
-    @staticmethod
-    def adcs_per_array(chip: ChipCard) -> int:
-        assert chip.cols_per_adc is not None
-        return math.ceil(chip.cols / chip.cols_per_adc)
+    def adcs_per_array(self, cols: int) -> int:
+        return math.ceil(cols / self.cols_per_adc)
+
+    def conversion_energy_fj(self, node_nm: float, temperature_k: float) -> float:
+        return adc_model(self.adc_model).energy_fj(self.adc_bits, node_nm, self.adc_roadmap,
+                                                   temperature_k)
+
+    def adc_area_um2(self, node_nm: float) -> float:
+        if self.adc_area_f2 is not None:
+            return self.adc_area_f2 * (node_nm * 1e-3) ** 2
+        return adc_model(self.adc_model).area_um2(self.adc_bits, node_nm)
+
+    def readout(self) -> dict[str, int | None]:
+        return {"parallel_rows": self.parallel_rows, "adc_bits": self.adc_bits}
+
+    def describe(self, node_nm: float) -> dict[str, str]:
+        return {"sense_amps": "", "adc": f"{self.adc_model} {self.adc_bits}-bit at {node_nm:g} "
+                f"nm ({self.adc_roadmap.upper()}), {self.cols_per_adc} columns per ADC"}

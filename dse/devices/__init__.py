@@ -4,9 +4,10 @@
   (:mod:`dse.devices.analog`) and ``weak_reset`` (:mod:`dse.devices.weak_reset`).
 * Binary-cell error models (``BitErrorModel``): ``rram_1t1r``, ``rram_2t2r``, ``pcsa``,
   ``stt_mram`` (:mod:`dse.devices.binary`).
-* Cards: :func:`load_card` (read + validate), :func:`from_card` (model instance).
+* Cards: :func:`validate_card` (check a parsed card), :func:`from_card` (model instance); card
+  files are read by the wiring (:func:`dse.pipeline.artifacts.load_card`).
 * Measurements and fitting: :func:`read_measurements`, :func:`calibrate`,
-  :func:`synthesize` and :func:`plot_fit`.
+  :func:`synthesize` and :func:`fit_figure`.
 """
 
 from dse.devices import analog, binary, weak_reset  # noqa: F401  (register the families)
@@ -17,7 +18,6 @@ from dse.devices.base import (
     TruncDist,
     expand_operating_points,
     from_card,
-    load_card,
     register,
     validate_card,
 )
@@ -34,9 +34,8 @@ __all__ = [
     "TruncDist",
     "calibrate",
     "expand_operating_points",
+    "fit_figure",
     "from_card",
-    "load_card",
-    "plot_fit",
     "read_measurements",
     "register",
     "synthesize",
@@ -44,8 +43,8 @@ __all__ = [
 ]
 
 
-def plot_fit(result, path):
-    """Write the calibration figure (see :func:`dse.devices.figure.plot_fit`)."""
-    from dse.devices.figure import plot_fit as _plot
+def fit_figure(result):
+    """The calibration figure (see :func:`dse.devices.figure.fit_figure`)."""
+    from dse.devices.figure import fit_figure as _figure
 
-    return _plot(result, path)
+    return _figure(result)

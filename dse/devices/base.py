@@ -22,41 +22,29 @@ package ever branches on a family name.
 from __future__ import annotations
 
 import copy
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from dse.errors import DseError
+from dse.registry import Registry
 
-REGISTRY: dict[str, type[DeviceFamily]] = {}
+REGISTRY = Registry("device family", attr="family", key="family")
 
 CARD_KEYS = ("name", "family", "description", "source", "params", "imperfections",
              "operating_points", "fit", "unit", "synthetic")
 
 
-def register(name: str):
-    """Class decorator: make a family selectable as ``family: <name>`` in a card."""
-
-    def deco(cls: type[DeviceFamily]) -> type[DeviceFamily]:
-        cls.family = name
-        REGISTRY[name] = cls
-        return cls
-
-    return deco
+register = REGISTRY.register  # @register("name"): selectable as ``family: <name>`` in a card
 
 
 def family_class(name: str, source: str | None = None) -> type[DeviceFamily]:
     """The registered class for ``name`` (DseError listing the families otherwise)."""
-    if name not in REGISTRY:
-        raise DseError(f"unknown device family '{name}' (families: {', '.join(sorted(REGISTRY))})",
-                       source=source)
-    return REGISTRY[name]
+    return REGISTRY.lookup(name, source)
 
 
 # ------------------------------------------------------------------------------ distributions
@@ -592,23 +580,6 @@ def validate_card(card: Any, source: str | None = None) -> dict[str, Any]:
         raise DseError("operating_points: only binary-cell families have operating points",
                        source=source)
     return dict(card)
-
-
-def load_card(path: str | Path) -> dict[str, Any]:
-    """Read and validate a YAML/JSON device card (DseError naming the file on a bad card)."""
-    from dse.config import load_yaml
-
-    p = Path(path)
-    if p.suffix == ".json" and p.is_file():
-        try:
-            data = json.loads(p.read_text())
-        except json.JSONDecodeError as exc:
-            raise DseError(f"not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}",
-                           source=str(p)) from None
-    else:
-        data = load_yaml(p, "device card")
-    card = validate_card(data, source=str(p))
-    return card
 
 
 def from_card(card: Mapping[str, Any], overrides: Mapping[str, Any] | None = None,

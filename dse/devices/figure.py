@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-
-from dse.ioutil import atomic_output
 
 if TYPE_CHECKING:
     from dse.devices.calibrate import CalibrationResult
@@ -89,20 +86,15 @@ def _ber_figure(result: CalibrationResult):
     return fig
 
 
-def plot_fit(result: CalibrationResult, path: str | Path) -> Path:
-    """Write the figure of a calibration to ``path`` (PNG), atomically."""
+def fit_figure(result: CalibrationResult) -> Any:
+    """The figure of a calibration: measured vs fitted (written by the wiring)."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import seaborn as sns
 
     sns.set_theme(style="whitegrid", context="paper")
-    fig = _ber_figure(result) if result.kind == "ber" else _pulses_figure(result)
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=130, format="png")
-    plt.close(fig)
-    return Path(path)
+    return _ber_figure(result) if result.kind == "ber" else _pulses_figure(result)
 
 
 def curves_summary(result: CalibrationResult) -> pd.DataFrame:

@@ -185,3 +185,16 @@ def init_weights(net: QNet, generator: torch.Generator) -> None:
             if layer.precision == "ternary":
                 bound = max(bound, 2.0 * layer.ternary_threshold)
             w.copy_(torch.rand(w.shape, generator=generator) * 2 * bound - bound)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+             batch_size: int = 1000) -> float:
+    """Top-1 accuracy of ``model`` in eval mode (restores the previous mode)."""
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=x.device)  # one host sync, at the end
+    for i in range(0, len(x), batch_size):
+        correct += (model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum()
+    model.train(was_training)
+    return int(correct) / max(len(x), 1)

@@ -266,6 +266,46 @@ def _ber_axis(ax, floor: float, top: float) -> None:
     ax.set_xlabel("bit error rate")
 
 
+def _noise_panel(ax: Any, summary: pd.DataFrame, exps: list[str], pal: dict) -> None:
+    """Accuracy without and with the analog programming/read noise, per experiment."""
+    d = summary.assign(noise=summary["noise"].astype(str))
+    for k, exp in enumerate(exps):
+        e = d[d["experiment"] == exp]
+        g = e.groupby("noise", sort=False)[["mean", "ci95_low", "ci95_high"]].mean()
+        xs = np.arange(len(g)) + (k - (len(exps) - 1) / 2) * 0.12
+        ax.errorbar(xs, g["mean"] * 100,
+                    yerr=[(g["mean"] - g["ci95_low"].fillna(g["mean"])) * 100,
+                          (g["ci95_high"].fillna(g["mean"]) - g["mean"]) * 100],
+                    fmt="o", color=pal[exp], capsize=3, label=exp)
+        ax.set_xticks(np.arange(len(g)), list(g.index))
+        ax.set_xlim(-0.6, len(g) - 0.4)
+    ax.set_xlabel("analog weight noise")
+
+
+def _knob_panel(ax: Any, ops: pd.DataFrame, panel: str, knobs: list[str], exps: list[str],
+                pal: dict, nominal: dict[str, float]) -> None:
+    """Accuracy along one knob's sweep, the other knobs at the chip's nominal point (or their
+    most common value when the sweep does not visit the nominal one)."""
+    scale, label = knob_label(panel)
+    others = [k for k in knobs if k != panel]
+    for exp in exps:
+        e = ops[(ops["experiment"] == exp) & ops[panel].notna()]
+        for k in others:
+            target = nominal.get(k)
+            if target is None or not np.isclose(e[k], target, rtol=1e-6).any():
+                vals = e[k].dropna()
+                target = vals.mode().iloc[0] if len(vals) else None
+            if target is not None:
+                e = e[np.isclose(e[k], target, rtol=1e-6) | e[k].isna()]
+        e = e.groupby(panel, sort=True)[["mean", "ci95_low", "ci95_high"]].mean()
+        if len(e):
+            _band(ax, e.index.to_series() * scale, e, pal[exp], exp)
+    fixed = [knob_text(k, nominal[k]) for k in others if k in nominal]
+    ax.set_xlabel(label + (f"\n({', '.join(fixed)})" if fixed else ""))
+    if panel in nominal:
+        ax.axvline(nominal[panel] * scale, color="0.5", ls=":", lw=1)
+
+
 def robustness_figure(summary: pd.DataFrame, nominal: Mapping[str, float] | None = None,
                       title: str | None = None) -> Figure:
     """Accuracy (mean and 95 % CI band over the fault maps) of every experiment on one chip.
@@ -293,18 +333,7 @@ def robustness_figure(summary: pd.DataFrame, nominal: Mapping[str, float] | None
     fig, axes = _grid(len(panels), 3, 4.2, 3.2, sharey=True)
     for ax, panel in zip(axes, panels, strict=True):
         if panel == "noise":
-            d = summary.assign(noise=summary["noise"].astype(str))
-            for k, exp in enumerate(exps):
-                e = d[d["experiment"] == exp]
-                g = e.groupby("noise", sort=False)[["mean", "ci95_low", "ci95_high"]].mean()
-                xs = np.arange(len(g)) + (k - (len(exps) - 1) / 2) * 0.12
-                ax.errorbar(xs, g["mean"] * 100,
-                            yerr=[(g["mean"] - g["ci95_low"].fillna(g["mean"])) * 100,
-                                  (g["ci95_high"].fillna(g["mean"]) - g["mean"]) * 100],
-                            fmt="o", color=pal[exp], capsize=3, label=exp)
-                ax.set_xticks(np.arange(len(g)), list(g.index))
-                ax.set_xlim(-0.6, len(g) - 0.4)
-            ax.set_xlabel("analog weight noise")
+            _noise_panel(ax, summary, exps, pal)
         elif panel == "ber":
             floor = _ber_floor(summary, knobs)
             for exp in exps:
@@ -314,24 +343,7 @@ def robustness_figure(summary: pd.DataFrame, nominal: Mapping[str, float] | None
                 _band(ax, e.index.to_series(), e, pal[exp], exp)
             _ber_axis(ax, floor, float(summary["ber"].max()))
         else:
-            scale, label = knob_label(panel)
-            others = [k for k in knobs if k != panel]
-            for exp in exps:
-                e = ops[(ops["experiment"] == exp) & ops[panel].notna()]
-                for k in others:
-                    target = nominal.get(k)
-                    if target is None or not np.isclose(e[k], target, rtol=1e-6).any():
-                        vals = e[k].dropna()
-                        target = vals.mode().iloc[0] if len(vals) else None
-                    if target is not None:
-                        e = e[np.isclose(e[k], target, rtol=1e-6) | e[k].isna()]
-                e = e.groupby(panel, sort=True)[["mean", "ci95_low", "ci95_high"]].mean()
-                if len(e):
-                    _band(ax, e.index.to_series() * scale, e, pal[exp], exp)
-            fixed = [knob_text(k, nominal[k]) for k in others if k in nominal]
-            ax.set_xlabel(label + (f"\n({', '.join(fixed)})" if fixed else ""))
-            if panel in nominal:
-                ax.axvline(nominal[panel] * scale, color="0.5", ls=":", lw=1)
+            _knob_panel(ax, ops, panel, knobs, exps, pal, nominal)
         ax.set_ylabel("test accuracy (%)")
         ax.legend(fontsize=7)
     if title:

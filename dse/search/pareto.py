@@ -4,20 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import matplotlib.pyplot as plt
+import moocore
 import numpy as np
 import pandas as pd
-import seaborn as sns
-from optuna._hypervolume import compute_hypervolume
-
-LABELS = {
-    "accuracy": "test accuracy",
-    "energy_per_inference_pJ": "energy per inference (pJ)",
-    "area_mm2": "area (mm²)",
-    "area_um2": "area (µm²)",
-    "training_pJ": "training energy (pJ)",
-    "deployment_pJ": "programming energy (pJ)",
-}
 
 
 def _loss_matrix(df: pd.DataFrame, objectives: dict[str, str]) -> np.ndarray:
@@ -50,7 +39,7 @@ def hypervolume_history(trials: pd.DataFrame, objectives: dict[str, str]) -> pd.
 
     Losses are min-max normalised over all feasible trials and the reference point is 1.1 in
     every normalised objective, so the curve is monotone and comparable between objectives of
-    different units (Optuna's WFG hypervolume, ``optuna._hypervolume``).
+    different units (``moocore.hypervolume``, exact).
     """
     ok = trials[(trials["state"] == "COMPLETE") & trials["feasible"].astype(bool)]
     ok = ok.sort_values("number")
@@ -60,55 +49,8 @@ def hypervolume_history(trials: pd.DataFrame, objectives: dict[str, str]) -> pd.
     lo, hi = losses.min(0), losses.max(0)
     norm = (losses - lo) / np.where(hi > lo, hi - lo, 1.0)
     ref = np.full(losses.shape[1], 1.1)
-    hv = [compute_hypervolume(norm[:i + 1], ref) for i in range(len(norm))]
+    hv = [float(moocore.hypervolume(norm[:i + 1], ref=ref)) for i in range(len(norm))]
     return pd.DataFrame({"number": ok["number"].to_numpy(), "hypervolume": hv})
-
-
-def front_figure(trials: pd.DataFrame, front: pd.DataFrame,
-                 objectives: dict[str, str]) -> plt.Figure:
-    """Accuracy vs energy (or the first two objectives), coloured by precision; a pair plot
-    when there are three or more objectives. Pareto-optimal trials are outlined."""
-    done = trials[trials["state"] == "COMPLETE"].rename(columns={"param_precision": "precision"})
-    front = front.rename(columns={"param_precision": "precision"})
-    hue = "precision" if "precision" in done else None
-    if "feasible" in done:  # legend entries "feasible" / "infeasible" rather than True / False
-        done["constraints"] = done["feasible"].map({True: "feasible", False: "infeasible"})
-    names = list(objectives)
-    done["pareto"] = done["number"].isin(front["number"])
-    if len(names) >= 3:
-        grid = sns.pairplot(done, vars=names, hue=hue, diag_kind="hist", corner=True,
-                            plot_kws={"s": 30})
-        for ax in grid.axes.flat:
-            if ax is not None:
-                ax.set_xlabel(LABELS.get(ax.get_xlabel(), ax.get_xlabel()))
-                ax.set_ylabel(LABELS.get(ax.get_ylabel(), ax.get_ylabel()))
-        return grid.figure
-    x, y = (names[1], names[0]) if len(names) == 2 else (names[0], names[0])
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    style = "constraints" if "constraints" in done else None
-    sns.scatterplot(data=done, x=x, y=y, hue=hue, style=style, ax=ax, s=45, alpha=0.8)
-    if len(front) > 1:
-        f = front.sort_values(x)
-        ax.step(f[x], f[y], where="post", color="black", lw=1, label="Pareto front")
-    ax.scatter(front[x], front[y], facecolors="none", edgecolors="black", s=110, lw=1.2)
-    if objectives.get(x) == "minimize" and (done[x] > 0).all() and \
-            done[x].max() / max(done[x].min(), 1e-30) > 30:
-        ax.set_xscale("log")
-    ax.set_xlabel(LABELS.get(x, x))
-    ax.set_ylabel(LABELS.get(y, y))
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    return fig
-
-
-def hypervolume_figure(history: pd.DataFrame) -> plt.Figure:
-    """Hypervolume after each trial (convergence of the study)."""
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot(history["number"], history["hypervolume"], marker="o", ms=3)
-    ax.set_xlabel("trial")
-    ax.set_ylabel("hypervolume (normalised)")
-    fig.tight_layout()
-    return fig
 
 
 def summary(trials: pd.DataFrame, front: pd.DataFrame, spec: Any) -> dict[str, Any]:

@@ -11,6 +11,7 @@ Everything is checked before the first trial; a bad study fails with one line na
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ from typing import Any
 
 import optuna
 
+from dse.config import Experiment
 from dse.errors import DseError
 
 
@@ -238,3 +240,52 @@ def parse_study(config: dict[str, Any], name: str) -> StudySpec:
                      seed=int(raw.get("seed", config.get("seed", 0))), trials=trials,
                      workers=workers, storage=raw.get("storage"),
                      repeats=int(raw.get("repeats", 5)), raw=raw)
+
+
+@dataclass
+class Design:
+    """A trial's parameters, resolved: the experiment to train, the chip, the operating point."""
+
+    experiment: Experiment
+    chip_name: str
+    chip_overrides: dict[str, Any]
+    operating_point: dict[str, float]
+    ber: float | None
+
+    def training_key(self) -> str:
+        """Hash of the training-relevant settings (the experiment minus its name): trials that
+        differ only in chip or operating-point parameters share one trained model."""
+        from dse.train import training_settings
+
+        blob = json.dumps(training_settings(self.experiment), sort_keys=True,
+                          default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def design_for(spec: StudySpec, config: dict[str, Any], params: Mapping[str, Any]) -> Design:
+    """Apply a trial's parameter values to the study's base experiment and chip."""
+    entry = copy.deepcopy(config["experiments"][spec.experiment])
+    chip_overrides: dict[str, Any] = {}
+    op: dict[str, float] = {}
+    ber = None
+    for p in spec.params:
+        value = params[p.name]
+        kind = p.kind
+        if kind.stage == "train":
+            if "." in kind.target:
+                block, key = kind.target.split(".", 1)
+                entry.setdefault(block, {})[key] = value
+            else:
+                entry[kind.target] = value
+        elif kind.stage == "chip":
+            chip_overrides[kind.target] = int(value) if kind.kind == "int" else value
+        elif kind.stage == "operating":
+            op[kind.target] = float(value)
+        else:
+            ber = float(value)
+    if entry.get("seed") is None:
+        entry["seed"] = int(config.get("seed", 0))
+    exp = Experiment.from_dict(spec.experiment, entry, seed=int(entry["seed"]),
+                               devices=config.get("devices"))
+    chip = spec.chips[exp.precision]
+    return Design(exp, chip, chip_overrides, op, ber)

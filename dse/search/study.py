@@ -1,14 +1,16 @@
 """Optuna studies: storage, fresh start, workers with resume, and the trial table.
 
-* **Storage**: Optuna's journal file (``results/search/{study}/journal.log``) by default, for
-  workers on one machine; an RDB URL (``postgresql://...``) from ``search.{study}.storage`` for
-  workers spread over a cluster, with Optuna's heartbeat so trials of dead workers are retried.
+* **Storage**: Optuna's journal file (the study's ``journal.log``, see
+  :class:`dse.pipeline.layout.Layout`) by default, for workers on one machine; an RDB URL
+  (``postgresql://...``) from ``search.{study}.storage`` for workers spread over a cluster, with
+  Optuna's heartbeat so trials of dead workers are retried.
 * **Fresh start**: :func:`init_study` (the Snakemake ``search_init`` job) deletes the study of
   the same name and recreates it. The Optuna study name carries a hash of the search space, so a
   changed space is always a new study; ``--forceall`` reruns ``search_init`` and starts afresh.
 * **Workers**: :func:`run_worker` joins the study and runs trials until ``trials`` are complete.
-  Worker ``k`` seeds its sampler with ``seed + k``; a single worker is exactly reproducible, several
-  are not (they interleave asynchronously, Optuna FAQ).
+  Worker ``k`` seeds its sampler from the study seed (stream ``sampler.{k}.{restart}``); a
+  single worker is exactly reproducible, several are not (they interleave asynchronously,
+  Optuna FAQ).
 * **Resume**: every finished trial is in the storage the moment it ends, so a killed worker (kill
   −9 included) loses only the trial it was running. Journal storage has no heartbeat: a trial
   left RUNNING is recognised as stale when its worker id is the restarted worker's, or its
@@ -17,12 +19,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,9 +33,9 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from dse import seeds
 from dse.errors import DseError
-from dse.search.evaluate import ModelCache, design_for, evaluate_design
-from dse.search.space import StudySpec, parse_study
+from dse.search.space import StudySpec
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +43,10 @@ SAMPLERS = ("tpe", "nsga2", "random", "gp")
 
 
 def make_sampler(spec: StudySpec, worker: int = 0, restart: int = 0) -> optuna.samplers.BaseSampler:
-    """The study's sampler, seeded with ``seed + worker`` (plus an offset when a worker restarts
-    on a study that already has trials, so it does not replay the suggestions it made before)."""
-    seed = spec.seed + worker + 7919 * restart
+    """The study's sampler, seeded from the study seed by worker and restart (stream
+    ``sampler.{worker}.{restart}`` of :mod:`dse.seeds`: a worker restarting on a study that
+    already has its trials does not replay the suggestions it made before)."""
+    seed = seeds.seed_for(spec.seed, f"sampler.{worker}.{restart}") % 2**32
     if spec.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
     if spec.sampler == "nsga2":
@@ -57,29 +60,23 @@ def make_sampler(spec: StudySpec, worker: int = 0, restart: int = 0) -> optuna.s
                    f"(known: {', '.join(SAMPLERS)})")
 
 
-def study_dir(results: Path, name: str) -> Path:
-    return results / "search" / name
-
-
-def open_storage(spec: StudySpec, root: Path) -> optuna.storages.BaseStorage:
-    """Journal file under ``root`` (default) or the configured RDB URL."""
+def open_storage(spec: StudySpec, journal: Path) -> optuna.storages.BaseStorage:
+    """The journal file ``journal`` (default) or the configured RDB URL."""
     if spec.storage:
         return optuna.storages.RDBStorage(
             spec.storage, heartbeat_interval=30, grace_period=120,
             failed_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
     from optuna.storages.journal import JournalFileBackend
 
-    root.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.JournalStorage(JournalFileBackend(str(root / "journal.log")))
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
 
 
-def init_study(config: dict[str, Any], name: str, results: Path) -> dict[str, Any]:
+def init_study(spec: StudySpec, journal: Path) -> dict[str, Any]:
     """Create the study afresh (dropping an old one of the same name); returns its description."""
-    spec = parse_study(config, name)
-    root = study_dir(results, name)
     if not spec.storage:
-        (root / "journal.log").unlink(missing_ok=True)
-    storage = open_storage(spec, root)
+        journal.unlink(missing_ok=True)
+    storage = open_storage(spec, journal)
     if spec.storage:
         try:
             optuna.delete_study(study_name=spec.optuna_name, storage=storage)
@@ -90,10 +87,11 @@ def init_study(config: dict[str, Any], name: str, results: Path) -> dict[str, An
     with warnings.catch_warnings():  # set_metric_names is marked experimental in Optuna 5
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(list(spec.objectives))
-    study.set_user_attr("dse_study", name)
+    study.set_user_attr("dse_study", spec.name)
     study.set_user_attr("space", spec.raw)
-    return {"study": name, "optuna_study": spec.optuna_name, "space_hash": spec.space_hash(),
-            "storage": spec.storage or str(root / "journal.log"), "trials": spec.trials,
+    return {"study": spec.name, "optuna_study": spec.optuna_name,
+            "space_hash": spec.space_hash(),
+            "storage": spec.storage or str(journal), "trials": spec.trials,
             "workers": spec.workers, "objectives": spec.objectives, "seed": spec.seed}
 
 
@@ -140,14 +138,6 @@ def _suggest(trial: optuna.Trial, spec: StudySpec) -> dict[str, Any]:
     return params
 
 
-def _seed_of(params: dict[str, Any], base: int) -> int:
-    """Injection seed: a function of the parameters, so equal designs get equal fault maps."""
-    import hashlib
-
-    blob = json.dumps(params, sort_keys=True, default=str).encode()
-    return (base * 1_000_003 + int(hashlib.sha256(blob).hexdigest()[:8], 16)) % (2**63)
-
-
 @dataclass
 class WorkerReport:
     worker: int
@@ -156,25 +146,22 @@ class WorkerReport:
     seconds: float
 
 
-def run_worker(config: dict[str, Any], name: str, worker: int, results: Path,
-               progress: bool = False) -> WorkerReport:
-    """Join the study and run trials until ``trials`` of them are complete."""
-    spec = parse_study(config, name)
-    root = study_dir(results, name)
-    if not spec.storage and not (root / "journal.log").is_file():
-        raise DseError(f"study '{name}' is not initialised ({root / 'journal.log'} missing); "
-                       f"run `dse search --config ... --study {name} --init` first")
-    storage = open_storage(spec, root)
-    try:
-        study = optuna.load_study(study_name=spec.optuna_name, storage=storage)
-    except KeyError:
-        raise DseError(f"study '{name}' ({spec.optuna_name}) not found in its storage; the "
-                       "search space changed since --init, run --init again") from None
-    recover_stale_trials(study, worker)
-    mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") == worker]
-    study.sampler = make_sampler(spec, worker, restart=len(mine))
-    cache = ModelCache(root / "models", config, results)
-    counts = {"run": 0, "trained": 0}
+@dataclass
+class TrialOutcome:
+    """What evaluating one trial's design returns to the worker loop."""
+
+    metrics: dict[str, float]
+    trained_now: bool
+    training_key: str
+
+
+Evaluate = Callable[[dict[str, Any], int], TrialOutcome]
+
+
+def _objective(spec: StudySpec, worker: int, evaluate: Evaluate,
+               counts: dict[str, int]) -> Callable[[optuna.Trial], tuple[float, ...]]:
+    """The Optuna objective of worker ``worker``: stamps the trial with the worker, host and
+    pid, suggests the parameters, evaluates the design and records metrics and constraints."""
     host, pid = socket.gethostname(), os.getpid()
 
     def objective(trial: optuna.Trial) -> tuple[float, ...]:
@@ -182,22 +169,43 @@ def run_worker(config: dict[str, Any], name: str, worker: int, results: Path,
         trial.set_user_attr("host", host)
         trial.set_user_attr("pid", pid)
         params = _suggest(trial, spec)
-        design = design_for(spec, config, params)
-        metrics, art = evaluate_design(design, spec, config, cache,
-                                       seed=_seed_of(params, spec.seed), progress=progress)
-        _write_trial(root / "trials" / str(trial.number), params, metrics, art)
+        outcome = evaluate(params, trial.number)
+        metrics = outcome.metrics
         trial.set_user_attr("metrics", metrics)
-        trial.set_user_attr("trained", bool(art["trained_now"]))
-        trial.set_user_attr("training_key", art["training_key"])
+        trial.set_user_attr("trained", bool(outcome.trained_now))
+        trial.set_user_attr("training_key", outcome.training_key)
         for c in spec.constraints:
             for key, value in c.violations(metrics).items():
                 trial.set_constraint(key, value)
         counts["run"] += 1
-        counts["trained"] += int(art["trained_now"])
+        counts["trained"] += int(outcome.trained_now)
         log.info("trial %d %s -> %s", trial.number, params,
                  {k: round(v, 4) for k, v in metrics.items() if k in spec.objectives})
         return tuple(float(metrics[m]) for m in spec.objectives)
 
+    return objective
+
+
+def run_worker(spec: StudySpec, journal: Path, worker: int, evaluate: Evaluate) -> WorkerReport:
+    """Join the study and run trials until ``trials`` of them are complete.
+
+    ``evaluate(params, trial_number)`` measures one design (the wiring's recipe, which also
+    writes the trial's files); a :class:`DseError` it raises fails that trial only.
+    """
+    if not spec.storage and not journal.is_file():
+        raise DseError(f"study '{spec.name}' is not initialised ({journal} missing); "
+                       f"run `dse search --config ... --study {spec.name} --init` first")
+    storage = open_storage(spec, journal)
+    try:
+        study = optuna.load_study(study_name=spec.optuna_name, storage=storage)
+    except KeyError:
+        raise DseError(f"study '{spec.name}' ({spec.optuna_name}) not found in its storage; "
+                       "the search space changed since --init, run --init again") from None
+    recover_stale_trials(study, worker)
+    mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") == worker]
+    study.sampler = make_sampler(spec, worker, restart=len(mine))
+    counts = {"run": 0, "trained": 0}
+    objective = _objective(spec, worker, evaluate, counts)
     t0 = time.perf_counter()
     max_attempts = 3 * spec.trials
     waiting_since: float | None = None
@@ -220,7 +228,7 @@ def run_worker(config: dict[str, Any], name: str, worker: int, results: Path,
         failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
                   if t.user_attrs.get("worker") == worker]
         if len(failed) >= max_attempts:
-            raise DseError(f"study '{name}': {len(failed)} trials failed; see the log")
+            raise DseError(f"study '{spec.name}': {len(failed)} trials failed; see the log")
     return WorkerReport(worker, counts["run"], counts["trained"], time.perf_counter() - t0)
 
 
@@ -239,28 +247,13 @@ def _patience(study: optuna.Study) -> float:
     return max(60.0, 3.0 * max(durations, default=0.0))
 
 
-def _write_trial(folder: Path, params: dict[str, Any], metrics: dict[str, float],
-                 art: dict[str, Any]) -> None:
-    from dse.ioutil import write_csv, write_json
-
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / "trial.json", {"params": params, "metrics": metrics,
-                                      "training_key": art["training_key"],
-                                      "model_dir": art["model_dir"],
-                                      "trained_now": art["trained_now"]})
-    write_json(folder / "mapping.json", art["mapping"].to_dict())
-    write_csv(folder / "inject.csv", art["inject"])
-    write_csv(folder / "estimate.csv", art["estimate"])
-
-
-def load_study(config: dict[str, Any], name: str, results: Path) -> tuple[StudySpec, optuna.Study]:
+def load_study(spec: StudySpec, journal: Path) -> optuna.Study:
     """The study as stored (for aggregation and the report)."""
-    spec = parse_study(config, name)
-    storage = open_storage(spec, study_dir(results, name))
+    storage = open_storage(spec, journal)
     try:
-        return spec, optuna.load_study(study_name=spec.optuna_name, storage=storage)
+        return optuna.load_study(study_name=spec.optuna_name, storage=storage)
     except KeyError:
-        raise DseError(f"study '{name}' not found; run its workers first") from None
+        raise DseError(f"study '{spec.name}' not found; run its workers first") from None
 
 
 def trials_frame(spec: StudySpec, study: optuna.Study) -> pd.DataFrame:

@@ -1,14 +1,14 @@
-"""Training: the shared loop, the algorithms (registered by name) and the contract files."""
+"""Training: the shared loop and the algorithms (registered by name); the train stage's files
+are written and read by the wiring (:mod:`dse.pipeline.artifacts`)."""
 
-from dse.train.checkpoint import TrainedModel, load, read_history, save
 from dse.train.loop import (
     ALGORITHMS,
     Trainer,
     TrainResult,
-    evaluate,
     register_algorithm,
     resolve_device,
     train,
+    training_settings,
 )
 from dse.train.metaplastic import AdamMeta, MetaplasticTrainer  # registers `metaplastic`
 from dse.train.mixed_precision import MixedPrecisionTrainer  # registers `mixed_precision`
@@ -20,14 +20,10 @@ __all__ = [
     "MetaplasticTrainer",
     "MixedPrecisionTrainer",
     "TrainResult",
-    "TrainedModel",
     "Trainer",
     "WeakResetTrainer",
-    "evaluate",
-    "load",
-    "read_history",
     "register_algorithm",
     "resolve_device",
-    "save",
     "train",
+    "training_settings",
 ]

@@ -20,22 +20,31 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from dse import seeds
 from dse.config import Experiment
 from dse.data import Dataset, batches
 from dse.errors import DseError
-from dse.nn import ModelSpec, QNet, build_model, quantize_weight
+from dse.nn import ModelSpec, QNet, build_model, evaluate, quantize_weight
 from dse.nn.stochastic import StochasticInput
+from dse.registry import Registry
 from dse.train.error_aware import resolve_train_ber
 
 log = logging.getLogger(__name__)
 
-ALGORITHMS: dict[str, type[Trainer]] = {}
+ALGORITHMS = Registry("algorithm", key="algorithm")
+register_algorithm = ALGORITHMS.register  # class decorator: ``algorithm: <cls.name>``
 
 
-def register_algorithm(cls: type[Trainer]) -> type[Trainer]:
-    """Class decorator: make a Trainer selectable as ``algorithm: <cls.name>``."""
-    ALGORITHMS[cls.name] = cls
-    return cls
+def training_settings(exp: Experiment) -> dict[str, Any]:
+    """The settings that determine a trained model: the experiment without its name and
+    without the settings blocks of other algorithms (editing those retrains nothing)."""
+    settings = exp.to_dict()
+    settings.pop("name")
+    own = ALGORITHMS.lookup(exp.algorithm).settings_block
+    for cls in ALGORITHMS.values():
+        if cls.settings_block is not None and cls.settings_block != own:
+            settings.pop(cls.settings_block, None)
+    return settings
 
 
 def resolve_device(name: str) -> torch.device:
@@ -51,21 +60,7 @@ def set_train_ber(model: QNet, ber: float, seed: int) -> None:
     """Error-aware training: bit errors at ``ber`` on every training forward pass of each layer."""
     for i, (_, layer) in enumerate(model.quant_layers()):
         layer.train_ber = float(ber)
-        layer.fault_generator = torch.Generator(device=layer.weight.device).manual_seed(
-            seed * 1000 + 17 + i)
-
-
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
-             batch_size: int = 1000) -> float:
-    """Top-1 accuracy of ``model`` in eval mode (restores the previous mode)."""
-    was_training = model.training
-    model.eval()
-    correct = 0
-    for xb, yb in batches(x, y, batch_size):
-        correct += int((model(xb).argmax(1) == yb).sum())
-    model.train(was_training)
-    return correct / max(len(x), 1)
+        layer.fault_generator = seeds.generator(seed, f"train.faults.{i}", layer.weight.device)
 
 
 @register_algorithm
@@ -73,6 +68,7 @@ class Trainer:
     """``standard``: Adam on the latent weights, the quantized weights in the forward pass."""
 
     name: ClassVar[str] = "standard"
+    settings_block: ClassVar[str | None] = None  # the experiment key holding its settings
 
     def __init__(self, exp: Experiment, model: QNet, device: torch.device,
                  generator: torch.Generator, cards: dict[str, Any] | None = None) -> None:
@@ -223,12 +219,10 @@ def train(exp: Experiment, tasks: list[Dataset], device: torch.device | str = "c
     Deterministic on the CPU for a given seed: the initial weights, the batch order and every
     other draw come from one generator seeded with ``exp.seed``.
     """
-    if exp.algorithm not in ALGORITHMS:
-        known = ", ".join(sorted(ALGORITHMS))
-        raise DseError(f"unknown algorithm '{exp.algorithm}' (known: {known})")
+    ALGORITHMS.lookup(exp.algorithm)
     device = torch.device(device)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    gen = torch.Generator().manual_seed(exp.seed)
+    gen = seeds.generator(exp.seed, "train")
     first = tasks[0]
     spec = ModelSpec(model=exp.model, input_shape=first.input_shape, classes=first.classes,
                      precision=exp.precision, ternary_threshold=exp.ternary_threshold,
@@ -239,7 +233,7 @@ def train(exp: Experiment, tasks: list[Dataset], device: torch.device | str = "c
     if train_ber > 0:
         set_train_ber(model, train_ber, exp.seed)
     if isinstance(model.encoder, StochasticInput):  # its input bits follow the experiment seed
-        model.encoder.reseed(exp.seed * 1000 + 7)
+        model.encoder.reseed(seeds.seed_for(exp.seed, "input.bits"))
     trainer = ALGORITHMS[exp.algorithm](exp, model, device, gen, cards)
     tasks = [t.to(device) for t in tasks]
 

@@ -35,10 +35,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dse.config import Experiment, load_schema
+from dse.config import Experiment
 from dse.errors import DseError
 from dse.nn import QNet
 from dse.train.loop import Trainer, register_algorithm
+from dse.train.settings import MetaplasticSettings, settings_from
 
 log = logging.getLogger(__name__)
 
@@ -111,20 +112,10 @@ class AdamMeta(torch.optim.Optimizer):
         return loss
 
 
-def metaplastic_settings(exp: Experiment) -> dict[str, Any]:
-    """The experiment's ``metaplastic:`` mapping with the schema's defaults filled in.
-
-    An :class:`Experiment` built from a validated config already has them; one built directly
-    in Python may not, and the defaults live in one place, ``config/schema.yaml``.
-    """
-    props = (load_schema()["$defs"]["experiment"]["properties"]["metaplastic"]["properties"])
-    settings = {k: v["default"] for k, v in props.items()}
-    unknown = sorted(set(exp.metaplastic) - set(props))
-    if unknown:
-        raise DseError(f"experiments.{exp.name}.metaplastic: unknown key {unknown[0]!r} "
-                       f"(allowed keys: {', '.join(sorted(props))})")
-    settings.update(exp.metaplastic)
-    return settings
+def metaplastic_settings(exp: Experiment) -> MetaplasticSettings:
+    """The experiment's ``metaplastic:`` block as typed settings (defaults filled)."""
+    return settings_from(MetaplasticSettings, exp.metaplastic,
+                         f"experiments.{exp.name}.metaplastic")
 
 
 def per_layer_m(m: float | list[float], layers: list[str], exp_name: str) -> list[float]:
@@ -152,14 +143,15 @@ class MetaplasticTrainer(Trainer):
     """``metaplastic``: :class:`AdamMeta` per task, task-specific BatchNorm."""
 
     name: ClassVar[str] = "metaplastic"
+    settings_block: ClassVar[str | None] = "metaplastic"
 
     def __init__(self, exp: Experiment, model: QNet, device: torch.device,
                  generator: torch.Generator, cards: dict[str, Any] | None = None) -> None:
         super().__init__(exp, model, device, generator, cards)
         self.settings = metaplastic_settings(exp)
         layers = model.quant_layers()
-        self.m = per_layer_m(self.settings["m"], [n for n, _ in layers], exp.name)
-        width = self.settings["init_width"]
+        self.m = per_layer_m(self.settings.m, [n for n, _ in layers], exp.name)
+        width = self.settings.init_width
         if width is not None and exp.precision == "ternary" and width / 2 <= exp.ternary_threshold:
             log.warning("%s: metaplastic.init_width %g starts every ternary weight at 0 "
                         "(threshold %g); set init_width: null or > 2*threshold", exp.name,
@@ -174,14 +166,14 @@ class MetaplasticTrainer(Trainer):
                     if isinstance(mod, nn.modules.batchnorm._BatchNorm)]
         self.bn_states: list[list[dict[str, torch.Tensor]]] = []
         self._hooks = []
-        if self.settings["bn_stats"] == "batch":
+        if self.settings.bn_stats == "batch":
             self._hooks = [bn.register_forward_hook(_batch_stats_hook) for bn in self.bns]
         log.info("metaplastic: m per layer %s, bn %s with %s statistics", self.m,
-                 self.settings["bn"], self.settings["bn_stats"])
+                 self.settings.bn, self.settings.bn_stats)
 
     def start_task(self, task: int) -> None:
         """A fresh AdamMeta per task (main.py), lr·gamma^(−task); one m per weight layer."""
-        lr = self.exp.lr * self.settings["lr_gamma"] ** (-task)
+        lr = self.exp.lr * self.settings.lr_gamma ** (-task)
         weights = {id(layer.weight) for _, layer in self.model.quant_layers()}
         groups: list[dict[str, Any]] = [
             {"params": [layer.weight], "meta": m}
@@ -200,17 +192,17 @@ class MetaplasticTrainer(Trainer):
 
     def end_task(self, task: int) -> None:
         """Save this task's BatchNorm state (γ, β, running statistics)."""
-        if self.settings["bn"] == "task":
+        if self.settings.bn == "task":
             self.bn_states.append(self._bn_state())
 
     def use_task(self, task: int) -> None:
         """Restore the BatchNorm of ``task``; a task not trained yet uses the latest one."""
-        if self.settings["bn"] == "task" and self.bn_states:
+        if self.settings.bn == "task" and self.bn_states:
             self._load_bn(self.bn_states[min(task, len(self.bn_states) - 1)])
 
     def finalize(self) -> None:
         """Deploy the last task's BatchNorm with its running statistics (hooks removed)."""
-        if self.settings["bn"] == "task" and self.bn_states:
+        if self.settings.bn == "task" and self.bn_states:
             self._load_bn(self.bn_states[-1])
         for hook in self._hooks:
             hook.remove()

@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dse import seeds
 from dse.config import Experiment, load_schema
 from dse.devices import DeviceModel, from_card
 from dse.errors import DseError
@@ -167,6 +168,7 @@ class MixedPrecisionTrainer(Trainer):
     """``mixed_precision``: χ accumulator, n = trunc(χ/ε) device pulses (module docstring)."""
 
     name: ClassVar[str] = "mixed_precision"
+    settings_block: ClassVar[str | None] = "mixed_precision"
 
     def __init__(self, exp: Experiment, model: QNet, device: torch.device,
                  generator: torch.Generator, cards: dict[str, Any] | None = None) -> None:
@@ -199,8 +201,8 @@ class MixedPrecisionTrainer(Trainer):
         self._refresh_levels = (self.g_min + s["refresh_upper"] * span,
                                 self.g_min + s["refresh_lower"] * span)
         # own streams for the devices and the read noise: the batch order stays the float run's
-        self.dev_gen = torch.Generator(device=device).manual_seed(exp.seed * 1000 + 29)
-        self.noise_gen = torch.Generator(device=device).manual_seed(exp.seed * 1000 + 31)
+        self.dev_gen = seeds.generator(exp.seed, "devices.d2d", device)
+        self.noise_gen = seeds.generator(exp.seed, "devices.c2c", device)
         self._table = self._pulse_table()
         self._table_ends = (float(self._table[0]), float(self._table[-1]))
         self.pairs = [self._make_pairs(name, layer) for name, layer in model.quant_layers()]
@@ -253,7 +255,7 @@ class MixedPrecisionTrainer(Trainer):
     def _install_converters(self) -> list[Any]:
         s = self.settings
         dac, adc, err = s["dac_bits"], s["adc_bits"], s["error_bits"]
-        gen = torch.Generator(device=self.device).manual_seed(self.exp.seed * 1000 + 37)
+        gen = seeds.generator(self.exp.seed, "train.converters", self.device)
         hooks = []
         for p in self.pairs:
             if dac:

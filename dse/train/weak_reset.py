@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dse import seeds
 from dse.config import Experiment
 from dse.devices import DeviceModel, from_card
 from dse.errors import DseError
@@ -79,6 +80,7 @@ class WeakResetTrainer(Trainer):
     """``weak_reset_bnn``: Adam direction → weak-RESET pulses on BL/BLb (module docstring)."""
 
     name: ClassVar[str] = "weak_reset_bnn"
+    settings_block: ClassVar[str | None] = "weak_reset"
 
     def __init__(self, exp: Experiment, model: QNet, device: torch.device,
                  generator: torch.Generator, cards: dict[str, Any] | None = None) -> None:
@@ -96,7 +98,7 @@ class WeakResetTrainer(Trainer):
                            "weak_reset_bnn needs a weak-RESET card (family weak_reset)")
         self.dev = dev
         # own stream for the devices: the batch order stays that of a run without devices
-        self.dev_gen = torch.Generator(device=device).manual_seed(exp.seed * 1000 + 43)
+        self.dev_gen = seeds.generator(exp.seed, "devices.d2d", device)
         self.lr = float(exp.lr)
         self.max_pulses = float(self.settings["max_pulses"])
         self.t = 0

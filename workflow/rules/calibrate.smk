@@ -1,27 +1,28 @@
 # calibrate: one job per device of the config that names a measurement file
 # (devices: NAME: {measurements, family, format, base}); the card and its fit figure go to
-# results/calibrate/NAME.{json,png}, which training picks up through device_card_file().
+# Layout.calibrated_card / calibration_figure, which training picks up through
+# Layout.device_card_file().
 
 
 rule calibrate:
     input:
-        data=lambda wc: config["devices"][wc.device]["measurements"],
-        base=lambda wc: config["devices"][wc.device].get("base", []),
+        data=lambda wc: device_entry(wc)["measurements"],
+        base=lambda wc: device_entry(wc).get("base", []),
     output:
-        card="results/calibrate/{device}.json",
+        card=path(L.calibrated_card("{device}")),
         figure=report(
-            "results/calibrate/{device}.png",
+            path(L.calibration_figure("{device}")),
             caption="../report/calibrate.rst",
             category="1. Devices",
             labels={"device": "{device}", "figure": "measured vs fitted"},
         ),
     log:
-        "logs/calibrate/{device}.log",
+        path(L.log("calibrate", "{device}")),
     benchmark:
-        "results/benchmarks/calibrate/{device}.tsv"
+        path(L.benchmark("calibrate", "{device}"))
     params:
-        family=lambda wc: config["devices"][wc.device]["family"],
-        format=lambda wc: config["devices"][wc.device].get("format", "auto"),
+        family=lambda wc: device_entry(wc)["family"],
+        format=lambda wc: device_entry(wc).get("format", "auto"),
         base=lambda wc, input: f"--base {input.base}" if input.base else "",
     wildcard_constraints:
         device=CALIBRATED_WILDCARD,

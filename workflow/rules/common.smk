@@ -1,23 +1,31 @@
-# Configuration loading and the small input/target functions the rules share.
-import json
+# Configuration loading and the small input/target functions the rules share. Every path comes
+# from dse.pipeline.Layout (L): no rule spells a results path itself.
 import os
 import sys
 
-from dse.config import check_config, write_effective_config
-from dse.config import device_card_file as _resolve_card
+from dse.config import check_config
 from dse.errors import DseError
+from dse.pipeline import Layout
+from dse.pipeline.artifacts import load_chip, write_effective_config, write_settings
 
 # The config Snakemake assembled (config/config.yaml, or the --configfile files instead of it,
 # plus --config overrides) is validated, default-filled and written to CONFIGFILE, which every
 # `dse` call reads: the stages see exactly the configuration Snakemake sees. The file is
 # rewritten only when its content changes.
 _SOURCES = [str(f) for f in workflow.configfiles] or ["config/config.yaml"]
+
+
+def _fail(exc, where=""):
+    print(f"dse: {where}{exc}", file=sys.stderr)
+    sys.exit(2)
+
+
 try:
     check_config(config, source=" + ".join(dict.fromkeys(_SOURCES)))
 except DseError as exc:
-    print(f"dse: {exc}", file=sys.stderr)
-    sys.exit(2)
-CONFIGFILE = write_effective_config(config, ".snakemake/dse/config.yaml")
+    _fail(exc)
+L = Layout.from_config(config)
+CONFIGFILE = str(write_effective_config(config, L.effective_config))
 
 # Torch jobs declare `cpu_slots` equal to their threads; capping the total at the machine's
 # cores stops `--cores 8` on a 2-core machine from running 4 two-thread jobs at once
@@ -26,51 +34,69 @@ CONFIGFILE = write_effective_config(config, ".snakemake/dse/config.yaml")
 workflow.global_resources.setdefault("cpu_slots", os.cpu_count() or 1)
 TORCH_THREADS = max(1, min(2, os.cpu_count() or 1))
 
-EXPERIMENTS = sorted(config["experiments"])
 
+def path(p):
+    return str(p)
+
+
+def paths(ps):
+    return [str(p) for p in ps]
+
+
+def wildcard_of(names):
+    """A wildcard constraint matching exactly ``names`` (nothing when there are none)."""
+    import re
+
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+# ---------------------------------------------------------------------------- settings files
 # The config file is passed to `dse` as a parameter, not an input: editing one experiment must
-# not retrain the others. Each job instead carries the settings it depends on as params, so
-# Snakemake's params trigger reruns exactly the jobs whose settings changed.
+# not retrain the others. Each job instead takes as an input a small file holding exactly the
+# settings it depends on (dse.pipeline.artifacts.write_settings rewrites it only when they
+# change), so Snakemake reruns exactly the jobs whose settings changed.
+def settings_input(stage, name, settings):
+    return str(write_settings(L.settings_file(stage, name), settings))
 
 
-def canonical(settings):
-    """Settings as sorted JSON: params compared by Snakemake must not depend on key order (a
-    config file written in another order would otherwise rerun every job)."""
-    return json.dumps(settings, sort_keys=True, default=str)
+# ----------------------------------------------------------------------------------- train
+EXPERIMENTS = sorted(config["experiments"])
+EXPERIMENT_WILDCARD = wildcard_of(EXPERIMENTS)
 
 
 def experiment_settings(exp):
-    """The resolved settings of one experiment (its seed filled from the global seed)."""
-    from dataclasses import asdict
-
+    """The resolved settings of one experiment: what its trained model depends on."""
     from dse.config import Experiment
+    from dse.train import training_settings
 
-    settings = asdict(Experiment.from_config(config, exp))
-    for block, algorithm in _ALGORITHM_BLOCKS.items():  # options of other algorithms: irrelevant
-        if settings["algorithm"] != algorithm:
-            settings.pop(block, None)
+    settings = training_settings(Experiment.from_config(config, exp))
     settings["data_root"] = config["data_root"]
     return settings
 
 
-_ALGORITHM_BLOCKS = {"mixed_precision": "mixed_precision", "weak_reset": "weak_reset_bnn",
-                     "metaplastic": "metaplastic"}
+def train_settings(wc):
+    return settings_input("train", wc.exp, experiment_settings(wc.exp))
 
 
-def train_outputs(exp):
-    return [
-        f"results/train/{exp}/{f}"
-        for f in ("model.pt", "model.json", "history.csv", "pulses.csv", "tasks.csv")
-    ]
+def device_card_file(name):
+    """The card file of a device card name (Layout.device_card_file), as a string or None."""
+    p = L.device_card_file(config, name)
+    return str(p) if p else None
+
+
+def experiment_card(exp):
+    """[card file] of an experiment's device_card (the train rule's input), or []."""
+    name = config["experiments"][exp].get("device_card")
+    p = device_card_file(name) if name else None
+    return [p] if p else []
 
 
 # ------------------------------------------------------- chips: map / inject / estimate
 CHIPS = sorted(config["chips"])
+CHIP_WILDCARD = wildcard_of(CHIPS)
 
 
 def _load_chip_cards():
-    from dse.chip.card import load_chip
-
     cards = {}
     try:
         for name in CHIPS:
@@ -83,25 +109,15 @@ def _load_chip_cards():
                 raise DseError(f"inject.operating_points.{name}: unknown chip (chips: "
                                f"{', '.join(CHIPS) or 'none defined'})", source=CONFIGFILE)
     except DseError as exc:
-        print(f"dse: {exc}", file=sys.stderr)
-        sys.exit(2)
+        _fail(exc)
     return cards
 
 
 CHIP_CARDS = _load_chip_cards()
 
 
-def _chip_wildcard():
-    import re
-
-    return "|".join(re.escape(c) for c in CHIPS) or "(?!)"
-
-
-CHIP_WILDCARD = _chip_wildcard()
-
-
-def chip_card_file(chip):
-    return config["chips"][chip]
+def chip_card_file(wc):
+    return config["chips"][wc.chip]
 
 
 def chip_pairs():
@@ -112,12 +128,6 @@ def chip_pairs():
     return [(exp, chip) for exp in EXPERIMENTS for chip in CHIPS
             if ENCODINGS[CHIP_CARDS[chip].encoding].native
             == config["experiments"][exp].get("precision", "binary")]
-
-
-def device_card_file(name):
-    """The card file of a device card name (dse.config.device_card_file), as a string or None."""
-    path = _resolve_card(config, name)
-    return str(path) if path else None
 
 
 def chip_device_cards(chip, exp=None):
@@ -136,46 +146,22 @@ def device_flags(input):
     return " ".join(f"--device {p}" for p in input.devices)
 
 
-def inject_settings(chip):
-    """What an inject job depends on (a change reruns only the affected jobs)."""
-    settings = {k: v for k, v in config["inject"].items() if k != "operating_points"}
-    settings["operating_points"] = config["inject"]["operating_points"].get(chip)
-    settings["seed"] = settings["seed"] if settings["seed"] is not None else config["seed"]
+def inject_settings(wc):
+    """The settings file of an inject job: the chip's inject settings and the data it reads."""
+    from dse.pipeline import InjectSettings
+
+    settings = InjectSettings.from_config(config, wc.chip).to_dict()
     settings["data_root"] = config["data_root"]
-    return settings
-
-
-def chip_outputs(exp, chip):
-    return [
-        f"results/map/{exp}/{chip}.json",
-        f"results/inject/{exp}/{chip}.csv",
-        f"results/inject/{exp}/{chip}.summary.csv",
-        f"results/estimate/{exp}/{chip}.csv",
-    ]
+    return settings_input("inject", wc.chip, settings)
 
 
 # --------------------------------------------------------------- devices: calibrate (issue 3)
 CALIBRATED = sorted(n for n, e in config["devices"].items() if "measurements" in e)
+CALIBRATED_WILDCARD = wildcard_of(CALIBRATED)
 
 
-def _calibrated_wildcard():
-    import re
-
-    return "|".join(re.escape(n) for n in CALIBRATED) or "(?!)"
-
-
-CALIBRATED_WILDCARD = _calibrated_wildcard()
-
-
-def calibrate_outputs(name):
-    return [f"results/calibrate/{name}.json", f"results/calibrate/{name}.png"]
-
-
-def experiment_card(exp):
-    """[card file] of an experiment's device_card (the train rule's input), or []."""
-    name = config["experiments"][exp].get("device_card")
-    path = device_card_file(name) if name else None
-    return [path] if path else []
+def device_entry(wc):
+    return config["devices"][wc.device]
 
 
 # ------------------------------------------------------------------------- search (issue 6)
@@ -189,32 +175,39 @@ def _check_studies():
         for name in STUDIES:
             parse_study(config, name)
     except DseError as exc:
-        print(f"dse: {CONFIGFILE}: {exc}", file=sys.stderr)
-        sys.exit(2)
+        _fail(exc, f"{CONFIGFILE}: ")
 
 
 _check_studies()
 
 
-def study_space(study):
+def study_space(wc):
     """What defines a study: a change here starts it afresh (trials/workers only extend it)."""
-    return {k: v for k, v in config["search"][study].items() if k not in ("trials", "workers")}
+    space = {k: v for k, v in config["search"][wc.study].items() if k not in ("trials", "workers")}
+    return settings_input("study", wc.study, space)
 
 
-def study_settings(study):
-    """What a worker depends on: the study and its base experiment's settings."""
-    return {"study": config["search"][study],
-            "experiment": experiment_settings(config["search"][study]["experiment"])}
+def study_settings(wc):
+    """What a worker depends on: the study, its base experiment and the inject settings its
+    trials use."""
+    from dse.pipeline import InjectSettings
+
+    study = config["search"][wc.study]
+    settings = {"study": study, "experiment": experiment_settings(study["experiment"]),
+                "inject": InjectSettings.from_config(config).to_dict()}
+    return settings_input("worker", wc.study, settings)
 
 
-def study_cards(study):
+def study_cards(wc):
     """Device card files the trials read: the base experiment's and each chip's error sources."""
     from dse.search import parse_study
 
-    spec = parse_study(config, study)
+    spec = parse_study(config, wc.study)
     files = experiment_card(spec.experiment)
     for chip in sorted(set(spec.chips.values())):
-        files += [config["chips"][chip]] + chip_device_cards(chip, spec.experiment)
+        files += [config["chips"][chip]] + chip_device_cards(chip)
+        if CHIP_CARDS[chip].analog_card:
+            files += [f for f in [device_card_file(CHIP_CARDS[chip].analog_card)] if f]
     return sorted(set(files))
 
 
@@ -225,37 +218,23 @@ def worker_threads(study):
     return max(1, TORCH_THREADS // config["search"][study]["workers"])
 
 
-def study_worker_outputs(study):
-    n = config["search"][study]["workers"]
-    return [f"results/search/{study}/workers/{w}.json" for w in range(n)]
+def study_worker_outputs(wc):
+    n = config["search"][wc.study]["workers"]
+    return paths(L.worker_json(wc.study, w) for w in range(n))
 
 
-def search_outputs(study):
-    return [
-        f"results/search/{study}/{f}"
-        for f in ("trials.csv", "pareto.csv", "hypervolume.csv", "pareto.png",
-                  "hypervolume.png", "summary.json")
-    ]
-
-
+# -------------------------------------------------------------------------------- targets
 def all_targets():
     targets = []
     for exp in EXPERIMENTS:
-        targets += train_outputs(exp)
+        targets += L.train_files(exp)
     for exp, chip in chip_pairs():
-        targets += chip_outputs(exp, chip)
+        targets += L.chip_files(exp, chip)
     for name in CALIBRATED:
-        targets += calibrate_outputs(name)
+        targets += [L.calibrated_card(name), L.calibration_figure(name)]
     for study in STUDIES:
-        targets += search_outputs(study)
-    return targets
-
-
-# ------------------------------------------------------------------------- report (issue 7)
-from dse.config import config_hash as _config_hash
-
-# The report shows the effective config: any config change (even one no stage reads) reruns it.
-CONFIG_HASH = _config_hash(config)
+        targets += L.study_outputs(study)
+    return paths(targets)
 
 
 def report_card_files():

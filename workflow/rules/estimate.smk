@@ -4,25 +4,26 @@
 
 rule estimate:
     input:
-        mapping="results/map/{exp}/{chip}.json",
-        chip=lambda wc: chip_card_file(wc.chip),
-        history="results/train/{exp}/history.csv",
-        pulses="results/train/{exp}/pulses.csv",
+        mapping=rules.map.output[0],
+        chip=chip_card_file,
+        history=rules.train.output.history,
+        pulses=rules.train.output.pulses,
         devices=lambda wc: chip_device_cards(wc.chip),
     output:
         report(
-            "results/estimate/{exp}/{chip}.csv",
+            path(L.estimate_csv("{exp}", "{chip}")),
             caption="../report/estimate.rst",
             category="4. Energy and area",
             labels={"experiment": "{exp}", "chip": "{chip}"},
         ),
     log:
-        "logs/estimate/{exp}/{chip}.log",
+        path(L.log("estimate", "{exp}/{chip}")),
     benchmark:
-        "results/benchmarks/estimate/{exp}/{chip}.tsv"
+        path(L.benchmark("estimate", "{exp}/{chip}"))
     params:
         devices=lambda wc, input: device_flags(input),
     wildcard_constraints:
+        exp=EXPERIMENT_WILDCARD,
         chip=CHIP_WILDCARD,
     threads: 1
     resources:

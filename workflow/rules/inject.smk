@@ -3,28 +3,30 @@
 
 rule inject:
     input:
-        model=multiext("results/train/{exp}/", "model.pt", "model.json"),
-        mapping="results/map/{exp}/{chip}.json",
-        chip=lambda wc: chip_card_file(wc.chip),
+        model=rules.train.output.model,
+        meta=rules.train.output.meta,
+        mapping=rules.map.output[0],
+        chip=chip_card_file,
+        settings=inject_settings,
         devices=lambda wc: chip_device_cards(wc.chip, wc.exp),
     output:
-        table="results/inject/{exp}/{chip}.csv",
+        table=path(L.inject_csv("{exp}", "{chip}")),
         summary=report(
-            "results/inject/{exp}/{chip}.summary.csv",
+            path(L.inject_summary_csv("{exp}", "{chip}")),
             caption="../report/inject.rst",
             category="3. Robustness",
             labels={"experiment": "{exp}", "chip": "{chip}"},
         ),
     log:
-        "logs/inject/{exp}/{chip}.log",
+        path(L.log("inject", "{exp}/{chip}")),
     benchmark:
-        "results/benchmarks/inject/{exp}/{chip}.tsv"
+        path(L.benchmark("inject", "{exp}/{chip}"))
     params:
         config=CONFIGFILE,
-        model=lambda wc: f"results/train/{wc.exp}",
-        settings=lambda wc: canonical(inject_settings(wc.chip)),
+        model=subpath(input.model, parent=True),
         devices=lambda wc, input: device_flags(input),
     wildcard_constraints:
+        exp=EXPERIMENT_WILDCARD,
         chip=CHIP_WILDCARD,
     threads: TORCH_THREADS
     resources:

@@ -3,17 +3,19 @@
 
 rule map:
     input:
-        model=multiext("results/train/{exp}/", "model.pt", "model.json"),
-        chip=lambda wc: chip_card_file(wc.chip),
+        model=rules.train.output.model,
+        meta=rules.train.output.meta,
+        chip=chip_card_file,
     output:
-        "results/map/{exp}/{chip}.json",
+        path(L.mapping_json("{exp}", "{chip}")),
     log:
-        "logs/map/{exp}/{chip}.log",
+        path(L.log("map", "{exp}/{chip}")),
     benchmark:
-        "results/benchmarks/map/{exp}/{chip}.tsv"
+        path(L.benchmark("map", "{exp}/{chip}"))
     params:
-        model=lambda wc: f"results/train/{wc.exp}",
+        model=subpath(input.model, parent=True),
     wildcard_constraints:
+        exp=EXPERIMENT_WILDCARD,
         chip=CHIP_WILDCARD,
     threads: 1
     resources:

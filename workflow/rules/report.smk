@@ -1,5 +1,5 @@
-# report: one self-contained HTML page (reports/report.html) over every other target, plus the
-# global description of Snakemake's own report (`snakemake --report report.html`).
+# report: one self-contained HTML page over every other target, plus the global description of
+# Snakemake's own report (`snakemake --report report.html`).
 
 
 report: "../report/workflow.rst"
@@ -9,18 +9,16 @@ rule report:
     input:
         targets=all_targets(),
         cards=report_card_files(),
+        config=CONFIGFILE,  # the report shows the effective config: any change reruns it
     output:
         report(
-            "reports/report.html",
+            path(L.report_html),
             caption="../report/report_html.rst",
             category="0. dse report",
-            labels={"file": "reports/report.html"},
+            labels={"file": path(L.report_html)},
         ),
     log:
-        "logs/report.log",
-    params:
-        config=CONFIGFILE,
-        config_hash=CONFIG_HASH,
+        path(L.log("report", "report")),
     threads: 1
     resources:
         cpu_slots=1,
@@ -28,4 +26,4 @@ rule report:
     conda:
         "../envs/dse.yaml"
     shell:
-        "dse report --config {params.config} --results results --out {output} > {log} 2>&1"
+        "dse report --config {input.config} --out {output} > {log} 2>&1"

@@ -3,15 +3,16 @@
 
 
 rule search_init:
+    input:
+        space=study_space,
     output:
-        "results/search/{study}/study.json",
+        path(L.study_json("{study}")),
     log:
-        "logs/search/{study}/init.log",
+        path(L.log("search", "{study}/init")),
     benchmark:
-        "results/benchmarks/search/{study}/init.tsv"
+        path(L.benchmark("search", "{study}/init"))
     params:
         config=CONFIGFILE,
-        space=lambda wc: canonical(study_space(wc.study)),
     conda:
         "../envs/dse.yaml"
     shell:
@@ -20,17 +21,17 @@ rule search_init:
 
 rule search_worker:
     input:
-        study="results/search/{study}/study.json",
-        cards=lambda wc: study_cards(wc.study),
+        study=rules.search_init.output[0],
+        settings=study_settings,
+        cards=study_cards,
     output:
-        "results/search/{study}/workers/{worker}.json",
+        path(L.worker_json("{study}", "{worker}")),
     log:
-        "logs/search/{study}/worker{worker}.log",
+        path(L.log("search", "{study}/worker{worker}")),
     benchmark:
-        "results/benchmarks/search/{study}/worker{worker}.tsv"
+        path(L.benchmark("search", "{study}/worker{worker}"))
     params:
         config=CONFIGFILE,
-        settings=lambda wc: canonical(study_settings(wc.study)),
     threads: lambda wc: worker_threads(wc.study)
     resources:
         cpu_slots=lambda wc, threads: threads,
@@ -44,33 +45,33 @@ rule search_worker:
 
 rule search_aggregate:
     input:
-        lambda wc: study_worker_outputs(wc.study),
+        study_worker_outputs,
     output:
-        "results/search/{study}/trials.csv",
+        path(L.study_file("{study}", "trials.csv")),
         report(
-            "results/search/{study}/pareto.csv",
+            path(L.study_file("{study}", "pareto.csv")),
             caption="../report/pareto_table.rst",
             category="5. Co-design",
             labels={"study": "{study}", "item": "Pareto-optimal designs"},
         ),
-        "results/search/{study}/hypervolume.csv",
+        path(L.study_file("{study}", "hypervolume.csv")),
         report(
-            "results/search/{study}/pareto.png",
+            path(L.study_file("{study}", "pareto.png")),
             caption="../report/pareto.rst",
             category="5. Co-design",
             labels={"study": "{study}", "item": "Pareto front"},
         ),
         report(
-            "results/search/{study}/hypervolume.png",
+            path(L.study_file("{study}", "hypervolume.png")),
             caption="../report/hypervolume.rst",
             category="5. Co-design",
             labels={"study": "{study}", "item": "hypervolume convergence"},
         ),
-        "results/search/{study}/summary.json",
+        path(L.study_file("{study}", "summary.json")),
     log:
-        "logs/search/{study}/aggregate.log",
+        path(L.log("search", "{study}/aggregate")),
     benchmark:
-        "results/benchmarks/search/{study}/aggregate.tsv"
+        path(L.benchmark("search", "{study}/aggregate"))
     params:
         config=CONFIGFILE,
     conda:

@@ -3,32 +3,34 @@
 
 rule train:
     input:
+        settings=train_settings,
         card=lambda wc: experiment_card(wc.exp),
     output:
-        "results/train/{exp}/model.pt",
-        "results/train/{exp}/model.json",
-        report(
-            "results/train/{exp}/history.csv",
+        model=path(L.train_file("{exp}", "model.pt")),
+        meta=path(L.train_file("{exp}", "model.json")),
+        history=report(
+            path(L.train_file("{exp}", "history.csv")),
             caption="../report/history.rst",
             category="2. Training",
             labels={"experiment": "{exp}", "table": "history (per epoch)"},
         ),
-        "results/train/{exp}/pulses.csv",
-        report(
-            "results/train/{exp}/tasks.csv",
+        pulses=path(L.train_file("{exp}", "pulses.csv")),
+        tasks=report(
+            path(L.train_file("{exp}", "tasks.csv")),
             caption="../report/tasks.rst",
             category="2. Training",
             labels={"experiment": "{exp}", "table": "task matrix"},
         ),
     log:
-        "logs/train/{exp}.log",
+        path(L.log("train", "{exp}")),
     benchmark:
-        "results/benchmarks/train/{exp}.tsv"
+        path(L.benchmark("train", "{exp}"))
     params:
         config=CONFIGFILE,
-        experiment=lambda wc: canonical(experiment_settings(wc.exp)),
-        outdir=subpath(output[0], parent=True),
+        outdir=subpath(output.model, parent=True),
         card=lambda wc, input: f"--card {input.card}" if input.card else "",
+    wildcard_constraints:
+        exp=EXPERIMENT_WILDCARD,
     threads: TORCH_THREADS
     resources:
         cpu_slots=TORCH_THREADS,
