@@ -249,18 +249,30 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
                       help="run worker K (seed + K) until the study has its trials")
     mode.add_argument("--aggregate", action="store_true",
                       help="write trials.csv, pareto.csv, figures and summary.json")
+    mode.add_argument("--repair", action="store_true",
+                      help="rebuild an unreadable journal from the trials' trial.json files")
     p.set_defaults(func=_cmd_search)
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from dse.config import load_config
     from dse.pipeline import Layout
-    from dse.pipeline.study import aggregate_study, init_study_files, run_study_worker
+    from dse.pipeline.study import (
+        aggregate_study,
+        init_study_files,
+        repair_study,
+        run_study_worker,
+    )
 
     config = load_config(args.config)
     layout = Layout.from_config(config) if args.results is None else Layout.at(args.results)
     if args.init:
         init_study_files(config, args.study, layout)
+        return 0
+    if args.repair:
+        n = repair_study(config, args.study, layout)
+        log.info("study %s rebuilt with %d trials; run `dse search --aggregate` (or snakemake) "
+                 "again", args.study, n)
         return 0
     if args.worker is not None:
         if args.worker < 0:

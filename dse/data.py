@@ -136,6 +136,24 @@ def _torchvision(name: str, root: Path, download: bool) -> Dataset:
                        np.asarray(test.targets), shape, 255.0, 10)
 
 
+def missing_files(name: str, data_root: str | Path = "data") -> list[Path]:
+    """The files of dataset ``name`` that torchvision would look for under ``data_root`` and
+    that are not there (empty for the embedded datasets): a dry run checks them."""
+    if name not in TORCHVISION:
+        return []
+    from torchvision import datasets as tvd
+
+    root = Path(data_root)
+    if name == "cifar10":
+        folder = root / tvd.CIFAR10.base_folder
+        names = [f for f, _ in tvd.CIFAR10.train_list + tvd.CIFAR10.test_list]
+    else:
+        cls = {"mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST}[name]
+        folder = root / cls.__name__ / "raw"
+        names = [Path(url).name.removesuffix(".gz") for url, _ in cls.resources]
+    return [folder / n for n in names if not (folder / n).is_file()]
+
+
 def load_dataset(name: str, data_root: str | Path = "data", download: bool = False) -> Dataset:
     """Load a dataset by name; torchvision ones come from ``data_root``."""
     if name == "mnist5k":

@@ -74,3 +74,13 @@ def test_a_configfile_replaces_the_default_study(repo: Path, tmp_path: Path) -> 
     # without --configfile the default study is planned
     default = subprocess.run(cmd[:-2], cwd=tmp_path, capture_output=True, text=True)
     assert default.returncode == 0 and "results/train/bnn-mlp/model.pt" in default.stdout
+
+
+def test_a_dry_run_checks_the_data_sets_are_on_disk(repo: Path, tmp_path: Path) -> None:
+    cfg = {"data_root": str(tmp_path / "data"),
+           "experiments": {"full": {"dataset": "mnist", "hidden": [8], "epochs": 1}}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = _snakemake(repo, tmp_path, "-n")
+    assert proc.returncode == 2
+    assert "experiments.full.dataset: 'mnist' is not under data_root" in proc.stderr
+    assert "set download: true" in proc.stderr

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dse import seeds
+from dse.errors import DseError
 from dse.pipeline.artifacts import write_trial
 from dse.pipeline.files import write_csv, write_figure, write_json
 from dse.pipeline.layout import Layout
@@ -21,6 +22,7 @@ from dse.search import (
     parse_study,
     run_worker,
 )
+from dse.search.study import open_storage
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,8 @@ def run_study_worker(config: Mapping[str, Any], name: str, worker: int, layout: 
         result = evaluate_design(config, design, layout, layout.model_cache(name),
                                  trial_settings(config, spec.repeats, seed), study=name,
                                  progress=progress)
-        record = {"params": params, "metrics": result.metrics, "inject_seed": seed,
+        record = {"number": number, "worker": worker, "params": params,
+                  "metrics": result.metrics, "inject_seed": seed,
                   "training_key": result.training_key, "model_dir": str(result.model_dir),
                   "trained_now": result.trained_now}
         write_trial(layout.trial_dir(name, number), record, result.mapping, result.inject,
@@ -73,3 +76,32 @@ def aggregate_study(config: Mapping[str, Any], name: str, layout: Layout) -> dic
                  hypervolume_figure(result.hypervolume))
     write_json(layout.study_file(name, "summary.json"), result.summary)
     return result.summary
+
+
+def repair_study(config: Mapping[str, Any], name: str, layout: Layout) -> int:
+    """Rebuild study ``name`` from its trials' files when its journal cannot be read: the old
+    journal is kept beside (``journal.log.unreadable``), a fresh study is created and every
+    recorded trial is added back; returns how many."""
+    import optuna
+
+    from dse.pipeline.artifacts import read_json
+    from dse.search.journal import rebuild
+
+    spec = parse_study(dict(config), name)
+    if spec.storage:
+        raise DseError(f"study '{name}' uses the storage {spec.storage.split('://')[0]}://...; "
+                       "--repair rebuilds journal files only")
+    folders = sorted((p for p in (layout.study_dir(name) / "trials").glob("*")
+                      if (p / "trial.json").is_file()), key=lambda p: int(p.name))
+    records = [{"number": int(p.name), **read_json(p / "trial.json", "trial record")}
+               for p in folders]
+    journal = layout.journal(name)
+    if journal.is_file():
+        journal.replace(journal.with_name(journal.name + ".unreadable"))
+    init_study_files(config, name, layout)
+    study = optuna.load_study(study_name=spec.optuna_name,
+                              storage=open_storage(spec, journal))
+    n = rebuild(study, spec, records)
+    log.warning("study %s rebuilt from %d trial records (%d left out); the unreadable journal "
+                "is kept as %s.unreadable", name, n, len(records) - n, journal)
+    return n

@@ -16,11 +16,21 @@ def _loss_matrix(df: pd.DataFrame, objectives: dict[str, str]) -> np.ndarray:
     return np.stack(cols, axis=1)
 
 
-def non_dominated(losses: np.ndarray) -> np.ndarray:
-    """Boolean mask of the rows no other row dominates (all <= and one <)."""
-    le = (losses[:, None, :] <= losses[None, :, :]).all(-1)
-    lt = (losses[:, None, :] < losses[None, :, :]).any(-1)
-    dominated = (le & lt).any(0)
+RTOL = 1e-9  # objective values this close (relative) are equal: float noise is no trade-off
+
+
+def non_dominated(losses: np.ndarray, rtol: float = RTOL) -> np.ndarray:
+    """Boolean mask of the rows no other row dominates (all <= and one <), values within
+    ``rtol`` of each other counting as equal: a design whose accuracy differs by float noise
+    (1e-16) but costs more energy is dominated, not a point of the front. Of rows equal in every
+    objective, the first is kept."""
+    a, b = losses[:, None, :], losses[None, :, :]
+    close = np.isclose(a, b, rtol=rtol, atol=0.0)
+    le = ((a <= b) | close).all(-1)
+    lt = ((a < b) & ~close).any(-1)
+    equal = close.all(-1)
+    earlier = np.tri(len(losses), k=-1, dtype=bool).T  # row i before row j
+    dominated = ((le & lt) | (equal & earlier)).any(0)
     return ~dominated
 
 

@@ -35,6 +35,7 @@ from optuna.trial import TrialState
 
 from dse import seeds
 from dse.errors import DseError
+from dse.search.journal import check_records, mend_torn_record
 from dse.search.space import StudySpec
 
 log = logging.getLogger(__name__)
@@ -66,10 +67,17 @@ def open_storage(spec: StudySpec, journal: Path) -> optuna.storages.BaseStorage:
         return optuna.storages.RDBStorage(
             spec.storage, heartbeat_interval=30, grace_period=120,
             failed_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
-    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
     journal.parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+    lock = JournalFileSymlinkLock(str(journal))
+    lock.acquire()  # the writers' own lock: no record is half-written while we look
+    try:
+        mend_torn_record(journal)
+        check_records(journal)
+    finally:
+        lock.release()
+    return optuna.storages.JournalStorage(JournalFileBackend(str(journal), lock_obj=lock))
 
 
 def init_study(spec: StudySpec, journal: Path) -> dict[str, Any]:

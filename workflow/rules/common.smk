@@ -64,6 +64,29 @@ EXPERIMENTS = sorted(config["experiments"])
 EXPERIMENT_WILDCARD = wildcard_of(EXPERIMENTS)
 
 
+def _check_datasets():
+    """Stop before any job (a dry run included) when an experiment's data set is not on disk
+    and may not be downloaded: one line naming the experiment, the files and the fix."""
+    from dse.data import missing_files
+
+    if config["download"]:
+        return
+    for exp in EXPERIMENTS:
+        entry = config["experiments"][exp]
+        tasks = entry.get("tasks") or {}
+        names = list(dict.fromkeys([entry.get("dataset", "mnist5k"), *tasks.get("datasets", [])]))
+        for name in names:
+            missing = missing_files(name, config["data_root"])
+            if missing:
+                _fail(f"experiments.{exp}.dataset: '{name}' is not under data_root "
+                      f"'{config['data_root']}' ({len(missing)} files missing, e.g. "
+                      f"{missing[0]}); put the data set there or set download: true",
+                      f"{CONFIGFILE}: ")
+
+
+_check_datasets()
+
+
 def experiment_settings(exp):
     """The resolved settings of one experiment: what its trained model depends on."""
     from dse.config import Experiment
