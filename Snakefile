@@ -17,9 +17,7 @@ if not workflow.overwrite_configfiles:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/calibrate.smk"
-include: "workflow/rules/map.smk"
-include: "workflow/rules/inject.smk"
-include: "workflow/rules/estimate.smk"
+include: "workflow/rules/deploy.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/report.smk"
 

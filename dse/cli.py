@@ -127,6 +127,53 @@ def _cmd_inject(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_deploy(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("deploy", help="map, inject and estimate in one process (what the "
+                                      "workflow runs per experiment and chip)")
+    p.add_argument("--model", required=True, type=Path, help="a `dse train` output directory")
+    p.add_argument("--chip", required=True, type=Path, help="chip card (config/chips/*.yaml)")
+    p.add_argument("--device", type=Path, action="append", default=[], metavar="CARD",
+                   help="device cards of the chip's error sources / analog card (repeatable)")
+    p.add_argument("--config", type=Path, default=None,
+                   help="study config: its inject: section and data_root")
+    p.add_argument("--mapping", required=True, type=Path, help="mapping JSON to write")
+    p.add_argument("--inject", required=True, type=Path, help="per-map accuracy table to write")
+    p.add_argument("--summary", type=Path, default=None,
+                   help="mean / 95%% CI table (default: INJECT with suffix .summary.csv)")
+    p.add_argument("--estimate", required=True, type=Path, help="energy/area table to write")
+    p.set_defaults(func=_cmd_deploy)
+
+
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    """``dse map`` + ``dse inject`` + ``dse estimate`` on one model and chip, in one process
+    (one import of torch instead of three); the same recipes, the same files."""
+    from dse.chip.inject import summarize
+    from dse.chip.mapping import map_model
+    from dse.config import check_config, load_config
+    from dse.pipeline import InjectSettings, artifacts, files, recipes
+    from dse.train import resolve_device
+
+    config = load_config(args.config) if args.config else check_config({})
+    chip = artifacts.load_chip(args.chip)
+    summary = args.summary or args.inject.with_suffix(".summary.csv")
+    for out in (args.mapping, args.inject, summary, args.estimate):
+        files.check_writable(out)
+    models = artifacts.load_device_models(args.device)
+    trained = artifacts.load_model(args.model, resolve_device(config["device"]))
+    mapping = map_model(trained.model, chip, experiment=trained.experiment.get("name"))
+    settings = InjectSettings.from_config(config, chip.name)
+    table = recipes.inject_chip(config, trained, mapping, chip, models, settings,
+                                progress=not args.quiet)
+    pulses = artifacts.load_pulses(trained.directory / "history.csv")
+    energy = recipes.estimate_chip(mapping, chip, models, pulses)
+    artifacts.write_mapping(args.mapping, mapping, chip)
+    artifacts.write_tables({args.inject: table, summary: summarize(table),
+                            args.estimate: energy})
+    log.info("deployed %s on %s: clean accuracy %.4f, %d fault maps -> %s, %s", mapping.experiment,
+             chip.name, table.attrs["clean_accuracy"], len(table), args.inject, args.estimate)
+    return 0
+
+
 def _add_estimate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("estimate", help="energy per inference and area per layer and component")
     p.add_argument("--mapping", required=True, type=Path, help="a `dse map` output")
@@ -324,7 +371,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------- main
 SECTIONS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_synthesize, _add_calibrate, _add_train, _add_map, _add_inject, _add_estimate,
-    _add_search, _add_report]
+    _add_deploy, _add_search, _add_report]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -43,7 +43,7 @@ def test_dag_pairs_experiments_with_fitting_chips(repo: Path, tmp_path: Path) ->
     proc = _snakemake(repo, tmp_path, "-n", "--quiet", "rules")
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
-    for rule, count in (("map", 2), ("inject", 2), ("estimate", 2)):
+    for rule, count in (("deploy", 2), ("train", 2)):
         assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), out
 
 

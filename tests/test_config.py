@@ -82,3 +82,26 @@ def test_console_script_missing_config_exit_status(tmp_path: Path) -> None:
                            str(tmp_path / "o")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().endswith("none.yaml: configuration file not found; check the path")
+
+
+def test_the_schema_names_what_the_registries_hold() -> None:
+    """The names a config may give are the registered ones, in both directions: a new
+    algorithm or device family registered in code must appear in the schema (and vice versa),
+    and an algorithm's settings block in the schema has exactly its settings class's fields."""
+    import dataclasses
+
+    from dse.config import load_schema
+    from dse.devices import REGISTRY
+    from dse.train import ALGORITHMS
+
+    schema = load_schema()
+    exp = schema["$defs"]["experiment"]["properties"]
+    assert set(exp["algorithm"]["enum"]) == set(ALGORITHMS)
+    assert set(schema["$defs"]["device_entry"]["else"]["properties"]["family"]["enum"]) == \
+        set(REGISTRY)
+    for cls in ALGORITHMS.values():
+        settings = getattr(cls, "settings_class", None)
+        if cls.settings_block is None or settings is None:
+            continue
+        fields = {f.name for f in dataclasses.fields(settings)}
+        assert set(exp[cls.settings_block]["properties"]) == fields, cls.name

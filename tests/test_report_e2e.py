@@ -128,7 +128,7 @@ def test_provenance_is_that_of_the_run(run: Path) -> None:
     if commit:
         assert commit in prov
     # run time per stage from the benchmark files of every stage that ran
-    for stage in ("calibrate", "train", "map", "inject", "estimate", "search"):
+    for stage in ("calibrate", "train", "deploy", "search"):
         assert f"<tr><td>{stage}</td>" in prov, stage
     assert "<td>experiment meta</td>" in prov and "<td>study s sampler</td>" in prov
     assert "hfo2-2t2r-cal.json" in prov and "rram-2t2r-pcsa-130nm.yaml" in prov

@@ -72,7 +72,7 @@ def cards_table(data: ReportData) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["card", "kind", "file", "sha256", "source"])
 
 
-STAGE_ORDER = ("calibrate", "train", "map", "inject", "estimate", "search", "report")
+STAGE_ORDER = ("calibrate", "train", "deploy", "map", "inject", "estimate", "search", "report")
 
 
 def runtimes_table(benchmarks: pd.DataFrame) -> pd.DataFrame:

@@ -69,6 +69,7 @@ class Trainer:
 
     name: ClassVar[str] = "standard"
     settings_block: ClassVar[str | None] = None  # the experiment key holding its settings
+    settings_class: ClassVar[type | None] = None  # their dataclass (dse.train.settings)
 
     def __init__(self, exp: Experiment, model: QNet, device: torch.device,
                  generator: torch.Generator, cards: dict[str, Any] | None = None) -> None:

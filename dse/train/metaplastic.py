@@ -144,6 +144,7 @@ class MetaplasticTrainer(Trainer):
 
     name: ClassVar[str] = "metaplastic"
     settings_block: ClassVar[str | None] = "metaplastic"
+    settings_class: ClassVar[type] = MetaplasticSettings
 
     def __init__(self, exp: Experiment, model: QNet, device: torch.device,
                  generator: torch.Generator, cards: dict[str, Any] | None = None) -> None:
