@@ -64,6 +64,7 @@ from typing import Any
 
 from dse.chip.adc import ADC_MODELS, UNIT_TRANSISTOR_F2, adc_model
 from dse.chip.encoding import ENCODINGS
+from dse.devices.domains import check_knob
 from dse.errors import DseError
 
 # unit symbol -> (dimension, factor to SI)
@@ -318,6 +319,7 @@ def validate(chip: ChipCard) -> None:
         if not isinstance(v, int | float) or not math.isfinite(v):
             raise DseError(f"errors.operating_point.{k}: value {v!r} is not a finite number",
                            source=src)
+        check_knob(k, v, f"errors.operating_point.{k}", src)  # physical domain (issue 18)
 
 
 # ------------------------------------------------------------------------------------- loading
