@@ -196,6 +196,12 @@ def check_config(config: dict[str, Any], source: str = "config") -> dict[str, An
 def _check_references(config: dict[str, Any], source: str) -> None:
     """Cross-key checks JSON Schema cannot express."""
     devices = config.get("devices", {})
+    for name, entry in devices.items():
+        if isinstance(entry, dict) and entry.get("reset_measurements") and \
+                entry.get("direction", "auto") != "auto":
+            raise DseError(f"devices.{name}.direction: '{entry['direction']}' with "
+                           "reset_measurements (the SET file is up, the RESET file down); drop "
+                           "direction", source=source)
     for name, exp in config.get("experiments", {}).items():
         card = exp.get("device_card")
         if card is not None and card not in devices:

@@ -136,6 +136,19 @@ def missing_entry_note(direction: str, data: Measurements, base_name: str | None
                           "of that direction or give a base card"}
 
 
+def _typical_extremes(data: Measurements) -> tuple[float, float]:
+    """Median over the devices of each device's smoothed minimum and maximum conductance."""
+    from dse.devices.fitting import smooth, smoothing_window
+
+    lows, highs = [], []
+    for dev in sorted({s.device for s in data.series}):
+        sm = np.concatenate([smooth(s.conductance, smoothing_window(len(s.conductance)))
+                             for s in data.series if s.device == dev])
+        lows.append(float(sm.min()))
+        highs.append(float(sm.max()))
+    return float(np.median(lows)), float(np.median(highs))
+
+
 def _mean_steps(model: PulseDevice, x: float) -> tuple[float, float]:
     st = model.nominal_state(torch.float64)
     xs = torch.tensor([x], dtype=torch.float64)
@@ -148,16 +161,17 @@ def _mean_steps(model: PulseDevice, x: float) -> tuple[float, float]:
 def assess_pulse_fit(a: Assessment, model: PulseDevice, data: Measurements,
                      summary: Mapping[str, Any], fit: Mapping[str, Any],
                      theta: Mapping[str, float], stderr: Mapping[str, float],
-                     limits_hit: Mapping[str, str], present: set[str],
-                     missing: list[FitParam]) -> None:
+                     limits_hit: Mapping[str, str], limit_values: Mapping[str, float],
+                     present: set[str], missing: list[FitParam]) -> None:
     """Refuse or flag a fitted pulse card (see :mod:`dse.devices.plausibility`)."""
     for w in data.warnings:
         a.flag(w)
     a.r2(float(fit["r2"]))
     unit = data.unit
     values = {k: model.values[k] for k in ("g_min", "g_max", "nodes") if k in model.values}
-    assess_bounds(a, values, summary["min"], summary["max"], data.physical, unit,
-                  {k: v for k, v in limits_hit.items() if k in ("g_min", "g_max")})
+    lo, hi = _typical_extremes(data)
+    assess_bounds(a, values, lo, hi, data.physical, unit,
+                  {k: limit_values[k] for k in limits_hit if k in ("g_min", "g_max")})
     # a measured direction moves the conductance its way, at the middle of the measured range
     probe = model.replace()
     probe.imperfections.update({k: False for k in probe.imperfections if k != "nonlinearity"})
@@ -186,7 +200,7 @@ def assess_pulse_fit(a: Assessment, model: PulseDevice, data: Measurements,
     if missing:
         unmeasured = "down" if present == {"up"} else "up"
         names = sorted({card_key(type(model), p.name) for p in missing})
-        a.flag(f"the {unmeasured} direction is not measured ({data.direction}): "
+        a.flag(f"the {unmeasured} direction is not measured (pulse directions: {data.direction}): "
                f"{', '.join('params.' + n for n in names)} are not fitted (see their "
                "source/assumption); pair a file of that direction (reset_measurements:) or "
                "give a base card")

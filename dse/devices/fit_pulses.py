@@ -326,10 +326,9 @@ def calibrate_pulses(data: Measurements, cls: type[PulseDevice], name: str,
     d2d: dict[str, tuple[float, str]] = {}
     if dfit is not None:
         values, state, d2d = d2d_terms(cls, values, dfit, state, long_run_inflation(noise))
-        for k, side in (("g_max", "high"), ("g_min", "low")):
-            if k in theta and k in values and abs(values[k] - g_bounds[side == "high"]) <= \
-                    1e-3 * summary["range"]:
-                hit[k] = side
+        for k, side, limit in (("g_max", "high", g_bounds[1]), ("g_min", "low", g_bounds[0])):
+            if k in theta and abs(float(values[k]) - limit) <= 1e-3 * summary["range"]:
+                hit[k] = side  # the per-device mean (the card's value) at the limit too
     values, unmeasured = unmeasured_direction(cls, data, missing, values, base, present)
     params_card = card_params(cls, data, values, free, se, wn, noise, d2d, len(st.devices),
                                unmeasured)
@@ -363,7 +362,10 @@ def calibrate_pulses(data: Measurements, cls: type[PulseDevice], name: str,
         "synthetic": data.synthetic,
     }
     a = Assessment(limits, data.path, cls.family)
-    assess_pulse_fit(a, final, data, summary, card["fit"], theta, se, hit, present, missing)
+    hit_values = {k: g_bounds[side == "high"] if k in ("g_min", "g_max") else theta[k]
+                  for k, side in hit.items()}
+    assess_pulse_fit(a, final, data, summary, card["fit"], theta, se, hit, hit_values, present,
+                     missing)
     finish(a, card["fit"])
     curves = pd.DataFrame({"series": [st.series[i].label for i in st.idx],
                            "device": [st.series[i].device for i in st.idx],

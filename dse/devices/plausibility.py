@@ -120,22 +120,28 @@ class Assessment:
     def noise(self, name: str, sigma: float, signal: float, unit: str) -> None:
         lim = self.limits.max_noise_ratio
         if signal > 0 and sigma > lim * signal:
-            self.refuse(f"params.{name} = {sigma:.4g} {unit} is {sigma / signal:.2f}x the "
+            self.refuse(f"params.{name} = {sigma:.4g}{_u(unit)} is {sigma / signal:.2f}x the "
                         f"measured conductance range {signal:.4g} (noise above the signal; "
                         f"fit.max_noise_ratio = {lim:g}): check the unit and the columns, or "
                         "measure more pulses per ramp")
 
 
+def _u(unit: str) -> str:
+    return "" if unit in ("1", "") else f" {unit}"
+
+
 def assess_bounds(a: Assessment, values: Mapping[str, Any], data_min: float, data_max: float,
-                  physical: bool, unit: str, at_limit: Mapping[str, str]) -> None:
-    """Conductance bounds: non-negative in a physical unit, ordered, inside or near the data."""
+                  physical: bool, unit: str, at_limit: Mapping[str, float]) -> None:
+    """Conductance bounds: non-negative in a physical unit, ordered, inside or near the data
+    (``data_min``/``data_max``: the typical device's smoothed extremes)."""
     rng = max(data_max - data_min, 1e-300)
+    unit_text = _u(unit)
     for k in ("g_min", "g_max"):
         v = values.get(k)
         if v is None:
             continue
         if physical and float(v) < 0:
-            a.refuse(f"params.{k} = {float(v):.4g} {unit} is a negative conductance; a "
+            a.refuse(f"params.{k} = {float(v):.4g}{unit_text} is a negative conductance; a "
                      "physical bound is >= 0 (check the unit header and the data's baseline)")
     nodes = values.get("nodes")
     if physical and nodes is not None and min(float(x) for x in nodes) < 0:
@@ -144,19 +150,18 @@ def assess_bounds(a: Assessment, values: Mapping[str, Any], data_min: float, dat
     if lo is not None and hi is not None and not float(lo) < float(hi):
         a.refuse(f"params.g_min = {float(lo):.4g} is not below params.g_max = {float(hi):.4g}")
     m = a.limits.bound_margin
-    for k in at_limit:
-        if k in ("g_min", "g_max"):
-            what = "largest" if k == "g_max" else "smallest"
-            a.flag(f"params.{k} = {float(values[k]):.4g} {unit} sits at its fit limit ({what} "
-                   f"measurement {'+' if k == 'g_max' else '−'} {m:g} × range): the ramps do not "
-                   "saturate, so the bound is not determined by the data; measure until the "
-                   "conductance saturates, or use exp_step or piecewise")
+    for k, limit in at_limit.items():
+        what = "largest" if k == "g_max" else "smallest"
+        a.flag(f"params.{k} = {float(values[k]):.4g}{unit_text}: the fit pushed it to its search "
+               f"limit {limit:.4g} ({what} measurement {'+' if k == 'g_max' else '−'} {m:g} × "
+               "range): the ramps do not saturate, so the bound is not determined by the data; "
+               "measure until the conductance saturates, or use exp_step or piecewise")
     if hi is not None and float(hi) < data_max - 0.1 * rng:
-        a.flag(f"params.g_max = {float(hi):.4g} {unit} is below the largest smoothed "
-               f"measurement {data_max:.4g}")
+        a.flag(f"params.g_max = {float(hi):.4g}{unit_text} is below the largest smoothed "
+               f"measurement {data_max:.4g} of a typical device")
     if lo is not None and float(lo) > data_min + 0.1 * rng:
-        a.flag(f"params.g_min = {float(lo):.4g} {unit} is above the smallest smoothed "
-               f"measurement {data_min:.4g}")
+        a.flag(f"params.g_min = {float(lo):.4g}{unit_text} is above the smallest smoothed "
+               f"measurement {data_min:.4g} of a typical device")
 
 
 def finish(a: Assessment, fit: dict[str, Any]) -> None:
