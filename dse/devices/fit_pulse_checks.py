@@ -184,12 +184,13 @@ def assess_pulse_fit(a: Assessment, model: PulseDevice, data: Measurements,
                      f"pulse must {'raise' if sign > 0 else 'lower'} the conductance): the "
                      f"{d} series do not move that way; check the pulse directions "
                      "(--direction, docs/measurements.md)")
-    a.noise("read_sigma", float(fit["read_sigma"]), summary["range"], unit)
+    signal = float(fit["fitted_range"])  # the span of the fitted mean trajectories
+    a.noise("read_sigma", float(fit["read_sigma"]), signal, unit)
     phi, sw = float(fit["c2c_memory"]), float(fit["c2c_sigma"])
     n_med = float(np.median([len(s.pulses) for s in data.series]))
     stationary = sw / math.sqrt(1 - phi * phi) if phi < 1 - 1e-9 else sw * math.sqrt(n_med)
     a.noise("c2c_sigma (accumulated write noise)", min(stationary, sw * math.sqrt(n_med)),
-            summary["range"], unit)
+            signal, unit)
     a.stderrs({display_name(k): v for k, v in theta.items()},
               {display_name(k): v for k, v in stderr.items()}, _scales(theta))
     for k in sorted(limits_hit):

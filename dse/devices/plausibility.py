@@ -121,7 +121,7 @@ class Assessment:
         lim = self.limits.max_noise_ratio
         if signal > 0 and sigma > lim * signal:
             self.refuse(f"params.{name} = {sigma:.4g}{_u(unit)} is {sigma / signal:.2f}x the "
-                        f"measured conductance range {signal:.4g} (noise above the signal; "
+                        f"span {signal:.4g} of the fitted trajectories (noise above the signal; "
                         f"fit.max_noise_ratio = {lim:g}): check the unit and the columns, or "
                         "measure more pulses per ramp")
 
