@@ -21,6 +21,7 @@ from dse.cli import main
 from dse.config import check_config, load_config, load_yaml
 from dse.devices import from_card, load_card
 from dse.errors import DseError
+from dse.search.space import parse_param
 
 REPO = Path(__file__).resolve().parents[1]
 CARDS = REPO / "config" / "devices"
@@ -153,6 +154,10 @@ CARD_CASES: list[tuple[str, Callable[[Path], object], str]] = [
      "{tmp}/chip.yaml: errors.operating_point.i_prog: i_prog = -0.0002 A is outside the "
      "physical domain (0, 0.01] A of the RRAM programming (compliance) current (must not be "
      "negative)"),
+    ("study-negative-current-range",
+     lambda tmp: parse_param("codesign", "i_prog", {"low": -1.0e-4, "high": 2.0e-4}),
+     "search.codesign.parameters.i_prog: i_prog = -0.0001 A is outside the physical domain "
+     "(0, 0.01] A of the RRAM programming (compliance) current (must not be negative)"),
     ("config-duplicate-key",
      lambda tmp: load_config(_config(tmp, "seed: 0\nexperiments:\n  a: {epochs: 1}\n"
                                      "  a: {epochs: 2}\n")),
