@@ -56,6 +56,24 @@ def _operating_range(data: Measurements, knob_cols: list[str]) -> dict[str, Any]
     return out
 
 
+def _dense_curve(cls: type[BitErrorModel], tab: pd.DataFrame, knob_cols: list[str],
+                 fitted_model: BitErrorModel) -> pd.DataFrame:
+    """The fitted BER on a dense grid of the first knob, one curve per value of the others."""
+    # a dense curve over the first knob, one per value of the others
+    first = cls.knobs[0]
+    others = [c for c in knob_cols if c != first]
+    grid = np.linspace(tab[first].min(), tab[first].max(), 120)
+    rows = []
+    groups = tab.groupby(others) if others else [((), tab)]
+    for key, _ in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        op = {first: grid, **{c: np.full_like(grid, v) for c, v in zip(others, key,
+                                                                       strict=True)}}
+        rows.append(pd.DataFrame({**op, "fitted": fitted_model.ber(**op)}))
+    curve = pd.concat(rows, ignore_index=True)
+    return curve
+
+
 def calibrate_ber(data: Measurements, cls: type[BitErrorModel], name: str,
                   base: Mapping[str, Any] | None, seed: int,
                   limits: FitLimits | None = None) -> CalibrationResult:
@@ -168,18 +186,7 @@ def calibrate_ber(data: Measurements, cls: type[BitErrorModel], name: str,
 
     lo, hi = binomial_ci(k_err, n_tr)
     table = tab.assign(rate=rate, lo=lo, hi=hi, fitted=p_hat)
-    # a dense curve over the first knob, one per value of the others
-    first = cls.knobs[0]
-    others = [c for c in knob_cols if c != first]
-    grid = np.linspace(tab[first].min(), tab[first].max(), 120)
-    rows = []
-    groups = tab.groupby(others) if others else [((), tab)]
-    for key, _ in groups:
-        key = key if isinstance(key, tuple) else (key,)
-        op = {first: grid, **{c: np.full_like(grid, v) for c, v in zip(others, key,
-                                                                       strict=True)}}
-        rows.append(pd.DataFrame({**op, "fitted": fitted_model.ber(**op)}))
-    curve = pd.concat(rows, ignore_index=True)
+    curve = _dense_curve(cls, tab, knob_cols, fitted_model)
     return CalibrationResult(card=card, family=cls.family, kind="ber", curves=pd.DataFrame(),
                              ber_table=table, ber_curve=curve)
 

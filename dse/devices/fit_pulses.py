@@ -284,9 +284,37 @@ def _shape_stderr(pop: Mapping[str, Any], free: list[FitParam], n: int,
     return {p.name: float(math.sqrt(max(cov[i, i], 0.0))) for i, p in enumerate(free)}
 
 
+def _fit_block(data: Measurements, st: _Stack, fitted: np.ndarray, fitted_pop: np.ndarray,
+               resid: np.ndarray, noise: Mapping[str, float], wn: Mapping[str, float],
+               sim: np.ndarray, se: Mapping[str, float]) -> tuple[np.ndarray, dict[str, Any]]:
+    """(the smoothed measurements, the card's ``fit`` block: quality and provenance)."""
+    window = smoothing_window(int(np.median([len(s.pulses) for s in st.series])))
+    sm = np.concatenate([smooth(s.conductance, window) for s in st.series])
+    sim_steps = np.concatenate([np.diff(sim[st.idx == i]) for i in range(len(st.series))])
+    return sm, {
+        "method": "least-squares mean trajectory per direction; AR(1)+white noise ML",
+        "r2": r_squared(sm, fitted, st.idx), "r2_raw": r_squared(st.y, fitted, st.idx),
+        "r2_population": r_squared(sm, fitted_pop, st.idx),
+        "smoothing_window": window, "residual_sigma": float(np.std(resid)),
+        "fitted_range": float(np.ptp(fitted)),
+        "c2c_sigma": wn["sigma_w"], "c2c_memory": wn["phi"], "read_sigma": noise["sigma_r"],
+        "residual_lag1_autocorrelation": noise["lag1"], "residual_ar1": noise["phi"],
+        "step_sigma_measured": noise["step_sigma"],
+        "step_sigma_simulated": float(np.std(sim_steps)),
+        "pulses_per_sample": wn["spacing"],
+        "n_points": len(st.y), "n_series": len(st.series), "n_devices": len(st.devices),
+        "direction": data.direction or "up and down",
+        "stderr": dict(se), "source_file": data.path, "sha256": data.sha256,
+        "format": data.format, "synthetic": data.synthetic,
+    }
+
+
 def calibrate_pulses(data: Measurements, cls: type[PulseDevice], name: str,
                      base: Mapping[str, Any] | None, seed: int,
                      limits: FitLimits | None = None) -> CalibrationResult:
+    """Steps 1-5 of the :mod:`dse.devices.calibrate` docstring, in order. Each step is a helper;
+    what remains here is their sequence and the values passed between them (over 60 lines for
+    that reason)."""
     limits = limits or FitLimits()
     if data.kind != "pulses":
         raise DseError(f"family {cls.family} needs pulse measurements (updown, long or ramps), "
@@ -343,25 +371,7 @@ def calibrate_pulses(data: Measurements, cls: type[PulseDevice], name: str,
     validate_card(card, source=data.path)
     final = cls(card)
     sim = _simulate(final, st, x0, state, seed)
-    sim_steps = np.concatenate([np.diff(sim[st.idx == i]) for i in range(len(st.series))])
-    window = smoothing_window(int(np.median([len(s.pulses) for s in st.series])))
-    sm = np.concatenate([smooth(s.conductance, window) for s in st.series])
-    card["fit"] = {
-        "method": "least-squares mean trajectory per direction; AR(1)+white noise ML",
-        "r2": r_squared(sm, fitted, st.idx), "r2_raw": r_squared(st.y, fitted, st.idx),
-        "r2_population": r_squared(sm, fitted_pop, st.idx),
-        "smoothing_window": window, "residual_sigma": float(np.std(resid)),
-        "fitted_range": float(np.ptp(fitted)),
-        "c2c_sigma": wn["sigma_w"], "c2c_memory": wn["phi"], "read_sigma": noise["sigma_r"],
-        "residual_lag1_autocorrelation": noise["lag1"], "residual_ar1": noise["phi"],
-        "step_sigma_measured": noise["step_sigma"],
-        "step_sigma_simulated": float(np.std(sim_steps)),
-        "pulses_per_sample": wn["spacing"],
-        "n_points": len(st.y), "n_series": len(st.series), "n_devices": len(st.devices),
-        "direction": data.direction or "up and down",
-        "stderr": se, "source_file": data.path, "sha256": data.sha256, "format": data.format,
-        "synthetic": data.synthetic,
-    }
+    sm, card["fit"] = _fit_block(data, st, fitted, fitted_pop, resid, noise, wn, sim, se)
     a = Assessment(limits, data.path, cls.family)
     hit_values = {k: g_bounds[side == "high"] if k in ("g_min", "g_max") else theta[k]
                   for k, side in hit.items()}
