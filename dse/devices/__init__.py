@@ -5,8 +5,9 @@
 * Binary-cell error models (``BitErrorModel``): ``rram_1t1r``, ``rram_2t2r``, ``pcsa``,
   ``stt_mram`` (:mod:`dse.devices.binary`).
 * Cards: :func:`load_card` (read + validate), :func:`from_card` (model instance).
-* Measurements and fitting: :func:`read_measurements`, :func:`calibrate`,
-  :func:`synthesize` and :func:`plot_fit`.
+* Measurements and fitting: :func:`read_measurements` / :func:`pair_measurements` (formats:
+  ``docs/measurements.md``), :func:`calibrate` (with :class:`FitLimits`, the plausibility
+  thresholds), :func:`synthesize` and :func:`plot_fit`.
 """
 
 from dse.devices import analog, binary, weak_reset  # noqa: F401  (register the families)
@@ -21,8 +22,8 @@ from dse.devices.base import (
     register,
     validate_card,
 )
-from dse.devices.calibrate import CalibrationResult, calibrate
-from dse.devices.measurements import Measurements, read_measurements
+from dse.devices.calibrate import CalibrationResult, FitLimits, calibrate
+from dse.devices.measurements import Measurements, pair_measurements, read_measurements
 from dse.devices.synthetic import synthesize
 
 __all__ = [
@@ -30,12 +31,14 @@ __all__ = [
     "BitErrorModel",
     "CalibrationResult",
     "DeviceModel",
+    "FitLimits",
     "Measurements",
     "TruncDist",
     "calibrate",
     "expand_operating_points",
     "from_card",
     "load_card",
+    "pair_measurements",
     "plot_fit",
     "read_measurements",
     "register",
