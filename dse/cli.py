@@ -220,20 +220,45 @@ def _add_calibrate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--base", type=Path, default=None,
                    help="card whose values are kept for parameters the file cannot determine")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated response")
+    p.add_argument("--direction", default="auto", choices=["auto", "up", "down", "alternating"],
+                   help="pulse direction of the ramps: up/down = single-direction ramps (for "
+                        "updown/long files: keep only that direction), alternating = set, "
+                        "reset, ...; default: read from the data (docs/measurements.md)")
+    p.add_argument("--reset", type=Path, default=None, metavar="FILE",
+                   help="a file of RESET (down) ramps fitted with DATA's SET (up) ramps")
+    p.add_argument("--fit", action="append", default=[], metavar="KEY=VALUE",
+                   help="fit limit (min_r2, warn_r2, bound_margin, max_noise_ratio, "
+                        "max_rel_stderr, strict); repeatable")
     p.set_defaults(func=_cmd_calibrate)
 
 
+def _fit_limits(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise DseError(f"--fit {item}: write KEY=VALUE (e.g. --fit min_r2=0.9)")
+        out[key.strip()] = value.strip()
+    return out
+
+
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from dse.devices import calibrate, fit_figure, read_measurements
+    from dse.devices import calibrate, fit_figure, pair_measurements, read_measurements
     from dse.pipeline import artifacts, files
 
     outs = [args.out] + ([args.figure] if args.figure is not None else [])
     for out in outs:
         files.check_writable(out)
-    data = read_measurements(args.data, args.format)
+    if args.reset is not None:
+        if args.direction != "auto":
+            raise DseError("--reset pairs DATA (SET ramps) with FILE (RESET ramps); drop "
+                           f"--direction {args.direction}")
+        data = pair_measurements(args.data, args.reset, args.format)
+    else:
+        data = read_measurements(args.data, args.format, direction=args.direction)
     base = artifacts.load_card(args.base) if args.base is not None else None
     result = calibrate(data, args.family, name=args.name or args.out.stem, base=base,
-                       seed=args.seed)
+                       seed=args.seed, limits=_fit_limits(args.fit))
     text = files.yaml_text(result.card) if args.out.suffix in (".yaml", ".yml") \
         else files.json_text(result.card)
     if args.figure is not None:
@@ -242,8 +267,10 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         files.write_text(args.out, text)
     fit = result.fit
     log.info("calibrated %s (%s) from %s: R2 %.4f, residual sigma %.4g -> %s",
-             result.card["name"], args.family, args.data, fit["r2"], fit["residual_sigma"],
+             result.card["name"], args.family, data.path, fit["r2"], fit["residual_sigma"],
              args.out)
+    for w in fit.get("warnings", []):
+        log.warning("%s: %s", args.out, w)
     return 0
 
 

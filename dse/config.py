@@ -10,6 +10,7 @@ import copy
 import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,18 +25,93 @@ log = logging.getLogger(__name__)
 SCHEMA_PATH = Path(__file__).with_name("schema.yaml")  # package data; config/schema.yaml links here
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys and reads YAML 1.2 floats (``5e-3``, ``1e5``):
+    YAML 1.1 (PyYAML) needs a dot in the mantissa and a signed exponent, and would hand the
+    schema the string '5e-3'."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the base constructor reports it
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key '{key}' (first on line {first}; remove one)",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+_FLOAT_12 = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$")
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
+
+
+def _decode(raw: bytes, source: str) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DseError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}, column "
+                       f"{col}); save the file as UTF-8", source=source) from None
+
+
+class _DuplicateJsonKey(Exception):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateJsonKey(k)
+        out[k] = v
+    return out
+
+
+def _load_json(text: str, source: str) -> Any:
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise DseError(f"not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}",
+                       source=source) from None
+    except _DuplicateJsonKey as exc:
+        try:  # JSON is YAML: the YAML loader finds the line of the second key
+            yaml.load(text, Loader=_Loader)
+        except yaml.YAMLError as yexc:
+            mark = getattr(yexc, "problem_mark", None)
+            if mark is not None:
+                raise DseError(f"duplicate key '{exc}' on line {mark.line + 1}; remove one",
+                               source=source) from None
+        raise DseError(f"duplicate key '{exc}' in one JSON object; remove one",
+                       source=source) from None
+
+
 def load_yaml(path: str | Path, what: str = "file") -> Any:
-    """Read a YAML (or JSON) file, turning I/O and syntax errors into one-line DseErrors."""
+    """Read a YAML (or, for ``.json``, JSON) file, turning I/O, encoding and syntax errors and
+    duplicate keys into one-line DseErrors with the line number."""
     p = Path(path)
     if not p.is_file():
         raise DseError(f"{what} not found; check the path", source=str(p))
     try:
-        with p.open() as fh:
-            return yaml.safe_load(fh)
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise DseError(f"cannot read {what} ({exc.strerror or exc})", source=str(p)) from None
+    text = _decode(raw, str(p))
+    if p.suffix.lower() == ".json":
+        return _load_json(text, str(p))
+    try:
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", exc)
+        problem = getattr(exc, "problem", None) or exc
         raise DseError(f"not valid YAML{where}: {problem}", source=str(p)) from None
 
 
@@ -88,7 +164,13 @@ def format_schema_error(error: jsonschema.ValidationError) -> str:
     what = f"value {json.dumps(error.instance, default=str)[:80]} is invalid"
     if error.validator == "required":
         what = error.message
-    return f"{where}: {what} ({_allowed(error)})"
+    hint = ""
+    expected = error.validator_value if error.validator == "type" else ()
+    if (isinstance(error.instance, str) and _FLOAT_12.match(error.instance.strip())
+            and ("number" in expected or "integer" in expected)):
+        hint = (f"; YAML 1.1 (Snakemake's reader) reads {error.instance} as a string: write "
+                "the mantissa with a dot and the exponent with a sign, e.g. 5.0e-3")
+    return f"{where}: {what} ({_allowed(error)}{hint})"
 
 
 def check_config(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
@@ -114,6 +196,12 @@ def check_config(config: dict[str, Any], source: str = "config") -> dict[str, An
 def _check_references(config: dict[str, Any], source: str) -> None:
     """Cross-key checks JSON Schema cannot express."""
     devices = config.get("devices", {})
+    for name, entry in devices.items():
+        if isinstance(entry, dict) and entry.get("reset_measurements") and \
+                entry.get("direction", "auto") != "auto":
+            raise DseError(f"devices.{name}.direction: '{entry['direction']}' with "
+                           "reset_measurements (the SET file is up, the RESET file down); drop "
+                           "direction", source=source)
     for name, exp in config.get("experiments", {}).items():
         card = exp.get("device_card")
         if card is not None and card not in devices:

@@ -66,6 +66,7 @@ from typing import Any
 
 from dse.chip.encoding import ENCODINGS
 from dse.chip.sensing import SENSING, Sensing
+from dse.devices.domains import check_knob
 from dse.errors import DseError
 
 # field -> (yaml path, dimension, SI factor of the field's unit, required)
@@ -288,3 +289,4 @@ def validate(chip: ChipCard) -> None:
     for k, v in chip.operating_point.items():
         if not isinstance(v, int | float) or not math.isfinite(v):
             fail(f"errors.operating_point.{k}", f"value {v!r} is not a finite number")
+        check_knob(k, v, f"errors.operating_point.{k}", src)  # physical domain (issue 18)

@@ -7,7 +7,9 @@
 * Cards: :func:`validate_card` (check a parsed card), :func:`from_card` (model instance); card
   files are read by the wiring (:func:`dse.pipeline.artifacts.load_card`).
 * Measurements and fitting: :func:`read_measurements`, :func:`calibrate`,
-  :func:`synthesize` and :func:`fit_figure`.
+  :func:`synthesize` and :func:`fit_figure`; :func:`pair_measurements` pairs a SET file with a
+  RESET file (formats: ``docs/measurements.md``); :class:`FitLimits` are the plausibility
+  thresholds of a fit.
 """
 
 from dse.devices import analog, binary, weak_reset  # noqa: F401  (register the families)
@@ -21,8 +23,8 @@ from dse.devices.base import (
     register,
     validate_card,
 )
-from dse.devices.calibrate import CalibrationResult, calibrate
-from dse.devices.measurements import Measurements, read_measurements
+from dse.devices.calibrate import CalibrationResult, FitLimits, calibrate
+from dse.devices.measurements import Measurements, pair_measurements, read_measurements
 from dse.devices.synthetic import synthesize
 
 __all__ = [
@@ -30,12 +32,14 @@ __all__ = [
     "BitErrorModel",
     "CalibrationResult",
     "DeviceModel",
+    "FitLimits",
     "Measurements",
     "TruncDist",
     "calibrate",
     "expand_operating_points",
     "fit_figure",
     "from_card",
+    "pair_measurements",
     "read_measurements",
     "register",
     "synthesize",

@@ -30,13 +30,14 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from dse.devices.domains import check_operating_point, parse_operating_range
 from dse.errors import DseError
 from dse.registry import Registry
 
 REGISTRY = Registry("device family", attr="family", key="family")
 
 CARD_KEYS = ("name", "family", "description", "source", "params", "imperfections",
-             "operating_points", "fit", "unit", "synthetic")
+             "operating_points", "operating_range", "fit", "unit", "synthetic")
 
 
 register = REGISTRY.register  # @register("name"): selectable as ``family: <name>`` in a card
@@ -490,6 +491,7 @@ class BitErrorModel(DeviceFamily):
         vals = {k: np.asarray(op[k], dtype=float) for k in self.knobs}
         for k, pname in self.optional_knobs.items():
             vals[k] = np.asarray(op.get(k, self.scalar(pname)), dtype=float)
+        check_operating_point(self.describe(), vals, self.operating_range(), self.source)
         arrays = np.broadcast_arrays(*vals.values())
         return dict(zip(vals, arrays, strict=True))
 
@@ -501,6 +503,11 @@ class BitErrorModel(DeviceFamily):
 
     def sample_errors(self, n: int, rng: np.random.Generator, **op: Any) -> np.ndarray:
         raise NotImplementedError
+
+    def operating_range(self) -> dict[str, tuple[float, float]]:
+        """The card's calibrated ``operating_range`` ({knob: (low, high)}; {} when absent)."""
+        return parse_operating_range(self.card, self.knobs + tuple(self.optional_knobs),
+                                     self.source)
 
     def operating_points(self) -> list[dict[str, float]]:
         ops = self.card.get("operating_points")
@@ -575,10 +582,11 @@ def validate_card(card: Any, source: str | None = None) -> dict[str, Any]:
             raise DseError(f"imperfections.{k}: expected true or false", source=source)
     model = cls(card, source=source)
     if isinstance(model, BitErrorModel):
-        model.operating_points()
-    elif card.get("operating_points") is not None:
-        raise DseError("operating_points: only binary-cell families have operating points",
-                       source=source)
+        for op in model.operating_points():  # every listed point in its domain and range
+            model._op(op)
+    elif card.get("operating_points") is not None or card.get("operating_range") is not None:
+        raise DseError("operating_points/operating_range: only binary-cell families have "
+                       "operating points", source=source)
     return dict(card)
 
 

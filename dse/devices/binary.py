@@ -27,6 +27,7 @@ import numpy as np
 from scipy import special, stats
 
 from dse.devices.base import BitErrorModel, ParamSpec, register
+from dse.devices.domains import ensure_finite
 
 _LRS = ("source: LRS resistance R0 ~ N(6988 ohm, 381.7 ohm) of the HfOx weak-RESET model, "
         "Majumdar et al. 2021 code (ALGORITHMS.md §4), taken as the LRS median at i_ref")
@@ -38,7 +39,15 @@ _NOTE_PCSA = ("assumption: PCSA BER versus supply voltage is NOT FOUND (HARDWARE
               "near-threshold failure assumed around 0.35 V at 130 nm")
 
 
-class _RramCell(BitErrorModel):
+class _Cell(BitErrorModel):
+    """Shared checks of the cells: operating points in their physical domain (and the card's
+    calibrated ``operating_range``) are checked by ``_op``; results must be finite."""
+
+    def _finite(self, what: str, out: np.ndarray, op: dict[str, np.ndarray]) -> np.ndarray:
+        return ensure_finite(self.describe(), what, out, op, self.source)
+
+
+class _RramCell(_Cell):
     """Shared LRS/HRS statistics of the RRAM cells."""
 
     knobs: ClassVar[tuple[str, ...]] = ("i_prog",)
@@ -88,7 +97,8 @@ class _RramCell(BitErrorModel):
     def write_energy(self, **op: Any) -> np.ndarray:
         """E = devices·V·I·t per bit write (2T2R programs both devices of the pair)."""
         o = self._op(op)
-        return self.DEVICES_PER_BIT * self.values["v_prog"] * o["i_prog"] * o["t_prog"]
+        return self._finite("write energy", self.DEVICES_PER_BIT * self.values["v_prog"]
+                            * o["i_prog"] * o["t_prog"], o)
 
 
 @register("rram_1t1r")
@@ -102,7 +112,7 @@ class Rram1T1R(_RramCell):
         ref = (mu_l + mu_h) / 2
         p_l = special.ndtr((mu_l - ref) / s_l)  # LRS read above the reference
         p_h = special.ndtr((ref - mu_h) / s_h)  # HRS read below the reference
-        return 0.5 * (p_l + p_h)
+        return self._finite("BER", 0.5 * (p_l + p_h), o)
 
     def sample_errors(self, n: int, rng: np.random.Generator, **op: Any) -> np.ndarray:
         o = self._op(op)
@@ -125,7 +135,7 @@ class Rram2T2R(_RramCell):
         o = self._op(op)
         mu_l, s_l = self.lrs(o["i_prog"])
         mu_h, s_h = self.hrs()
-        return special.ndtr((mu_l - mu_h) / np.sqrt(s_l**2 + s_h**2))
+        return self._finite("BER", special.ndtr((mu_l - mu_h) / np.sqrt(s_l**2 + s_h**2)), o)
 
     def sample_errors(self, n: int, rng: np.random.Generator, **op: Any) -> np.ndarray:
         o = self._op(op)
@@ -138,7 +148,7 @@ class Rram2T2R(_RramCell):
 
 
 @register("pcsa")
-class Pcsa(BitErrorModel):
+class Pcsa(_Cell):
     """Precharge sense amplifier BER versus supply voltage (probit in VDD)."""
 
     knobs: ClassVar[tuple[str, ...]] = ("vdd",)
@@ -160,7 +170,7 @@ class Pcsa(BitErrorModel):
     def ber(self, **op: Any) -> np.ndarray:
         o = self._op(op)
         floor = self.values["ber_floor"]
-        return floor + (0.5 - floor) * self._p_fail(o["vdd"])
+        return self._finite("BER", floor + (0.5 - floor) * self._p_fail(o["vdd"]), o)
 
     def sample_errors(self, n: int, rng: np.random.Generator, **op: Any) -> np.ndarray:
         o = self._op(op)
@@ -174,7 +184,7 @@ class Pcsa(BitErrorModel):
 
 
 @register("stt_mram")
-class SttMram(BitErrorModel):
+class SttMram(_Cell):
     """STT-MRAM write error rate versus write current and pulse width (two regimes)."""
 
     knobs: ClassVar[tuple[str, ...]] = ("i_write", "t_write")
@@ -209,13 +219,13 @@ class SttMram(BitErrorModel):
     def ber(self, **op: Any) -> np.ndarray:
         o = self._op(op)
         log_th, x = self._parts(o["i_write"], o["t_write"])
-        return np.exp(log_th) * -np.expm1(-x)
+        return self._finite("BER", np.exp(log_th) * -np.expm1(-x), o)
 
     def write_energy(self, **op: Any) -> np.ndarray:
         """E = I·V·t with V = I·(R_P + R_AP)/2."""
         o = self._op(op)
         r = (self.values["r_p"] + self.values["r_ap"]) / 2
-        return o["i_write"] ** 2 * r * o["t_write"]
+        return self._finite("write energy", o["i_write"] ** 2 * r * o["t_write"], o)
 
     def sample_errors(self, n: int, rng: np.random.Generator, **op: Any) -> np.ndarray:
         o = self._op(op)

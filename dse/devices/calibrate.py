@@ -16,6 +16,12 @@ Pulse families (``soft_bounds``, ``exp_step``, ``piecewise``):
 4. Quality: R² of the fitted mean trajectory against the measured one smoothed over
    ``min(50, N/10)`` pulses, the residual σ, parameter standard errors (Jacobian covariance
    inflated by the residual's long-run variance), and the step σ of a simulation from the card.
+5. Plausibility (:mod:`dse.devices.plausibility`): conductance bounds are searched only within
+   ``bound_margin`` × the measured range beyond the data (and >= 0 in a physical unit); the card
+   is refused (R² below ``min_r2``, a step of the wrong sign, noise above the signal, a negative
+   physical conductance) or flagged in ``fit.warnings`` (a bound the data do not determine, a
+   large standard error, an unmeasured direction). A single-direction file fits the measured
+   direction; the other comes from ``base`` or is mirrored, and its parameters say so.
 
 ``weak_reset``: per-device hinge fits of ln(R/R0) (:func:`fit_weak_reset_devices`), then the D2D
 distributions by maximum likelihood on the per-device values. Binary-cell families: binomial
@@ -34,19 +40,26 @@ from dse.devices.fit_pulses import calibrate_pulses
 from dse.devices.fit_weak_reset import calibrate_weak_reset
 from dse.devices.fitting import CalibrationResult, single_thread
 from dse.devices.measurements import Measurements
+from dse.devices.plausibility import FitLimits
 from dse.devices.weak_reset import WeakReset
 from dse.errors import DseError
 
-__all__ = ["CalibrationResult", "calibrate"]
+__all__ = ["CalibrationResult", "FitLimits", "calibrate"]
 
 
 def calibrate(data: Measurements, family: str, *, name: str | None = None,
-              base: Mapping[str, Any] | None = None, seed: int = 0) -> CalibrationResult:
+              base: Mapping[str, Any] | None = None, seed: int = 0,
+              limits: FitLimits | Mapping[str, Any] | None = None) -> CalibrationResult:
     """Fit ``family`` to ``data`` and return the calibrated card (+ curves for the figure).
 
     ``base``: an optional card whose parameter values (and provenance) are kept for parameters
-    the measurements cannot determine (BER families; noise terms of ``weak_reset``).
+    the measurements cannot determine (BER families; noise terms of ``weak_reset``; the
+    unmeasured direction of a single-direction pulse file). ``limits``: the quality and
+    plausibility thresholds (:class:`~dse.devices.plausibility.FitLimits` or its mapping); an
+    implausible fit raises :class:`DseError`, a doubtful one is flagged in ``fit.warnings``.
     """
+    if not isinstance(limits, FitLimits):
+        limits = FitLimits.from_mapping(limits, data.path)
     cls = family_class(family, data.path)
     if base is not None and base.get("family") != family:
         raise DseError(f"base card family '{base.get('family')}' differs from --family {family}",
@@ -54,7 +67,7 @@ def calibrate(data: Measurements, family: str, *, name: str | None = None,
     name = name or f"{family}-calibrated"
     fitter = next(f for kind, f in _FITTERS if issubclass(cls, kind))
     with single_thread():
-        return fitter(data, cls, name, base, seed)
+        return fitter(data, cls, name, base, seed, limits)
 
 
 _FITTERS: list[tuple[type, Callable[..., CalibrationResult]]] = [

@@ -14,6 +14,11 @@ MAX_SERIES = 4
 _KNOB_UNITS = {"i_": (1e6, "µA"), "t_": (1e9, "ns"), "vd": (1.0, "V")}  # display units by prefix
 
 
+def _warned(fit: dict) -> str:
+    n = len(fit.get("warnings") or [])
+    return f"; {n} warning{'s' if n != 1 else ''} in fit.warnings" if n else ""
+
+
 def _pulses_figure(result: CalibrationResult):
     import matplotlib.pyplot as plt
     import seaborn as sns
@@ -47,7 +52,7 @@ def _pulses_figure(result: CalibrationResult):
                Line2D([], [], color="0.35", lw=0.6, label="simulated from the card")]
     axes[0][-1].legend(handles=handles, fontsize=7, loc="best")
     fig.suptitle(f"{result.card['name']} ({result.family})\nR² {fit['r2']:.3f} of the mean "
-                 f"trajectory, residual σ {fit['residual_sigma']:.3g}", fontsize=9)
+                 f"trajectory, residual σ {fit['residual_sigma']:.3g}{_warned(fit)}", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -80,7 +85,8 @@ def _ber_figure(result: CalibrationResult):
     ax.set_yscale("log")
     ax.set_ylabel("bit error rate")
     ax.set_title(f"{result.card['name']} ({result.family})\nprobit R² "
-                 f"{result.fit['r2']:.3f}, deviance {result.fit['deviance']:.3g}", fontsize=9)
+                 f"{result.fit['r2']:.3f}, deviance {result.fit['deviance']:.3g}"
+                 f"{_warned(result.fit)}", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

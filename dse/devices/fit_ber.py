@@ -18,6 +18,7 @@ from dse.devices.base import (
     param_entry,
     validate_card,
 )
+from dse.devices.domains import knob_domain
 from dse.devices.fitting import (
     CalibrationResult,
     entry_from_spec,
@@ -26,6 +27,7 @@ from dse.devices.fitting import (
     safe_inv,
 )
 from dse.devices.measurements import Measurements
+from dse.devices.plausibility import Assessment, FitLimits, finish
 from dse.errors import DseError
 
 
@@ -41,8 +43,40 @@ def _transform(spec: ParamSpec) -> tuple[Callable[[float], float], Callable[[flo
     return (lambda v: float(v), lambda z: float(z))
 
 
+def _operating_range(data: Measurements, knob_cols: list[str]) -> dict[str, Any]:
+    """The card's calibrated range: each knob's span in the BER table."""
+    tab = data.table
+    assert tab is not None
+    out = {}
+    for c in knob_cols:
+        dom = knob_domain(c)
+        out[c] = {"low": float(tab[c].min()), "high": float(tab[c].max()),
+                  "unit": dom.unit if dom is not None else "1",
+                  "source": f"span of the BER table {data.path} (sha256 {data.sha256[:12]})"}
+    return out
+
+
+def _dense_curve(cls: type[BitErrorModel], tab: pd.DataFrame, knob_cols: list[str],
+                 fitted_model: BitErrorModel) -> pd.DataFrame:
+    """The fitted BER on a dense grid of the first knob, one curve per value of the others."""
+    # a dense curve over the first knob, one per value of the others
+    first = cls.knobs[0]
+    others = [c for c in knob_cols if c != first]
+    grid = np.linspace(tab[first].min(), tab[first].max(), 120)
+    rows = []
+    groups = tab.groupby(others) if others else [((), tab)]
+    for key, _ in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        op = {first: grid, **{c: np.full_like(grid, v) for c, v in zip(others, key,
+                                                                       strict=True)}}
+        rows.append(pd.DataFrame({**op, "fitted": fitted_model.ber(**op)}))
+    curve = pd.concat(rows, ignore_index=True)
+    return curve
+
+
 def calibrate_ber(data: Measurements, cls: type[BitErrorModel], name: str,
-             base: Mapping[str, Any] | None, seed: int) -> CalibrationResult:
+                  base: Mapping[str, Any] | None, seed: int,
+                  limits: FitLimits | None = None) -> CalibrationResult:
     if data.kind != "ber" or data.table is None:
         raise DseError(f"family {cls.family} needs a BER table (format ber: operating-point "
                        "columns, trials, errors)", source=data.path)
@@ -62,8 +96,8 @@ def calibrate_ber(data: Measurements, cls: type[BitErrorModel], name: str,
         raise DseError(f"{len(tab)} operating points cannot determine {len(fitted_names)} "
                        f"parameters ({', '.join(fitted_names)}); measure more points",
                        source=data.path)
-    if base is not None:
-        start = cls(base)
+    if base is not None:  # its values, not its calibrated range (the new table sets that)
+        start = cls({k: v for k, v in base.items() if k != "operating_range"})
     else:
         params = {k: entry_from_spec(s, s.default, s.unit or "1")
                   for k, s in cls.PARAMS.items() if s.default is not None}
@@ -77,7 +111,10 @@ def calibrate_ber(data: Measurements, cls: type[BitErrorModel], name: str,
                                                                   strict=True)})
 
     def nll(z: np.ndarray) -> float:
-        p = np.clip(model_at(z).ber(**ops), 1e-300, 1 - 1e-16)
+        try:
+            p = np.clip(model_at(z).ber(**ops), 1e-300, 1 - 1e-16)
+        except DseError:  # a trial point where the model has no finite BER
+            return 1e300
         return -float(np.sum(stats.binom.logpmf(k_err, n_tr, p)))
 
     z0 = np.array([to(start.values[p]) for p, (to, _) in zip(fitted_names, tr, strict=True)])
@@ -126,7 +163,7 @@ def calibrate_ber(data: Measurements, cls: type[BitErrorModel], name: str,
         "description": f"{cls.family} calibrated from the BER table {data.path} "
                        f"({len(tab)} operating points)",
         "source": prov, "synthetic": data.synthetic, "params": params,
-        "operating_points": op_list,
+        "operating_points": op_list, "operating_range": _operating_range(data, knob_cols),
     }
     validate_card(card, source=data.path)
     card["fit"] = {
@@ -139,22 +176,17 @@ def calibrate_ber(data: Measurements, cls: type[BitErrorModel], name: str,
         "source_file": data.path, "sha256": data.sha256, "format": data.format,
         "synthetic": data.synthetic,
     }
+    a = Assessment(limits or FitLimits(), data.path, cls.family)
+    for w in data.warnings:
+        a.flag(w)
+    a.r2(r2, "probit R²")
+    a.stderrs({k: float(fitted_model.values[k]) for k in fitted_names}, se)
+    finish(a, card["fit"])
     from dse.devices.binary import binomial_ci
 
     lo, hi = binomial_ci(k_err, n_tr)
     table = tab.assign(rate=rate, lo=lo, hi=hi, fitted=p_hat)
-    # a dense curve over the first knob, one per value of the others
-    first = cls.knobs[0]
-    others = [c for c in knob_cols if c != first]
-    grid = np.linspace(tab[first].min(), tab[first].max(), 120)
-    rows = []
-    groups = tab.groupby(others) if others else [((), tab)]
-    for key, _ in groups:
-        key = key if isinstance(key, tuple) else (key,)
-        op = {first: grid, **{c: np.full_like(grid, v) for c, v in zip(others, key,
-                                                                       strict=True)}}
-        rows.append(pd.DataFrame({**op, "fitted": fitted_model.ber(**op)}))
-    curve = pd.concat(rows, ignore_index=True)
+    curve = _dense_curve(cls, tab, knob_cols, fitted_model)
     return CalibrationResult(card=card, family=cls.family, kind="ber", curves=pd.DataFrame(),
                              ber_table=table, ber_curve=curve)
 

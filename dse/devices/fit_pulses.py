@@ -20,6 +20,14 @@ from dse.devices.base import (
     param_entry,
     validate_card,
 )
+from dse.devices.fit_pulse_card import card_params, d2d_terms, unmeasured_direction
+from dse.devices.fit_pulse_checks import (
+    assess_pulse_fit,
+    at_limits,
+    bounded_params,
+    mirrored,
+    split_by_direction,
+)
 from dse.devices.fitting import (
     CalibrationResult,
     fit_noise,
@@ -33,6 +41,7 @@ from dse.devices.fitting import (
     unit_of,
 )
 from dse.devices.measurements import Measurements, Series
+from dse.devices.plausibility import Assessment, FitLimits, finish
 from dse.errors import DseError
 
 log = logging.getLogger(__name__)
@@ -62,14 +71,15 @@ class _Stack:
         return cls(series, idx, rel, dirs, y, dev, devices)
 
 
-def _summary(series: list[Series]) -> dict[str, Any]:
+def _summary(series: list[Series], physical: bool = False) -> dict[str, Any]:
     g = np.concatenate([s.conductance for s in series])
     sm = np.concatenate([smooth(s.conductance, smoothing_window(len(s.conductance)))
                          for s in series])
     lo, hi = float(np.min(sm)), float(np.max(sm))
     rng = max(hi - lo, float(np.ptp(g)) * 0.5, 1e-300)
+    g_min = max(lo - 0.02 * rng, 0.0) if physical else lo - 0.02 * rng
     out: dict[str, Any] = {"min": lo, "max": hi, "range": rng,
-                           "g_min": lo - 0.02 * rng, "g_max": hi + 0.02 * rng}
+                           "g_min": g_min, "g_max": hi + 0.02 * rng}
     for name, d in (("up", 1), ("down", -1)):
         slopes = []
         for s in series:
@@ -118,7 +128,8 @@ def _x0_init(series: list[Series]) -> np.ndarray:
 
 
 def _population_fit(model: PulseDevice, st: _Stack, free: list[FitParam],
-                    summary: Mapping[str, Any], starts: list[dict[str, float]]) -> dict[str, Any]:
+                    summary: Mapping[str, Any], starts: list[dict[str, float]],
+                    fixed: Mapping[str, float]) -> dict[str, Any]:
     cls = type(model)
     ns, k = len(st.series), len(free)
     rng = summary["range"]
@@ -130,8 +141,8 @@ def _population_fit(model: PulseDevice, st: _Stack, free: list[FitParam],
     jac[np.arange(len(st.y)), k + st.idx] = 1
 
     def unpack(theta: np.ndarray) -> PulseDevice:
-        vals = cls.fit_values({p.name: float(v) for p, v in zip(free, theta[:k], strict=True)},
-                              summary)
+        vals = cls.fit_values({**fixed, **{p.name: float(v) for p, v in
+                                           zip(free, theta[:k], strict=True)}}, summary)
         return model.replace(**vals)
 
     def resid(theta: np.ndarray) -> np.ndarray:
@@ -157,18 +168,22 @@ def _population_fit(model: PulseDevice, st: _Stack, free: list[FitParam],
 
 
 def _device_fit(model: PulseDevice, st: _Stack, x0: np.ndarray,
-                summary: Mapping[str, Any]) -> dict[str, Any]:
+                summary: Mapping[str, Any], bounds: tuple[float, float]) -> dict[str, Any]:
     """Per-device step gains (and bounds for soft bounds) with the shape fixed; one sparse fit."""
     cls = type(model)
     nd, ns = len(st.devices), len(st.series)
     per = 4 if cls.D2D_BOUNDS_FIT else 2
     rng = summary["range"]
     th0 = np.concatenate([np.tile([1.0, 1.0, model.g_min, model.g_max][:per], nd), x0])
-    lo_b = np.concatenate([np.tile([1e-3, 1e-3, model.g_min - 10 * rng,
+    # per-device bounds stay within the population fit's limits (near the data, >= 0 physical)
+    g_lo = max(model.g_min - 10 * rng, bounds[0])
+    g_hi = min(model.g_max + 10 * rng, bounds[1])
+    lo_b = np.concatenate([np.tile([1e-3, 1e-3, g_lo,
                                     model.g_max - 0.9 * (model.g_max - model.g_min)][:per], nd),
                            x0 - 2 * rng])
     hi_b = np.concatenate([np.tile([1e3, 1e3, model.g_min + 0.9 * (model.g_max - model.g_min),
-                                    model.g_max + 10 * rng][:per], nd), x0 + 2 * rng])
+                                    g_hi][:per], nd), x0 + 2 * rng])
+    hi_b = np.maximum(hi_b, lo_b + 1e-9 * rng)
     th0 = np.clip(th0, lo_b, hi_b)
     rows = np.arange(len(st.y))
     jac = sparse.lil_matrix((len(st.y), per * nd + ns), dtype=int)
@@ -199,13 +214,6 @@ def _device_fit(model: PulseDevice, st: _Stack, x0: np.ndarray,
                        for d in st.devices])
     return {"gains": g, "se": se, "x0": res.x[per * nd:], "resid": res.fun, "per": per,
             "state": state(res.x), "has_up": has_up, "has_down": has_dn}
-
-
-def _spread(values: np.ndarray, se: np.ndarray) -> float:
-    """Std of per-device estimates minus their mean estimation variance (≥ 0)."""
-    if len(values) < 2:
-        return 0.0
-    return float(math.sqrt(max(float(np.var(values, ddof=1)) - float(np.mean(se**2)), 0.0)))
 
 
 def _restoring_factor(model: PulseDevice, st: _Stack, fitted: np.ndarray,
@@ -252,158 +260,124 @@ def _simulate(model: PulseDevice, st: _Stack, x0: np.ndarray,
     return np.concatenate([out[i, : lengths[i]] for i in range(ns)])
 
 
+def _write_noise(model: PulseDevice, st: _Stack, fitted: np.ndarray,
+                 state: Mapping[str, torch.Tensor] | None,
+                 noise: Mapping[str, float]) -> dict[str, float]:
+    """Per-pulse write noise σ and memory from the residual AR(1) fit (step 3)."""
+    spacing = float(np.median(np.concatenate([np.diff(s.pulses) for s in st.series])))
+    spacing = max(spacing, 1.0)  # pulses per sample (files that record every k-th pulse)
+    restoring = _restoring_factor(model, st, fitted, state) ** spacing
+    phi_dev = min(1.0, noise["phi"] / max(restoring, 1e-12))
+    phi_pulse = phi_dev ** (1.0 / spacing)
+    s_geo = (1 - phi_pulse ** (2 * spacing)) / (1 - phi_pulse**2) if phi_pulse < 1 else spacing
+    return {"sigma_w": noise["sigma_w"] / math.sqrt(s_geo), "phi": phi_pulse,
+            "restoring": restoring, "spacing": spacing}
+
+
+def _shape_stderr(pop: Mapping[str, Any], free: list[FitParam], n: int,
+                  noise: Mapping[str, float]) -> dict[str, float]:
+    """Standard errors of the shape parameters (Jacobian covariance, long-run inflated)."""
+    J = pop["jac"].toarray() if sparse.issparse(pop["jac"]) else pop["jac"]
+    dof = max(n - J.shape[1], 1)
+    s2 = float(pop["resid"] @ pop["resid"]) / dof
+    cov = safe_inv(J.T @ J) * s2 * long_run_inflation(noise) ** 2
+    return {p.name: float(math.sqrt(max(cov[i, i], 0.0))) for i, p in enumerate(free)}
+
+
+def _fit_block(data: Measurements, st: _Stack, fitted: np.ndarray, fitted_pop: np.ndarray,
+               resid: np.ndarray, noise: Mapping[str, float], wn: Mapping[str, float],
+               sim: np.ndarray, se: Mapping[str, float]) -> tuple[np.ndarray, dict[str, Any]]:
+    """(the smoothed measurements, the card's ``fit`` block: quality and provenance)."""
+    window = smoothing_window(int(np.median([len(s.pulses) for s in st.series])))
+    sm = np.concatenate([smooth(s.conductance, window) for s in st.series])
+    sim_steps = np.concatenate([np.diff(sim[st.idx == i]) for i in range(len(st.series))])
+    return sm, {
+        "method": "least-squares mean trajectory per direction; AR(1)+white noise ML",
+        "r2": r_squared(sm, fitted, st.idx), "r2_raw": r_squared(st.y, fitted, st.idx),
+        "r2_population": r_squared(sm, fitted_pop, st.idx),
+        "smoothing_window": window, "residual_sigma": float(np.std(resid)),
+        "fitted_range": float(np.ptp(fitted)),
+        "c2c_sigma": wn["sigma_w"], "c2c_memory": wn["phi"], "read_sigma": noise["sigma_r"],
+        "residual_lag1_autocorrelation": noise["lag1"], "residual_ar1": noise["phi"],
+        "step_sigma_measured": noise["step_sigma"],
+        "step_sigma_simulated": float(np.std(sim_steps)),
+        "pulses_per_sample": wn["spacing"],
+        "n_points": len(st.y), "n_series": len(st.series), "n_devices": len(st.devices),
+        "direction": data.direction or "up and down",
+        "stderr": dict(se), "source_file": data.path, "sha256": data.sha256,
+        "format": data.format, "synthetic": data.synthetic,
+    }
+
+
 def calibrate_pulses(data: Measurements, cls: type[PulseDevice], name: str,
-                base: Mapping[str, Any] | None, seed: int) -> CalibrationResult:
+                     base: Mapping[str, Any] | None, seed: int,
+                     limits: FitLimits | None = None) -> CalibrationResult:
+    """Steps 1-5 of the :mod:`dse.devices.calibrate` docstring, in order. Each step is a helper;
+    what remains here is their sequence and the values passed between them (over 60 lines for
+    that reason)."""
+    limits = limits or FitLimits()
     if data.kind != "pulses":
         raise DseError(f"family {cls.family} needs pulse measurements (updown, long or ramps), "
                        f"not a {data.format} table", source=data.path)
     st = _Stack.build(data.series)
-    summary = _summary(data.series)
+    summary = _summary(data.series, data.physical)
     present = {"up" if s.direction > 0 else "down" for s in data.series}
-    free = [p for p in cls.fit_params(summary) if p.direction is None or p.direction in present]
-    init_vals = cls.fit_values({p.name: p.init for p in cls.fit_params(summary)}, summary)
+    params = bounded_params(cls.fit_params(summary), summary, limits, data.physical)
+    free, missing = split_by_direction(params, present)
+    fixed = {p.name: p.init for p in missing}
+    init_vals = cls.fit_values({p.name: p.init for p in params}, summary)
     model = cls(_fit_card(cls, name, init_vals, data.unit))
     model.imperfections.update({k: False for k in model.imperfections if k != "nonlinearity"})
     starts: list[dict[str, float]] = [{}, *getattr(cls, "FIT_STARTS", [])]
-    pop = _population_fit(model, st, free, summary, starts)
+    pop = _population_fit(model, st, free, summary, starts, fixed)
+    theta = {p.name: float(v) for p, v in zip(free, pop["theta"][: pop["k"]], strict=True)}
+    hit = at_limits(free, pop["theta"][: pop["k"]])
+    if missing:  # the unmeasured direction: mirrored now (a base card replaces it below)
+        pop["model"] = pop["model"].replace(**cls.fit_values(
+            {**theta, **mirrored(missing, theta, summary)}, summary))
     model = pop["model"]
     fitted_pop = _trajectories(model, st, pop["x0"])
-
-    multi = len(st.devices) > 1
-    dfit = _device_fit(model, st, pop["x0"], summary) if multi else None
+    g_bounds = (next((p.low for p in params if p.name == "g_min"), -math.inf),
+                next((p.high for p in params if p.name == "g_max"), math.inf))
+    dfit = _device_fit(model, st, pop["x0"], summary, g_bounds) if len(st.devices) > 1 else None
     if dfit is not None:
         fitted = _trajectories(model, st, dfit["x0"], dfit["state"])
         x0, state = dfit["x0"], dfit["state"]
     else:
         fitted, x0, state = fitted_pop, pop["x0"], None
     resid = st.y - fitted
-    per_series = [resid[st.idx == i] for i in range(len(st.series))]
-    noise = fit_noise(per_series)
-
-    # pulses per sample (files that record every k-th pulse)
-    spacing = float(np.median(np.concatenate([np.diff(s.pulses) for s in st.series])))
-    spacing = max(spacing, 1.0)
-    phi_s = noise["phi"]
-    restoring = _restoring_factor(model, st, fitted, state) ** spacing
-    phi_dev = min(1.0, phi_s / max(restoring, 1e-12))
-    phi_pulse = phi_dev ** (1.0 / spacing)
-    s_geo = (1 - phi_pulse ** (2 * spacing)) / (1 - phi_pulse**2) if phi_pulse < 1 else spacing
-    sigma_w = noise["sigma_w"] / math.sqrt(s_geo)
-
-    values: dict[str, Any] = cls.fit_values({p.name: float(v) for p, v in
-                                             zip(free, pop["theta"][: pop["k"]], strict=True)},
-                                            {**summary, "c2c_sigma": sigma_w})
-    # standard errors of the shape parameters
-    J = pop["jac"].toarray() if sparse.issparse(pop["jac"]) else pop["jac"]
-    dof = max(len(st.y) - J.shape[1], 1)
-    s2 = float(pop["resid"] @ pop["resid"]) / dof
-    cov = safe_inv(J.T @ J) * s2 * long_run_inflation(noise) ** 2
-    se = {p.name: float(math.sqrt(max(cov[i, i], 0.0))) for i, p in enumerate(free)}
-
-    # device-to-device spread
+    noise = fit_noise([resid[st.idx == i] for i in range(len(st.series))])
+    wn = _write_noise(model, st, fitted, state, noise)
+    values: dict[str, Any] = cls.fit_values({**theta, **mirrored(missing, theta, summary)},
+                                            {**summary, "c2c_sigma": wn["sigma_w"]})
+    se = _shape_stderr(pop, free, len(st.y), noise)
     d2d: dict[str, tuple[float, str]] = {}
     if dfit is not None:
-        g, gse = dfit["gains"], dfit["se"] * long_run_inflation(noise)
-        both = dfit["has_up"] & dfit["has_down"]
-        mu_u = float(np.mean(g[dfit["has_up"], 0])) if dfit["has_up"].any() else 1.0
-        mu_d = float(np.mean(g[dfit["has_down"], 1])) if dfit["has_down"].any() else 1.0
-        values = cls.rescale_steps(values, mu_u, mu_d)
-        state = {**state, "up": state["up"] / mu_u, "down": state["down"] / mu_d}
-        u, d = g[:, 0] / mu_u, g[:, 1] / mu_d
-        if both.sum() >= 2:
-            gain, asym = (u + d)[both] / 2, (u - d)[both] / 2
-            gse_ = np.sqrt((gse[both, 0] / mu_u) ** 2 + (gse[both, 1] / mu_d) ** 2) / 2
-            d2d["dw_dtod"] = (_spread(gain, gse_), "spread of per-device step gains")
-            d2d["up_down_dtod"] = (_spread(asym, gse_), "spread of per-device up/down asymmetry")
-        else:
-            sel = dfit["has_up"] if dfit["has_up"].sum() >= 2 else dfit["has_down"]
-            col = 0 if sel is dfit["has_up"] else 1
-            d2d["dw_dtod"] = (_spread(g[sel, col] / (mu_u if col == 0 else mu_d),
-                                      gse[sel, col]), "spread of per-device step gains")
-        if dfit["per"] == 4:
-            rng = float(values["g_max"] - values["g_min"])
-            if dfit["has_up"].sum() >= 2:
-                hi = g[dfit["has_up"], 3]
-                values["g_max"] = float(np.mean(hi))
-                d2d["g_max_dtod"] = (_spread(hi, gse[dfit["has_up"], 3]) / rng,
-                                     "spread of per-device upper bounds")
-            if dfit["has_down"].sum() >= 2:
-                lo = g[dfit["has_down"], 2]
-                values["g_min"] = float(np.mean(lo))
-                d2d["g_min_dtod"] = (_spread(lo, gse[dfit["has_down"], 2]) / rng,
-                                     "spread of per-device lower bounds")
-
-    # the card
-    prov = provenance(data)
-    unit = data.unit
-    params: dict[str, Any] = {}
-    for k, v in values.items():
-        if k not in cls.PARAMS:
-            continue
-        extra = {"stderr": se[k]} if k in se else {}
-        if k in ("sigma_up", "sigma_down"):
-            params[k] = param_entry(plain(v), unit, source=f"{prov}; write-noise σ of the "
-                                    "AR(1)+white ML fit of the residuals (constant over G)")
-        elif any(p.name == k or p.name.startswith(f"{k}_") for p in free) or k in se:
-            params[k] = param_entry(plain(v), unit_of(cls, k, unit),
-                                    source=f"{prov}; least-squares trajectory fit", **extra)
-        elif k in ("g_min", "g_max", "nodes"):
-            params[k] = param_entry(plain(v), unit, source=f"{prov}; range of the smoothed "
-                                    "measured trajectories (+2 %)")
-        else:
-            params[k] = param_entry(plain(v), unit_of(cls, k, unit),
-                                    assumption=f"calibration convention of {cls.family} "
-                                    "(fixed during the fit)")
-    if "c2c_sigma" in cls.PARAMS:
-        params["c2c_sigma"] = param_entry(sigma_w, unit, source=f"{prov}; AR(1)+white ML on the "
-                                          "trajectory residuals", stderr=noise["sigma_w_se"])
-        params["c2c_relative"] = param_entry(0.0, "1", assumption="the calibration models the "
-                                             "write noise as additive")
-    params["c2c_memory"] = param_entry(phi_pulse, "1", source=f"{prov}; residual AR(1) "
-                                       f"coefficient {phi_s:.4f} divided by the trajectory's own "
-                                       f"restoring factor {restoring:.4f}",
-                                       stderr=noise["phi_se"])
-    params["read_sigma"] = param_entry(noise["sigma_r"], unit, source=f"{prov}; AR(1)+white ML "
-                                       "on the trajectory residuals", stderr=noise["sigma_r_se"])
-    params["program_sigma"] = param_entry(sigma_w, unit, assumption="one-shot programming as "
-                                          "precise as one pulse (the fitted write-noise σ)")
-    for k in ("dw_dtod", "up_down_dtod", "g_max_dtod", "g_min_dtod"):
-        if k in d2d:
-            params[k] = param_entry(d2d[k][0], "1", source=f"{prov}; {d2d[k][1]} "
-                                    f"({len(st.devices)} devices, estimation variance removed)")
-        elif multi and k in ("g_max_dtod", "g_min_dtod"):
-            params[k] = param_entry(0.0, "1", assumption="the clip bounds of this family are not "
-                                    "identifiable from trajectories that do not reach them")
-        else:
-            params[k] = param_entry(0.0, "1", assumption="one device in the file: no "
-                                    "device-to-device spread measurable")
-    window = smoothing_window(int(np.median([len(s.pulses) for s in st.series])))
-    sm = np.concatenate([smooth(s.conductance, window) for s in st.series])
+        values, state, d2d = d2d_terms(cls, values, dfit, state, long_run_inflation(noise))
+        for k, side, limit in (("g_max", "high", g_bounds[1]), ("g_min", "low", g_bounds[0])):
+            if k in theta and abs(float(values[k]) - limit) <= 1e-3 * summary["range"]:
+                hit[k] = side  # the per-device mean (the card's value) at the limit too
+    values, unmeasured = unmeasured_direction(cls, data, missing, values, base, present)
+    params_card = card_params(cls, data, values, free, se, wn, noise, d2d, len(st.devices),
+                               unmeasured)
     card: dict[str, Any] = {
         "name": name, "family": cls.family,
         "description": f"{cls.family} calibrated from {data.path} ({data.format}, "
-                       f"{len(st.series)} series, {len(st.devices)} device(s))",
-        "source": prov, "unit": unit, "synthetic": data.synthetic, "params": params,
-        "imperfections": {k: True for k in cls.IMPERFECTIONS},
+                       f"{len(st.series)} series, {len(st.devices)} device(s), "
+                       f"{data.direction or 'up and down'})",
+        "source": provenance(data), "unit": data.unit, "synthetic": data.synthetic,
+        "params": params_card, "imperfections": {k: True for k in cls.IMPERFECTIONS},
     }
     validate_card(card, source=data.path)
     final = cls(card)
     sim = _simulate(final, st, x0, state, seed)
-    sim_steps = np.concatenate([np.diff(sim[st.idx == i]) for i in range(len(st.series))])
-    card["fit"] = {
-        "method": "least-squares mean trajectory per direction; AR(1)+white noise ML",
-        "r2": r_squared(sm, fitted, st.idx), "r2_raw": r_squared(st.y, fitted, st.idx),
-        "r2_population": r_squared(sm, fitted_pop, st.idx),
-        "smoothing_window": window, "residual_sigma": float(np.std(resid)),
-        "c2c_sigma": sigma_w, "c2c_memory": phi_pulse, "read_sigma": noise["sigma_r"],
-        "residual_lag1_autocorrelation": noise["lag1"], "residual_ar1": phi_s,
-        "step_sigma_measured": noise["step_sigma"],
-        "step_sigma_simulated": float(np.std(sim_steps)),
-        "pulses_per_sample": spacing,
-        "n_points": len(st.y), "n_series": len(st.series), "n_devices": len(st.devices),
-        "stderr": se, "source_file": data.path, "sha256": data.sha256, "format": data.format,
-        "synthetic": data.synthetic,
-    }
+    sm, card["fit"] = _fit_block(data, st, fitted, fitted_pop, resid, noise, wn, sim, se)
+    a = Assessment(limits, data.path, cls.family)
+    hit_values = {k: g_bounds[side == "high"] if k in ("g_min", "g_max") else theta[k]
+                  for k, side in hit.items()}
+    assess_pulse_fit(a, final, data, summary, card["fit"], theta, se, hit, hit_values, present,
+                     missing)
+    finish(a, card["fit"])
     curves = pd.DataFrame({"series": [st.series[i].label for i in st.idx],
                            "device": [st.series[i].device for i in st.idx],
                            "direction": np.where(st.dirs > 0, "up", "down"),
@@ -411,5 +385,3 @@ def calibrate_pulses(data: Measurements, cls: type[PulseDevice], name: str,
                            "measured": st.y, "smoothed": sm, "fitted": fitted, "simulated": sim})
     return CalibrationResult(card=card, family=cls.family, kind="pulses", curves=curves,
                              extra={"noise": noise})
-
-

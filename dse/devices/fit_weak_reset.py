@@ -25,6 +25,7 @@ from dse.devices.fitting import (
     smoothing_window,
 )
 from dse.devices.measurements import Measurements
+from dse.devices.plausibility import Assessment, FitLimits, finish
 from dse.devices.weak_reset import WeakReset, fit_weak_reset_devices
 from dse.errors import DseError
 
@@ -49,7 +50,8 @@ def _dist_from_values(kind: str, v: np.ndarray) -> TruncDist | float:
 
 
 def calibrate_weak_reset(data: Measurements, cls: type[WeakReset], name: str,
-                    base: Mapping[str, Any] | None, seed: int) -> CalibrationResult:
+                         base: Mapping[str, Any] | None, seed: int,
+                         limits: FitLimits | None = None) -> CalibrationResult:
     if data.kind != "pulses":
         raise DseError("weak_reset needs pulse measurements (long format: device, cycle, "
                        "direction, pulse, conductance)", source=data.path)
@@ -132,6 +134,11 @@ def calibrate_weak_reset(data: Measurements, cls: type[WeakReset], name: str,
         float(np.median(fits["t_star"])), "source_file": data.path, "sha256": data.sha256,
         "format": data.format, "synthetic": data.synthetic,
     }
+    a = Assessment(limits or FitLimits(), data.path, cls.family)
+    for w in data.warnings:
+        a.flag(w)
+    a.r2(float(card["fit"]["r2"]))
+    finish(a, card["fit"])
     curves = pd.DataFrame({"series": [series[i].label for i in idx],
                            "device": [series[i].device for i in idx], "direction": "down",
                            "pulse": np.broadcast_to(t_all, R.shape)[ok], "measured": y,

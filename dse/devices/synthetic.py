@@ -49,6 +49,27 @@ def _pulse_trains(model: DeviceModel, devices: int, cycles: int, pulses: int,
     return pd.concat(rows, ignore_index=True)
 
 
+def _single_direction_ramps(model: DeviceModel, ramps: int, pulses: int, direction: int,
+                            seed: int) -> pd.DataFrame:
+    """``ramps`` ramps of one device in one direction, each restarted from the far end of the
+    range (a lookup-table measurement: reset, then a SET ramp; or set, then a RESET ramp)."""
+    gen = torch.Generator().manual_seed(seed)
+    lo, hi = model.g_min, model.g_max
+    start = lo + 0.05 * (hi - lo) if direction > 0 else hi - 0.05 * (hi - lo)
+    st = model.sample_devices((ramps,), gen, dtype=torch.float64)  # one draw per ramp: C2C
+    st_dev = {k: (v[:1].expand_as(v).clone() if v.dim() and v.shape[0] == ramps else v)
+              for k, v in st.items()}  # ... of one device (the D2D draw of ramp 0 for all)
+    model.set_conductance(st_dev, torch.full((ramps,), start, dtype=torch.float64))
+    ones = torch.full((ramps,), float(direction), dtype=torch.float64)
+    cols = []
+    for _ in range(pulses):  # a loop over pulses, vectorised over ramps
+        model.apply_pulses(st_dev, ones, gen)
+        cols.append(model.read(st_dev, gen).numpy())
+    g = np.stack(cols, axis=1)
+    name = "up" if direction > 0 else "down"
+    return pd.DataFrame({f"r{i}_{name}": g[i] for i in range(ramps)})
+
+
 def _weak_reset_trains(model: WeakReset, devices: int, pulses: int, every: int,
                        seed: int) -> pd.DataFrame:
     gen = torch.Generator().manual_seed(seed)
@@ -67,12 +88,13 @@ def _weak_reset_trains(model: WeakReset, devices: int, pulses: int, every: int,
 def synthesize(card: Mapping[str, Any], fmt: str = "long", *, devices: int = 4,
                cycles: int = 1, pulses: int = 200, every: int = 1, trials: int = 100_000,
                operating_points: Sequence[Mapping[str, float]] | None = None, seed: int = 0,
-               command: str = "") -> str:
+               command: str = "", direction: str = "alternating") -> str:
     """The text of a synthetic measurement file in format ``fmt`` simulated from ``card``.
 
     Pulse families: ``long`` (``devices`` × ``cycles`` up/down ramps of ``pulses`` pulses; for
     weak_reset one RESET train read every ``every`` pulses), ``updown`` (one device, one cycle)
-    or ``ramps`` (one device, ``cycles`` set/reset column pairs). Binary cells: ``ber``
+    or ``ramps`` (one device, ``cycles`` set/reset column pairs; with ``direction`` up or down,
+    ``cycles`` single-direction ramps, each from the far end of the range). Binary cells: ``ber``
     (``trials`` per operating point, errors ~ Binomial(trials, ber)).
     """
     model = from_card(card)
@@ -103,6 +125,9 @@ def synthesize(card: Mapping[str, Any], fmt: str = "long", *, devices: int = 4,
     if fmt == "long":
         frame = _pulse_trains(model, devices, cycles, pulses, seed)
         frame.to_csv(buf, index=False, float_format="%.6g")
+    elif fmt == "ramps" and direction in ("up", "down"):
+        out = _single_direction_ramps(model, cycles, pulses, 1 if direction == "up" else -1, seed)
+        out.to_csv(buf, index=False, float_format="%.6g")
     elif fmt in ("updown", "ramps"):
         frame = _pulse_trains(model, 1, 1 if fmt == "updown" else cycles, pulses, seed)
         cols = {}

@@ -46,17 +46,7 @@ MODEL_FORMAT = "dse-model/1"
 def load_card(path: str | Path) -> dict[str, Any]:
     """Read and validate a YAML/JSON device card (DseError naming the file on a bad card)."""
     p = Path(path)
-    if p.suffix == ".json" and p.is_file():
-        try:
-            data = json.loads(p.read_text())
-        except json.JSONDecodeError as exc:
-            raise DseError(f"not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}",
-                           source=str(p)) from None
-        except UnicodeDecodeError:
-            raise DseError("not a UTF-8 text file; save the card as UTF-8", source=str(p)) \
-                from None
-    else:
-        data = load_yaml(p, "device card")
+    data = load_yaml(p, "device card")  # YAML or JSON: UTF-8, no duplicate keys
     return validate_card(data, source=str(p))
 
 

@@ -59,10 +59,13 @@ def _calibration(data: ReportData, dpi: int) -> Section | None:
                          "C2C σ": fit.get("c2c_sigma"), "read σ": fit.get("read_sigma"),
                          "deviance": fit.get("deviance"), "method": fit.get("method"),
                          "data": fit.get("source_file"),
-                         "synthetic": "yes" if fit.get("synthetic") else "no"})
+                         "synthetic": "yes" if fit.get("synthetic") else "no",
+                         "warnings": " | ".join(fit.get("warnings") or []) or "none"})
         b.table("Fit quality", pd.DataFrame(rows),
                 "R²: fitted mean trajectory vs the smoothed measurement (pulse families) or the "
-                "probit-scale BER fit (binary cells); σ in the card's conductance unit.")
+                "probit-scale BER fit (binary cells); σ in the card's conductance unit; "
+                "warnings: the card's fit.warnings (parameters the data do not determine, "
+                "unmeasured directions; docs/measurements.md).")
     if binary:
         def curves() -> pd.DataFrame:
             rows = []

@@ -162,6 +162,10 @@ def parse_param(study: str, name: str, entry: Any) -> Param:
             bad = [c for c in choices if c not in ("float", "binary", "ternary")]
             if bad:
                 raise _err(study, key, f"unknown precision {bad[0]!r} (float, binary, ternary)")
+        if kind.stage == "operating" and all(isinstance(c, int | float) for c in choices):
+            from dse.devices.domains import check_knob
+
+            check_knob(name, list(choices), f"search.{study}.{key}")
         return Param(name, kind, choices=choices)
     if "low" not in entry or "high" not in entry:
         raise _err(study, key, "give both low and high (or choices)")
@@ -179,6 +183,10 @@ def parse_param(study: str, name: str, entry: Any) -> Param:
     step = entry.get("step")
     if step is not None and log:
         raise _err(study, key, "step and log cannot be combined")
+    if kind.stage == "operating":  # currents, pulse widths, supplies: their physical domain
+        from dse.devices.domains import check_knob
+
+        check_knob(name, [low, high], f"search.{study}.{key}")
     return Param(name, kind, float(low), float(high), log, step)
 
 

@@ -1,5 +1,6 @@
 # calibrate: one job per device of the config that names a measurement file
-# (devices: NAME: {measurements, family, format, base}); the card and its fit figure go to
+# (devices: NAME: {measurements, family, format, base, direction, reset_measurements, fit});
+# the card and its fit figure go to
 # Layout.calibrated_card / calibration_figure, which training picks up through
 # Layout.device_card_file().
 
@@ -7,6 +8,7 @@
 rule calibrate:
     input:
         data=lambda wc: device_entry(wc)["measurements"],
+        reset=lambda wc: device_entry(wc).get("reset_measurements", []),
         base=lambda wc: device_entry(wc).get("base", []),
     output:
         card=path(L.calibrated_card("{device}")),
@@ -24,6 +26,11 @@ rule calibrate:
         family=lambda wc: device_entry(wc)["family"],
         format=lambda wc: device_entry(wc).get("format", "auto"),
         base=lambda wc, input: f"--base {input.base}" if input.base else "",
+        reset=lambda wc, input: f"--reset {input.reset}" if input.reset else "",
+        direction=lambda wc: device_entry(wc).get("direction", "auto"),
+        fit=lambda wc: " ".join(
+            f"--fit {k}={v}" for k, v in sorted(device_entry(wc).get("fit", {}).items())
+        ),
     wildcard_constraints:
         device=CALIBRATED_WILDCARD,
     threads: 1
@@ -34,5 +41,6 @@ rule calibrate:
         "../envs/dse.yaml"
     shell:
         "dse --threads {threads} calibrate {input.data} --family {params.family}"
-        " --format {params.format} {params.base} --out {output.card} --figure {output.figure}"
+        " --format {params.format} --direction {params.direction} {params.reset} {params.base}"
+        " {params.fit} --out {output.card} --figure {output.figure}"
         " > {log} 2>&1"
