@@ -136,9 +136,9 @@ def _torchvision(name: str, root: Path, download: bool) -> Dataset:
                        np.asarray(test.targets), shape, 255.0, 10)
 
 
-def missing_files(name: str, data_root: str | Path = "data") -> list[Path]:
-    """The files of dataset ``name`` that torchvision would look for under ``data_root`` and
-    that are not there (empty for the embedded datasets): a dry run checks them."""
+def dataset_files(name: str, data_root: str | Path = "data") -> list[Path]:
+    """The files torchvision reads for dataset ``name`` under ``data_root`` (empty for the
+    embedded datasets): the workflow declares them as inputs and a dry run checks them."""
     if name not in TORCHVISION:
         return []
     from torchvision import datasets as tvd
@@ -151,7 +151,12 @@ def missing_files(name: str, data_root: str | Path = "data") -> list[Path]:
         cls = {"mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST}[name]
         folder = root / cls.__name__ / "raw"
         names = [Path(url).name.removesuffix(".gz") for url, _ in cls.resources]
-    return [folder / n for n in names if not (folder / n).is_file()]
+    return [folder / n for n in names]
+
+
+def missing_files(name: str, data_root: str | Path = "data") -> list[Path]:
+    """The files of :func:`dataset_files` that are not there."""
+    return [p for p in dataset_files(name, data_root) if not p.is_file()]
 
 
 def load_dataset(name: str, data_root: str | Path = "data", download: bool = False) -> Dataset:

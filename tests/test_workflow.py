@@ -84,3 +84,14 @@ def test_a_dry_run_checks_the_data_sets_are_on_disk(repo: Path, tmp_path: Path) 
     assert proc.returncode == 2
     assert "experiments.full.dataset: 'mnist' is not under data_root" in proc.stderr
     assert "set download: true" in proc.stderr
+
+
+def test_a_missing_measurement_file_stops_the_dag_with_its_key(repo: Path, tmp_path: Path) -> None:
+    """Pointing a device at a file that is not there stops the run before any job, naming the
+    config key (an old card of the same name must never stand in for it)."""
+    cfg = {**TINY, "devices": {"my-rram": {"measurements": str(tmp_path / "gone.csv"),
+                                           "family": "soft_bounds"}}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = _snakemake(repo, tmp_path, "-n")
+    assert proc.returncode == 2
+    assert f"devices.my-rram.measurements: file '{tmp_path / 'gone.csv'}' not found" in proc.stderr

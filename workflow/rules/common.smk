@@ -64,6 +64,19 @@ EXPERIMENTS = sorted(config["experiments"])
 EXPERIMENT_WILDCARD = wildcard_of(EXPERIMENTS)
 
 
+def experiment_datasets(exp):
+    entry = config["experiments"][exp]
+    tasks = entry.get("tasks") or {}
+    return list(dict.fromkeys([entry.get("dataset", "mnist5k"), *tasks.get("datasets", [])]))
+
+
+def dataset_inputs(wc):
+    """The data files an experiment's jobs read (none for the embedded data sets)."""
+    from dse.data import dataset_files
+
+    return [str(f) for n in experiment_datasets(wc.exp) for f in dataset_files(n, config["data_root"])]
+
+
 def _check_datasets():
     """Stop before any job (a dry run included) when an experiment's data set is not on disk
     and may not be downloaded: one line naming the experiment, the files and the fix."""
@@ -72,10 +85,7 @@ def _check_datasets():
     if config["download"]:
         return
     for exp in EXPERIMENTS:
-        entry = config["experiments"][exp]
-        tasks = entry.get("tasks") or {}
-        names = list(dict.fromkeys([entry.get("dataset", "mnist5k"), *tasks.get("datasets", [])]))
-        for name in names:
+        for name in experiment_datasets(exp):
             missing = missing_files(name, config["data_root"])
             if missing:
                 _fail(f"experiments.{exp}.dataset: '{name}' is not under data_root "
@@ -84,6 +94,21 @@ def _check_datasets():
                       f"{CONFIGFILE}: ")
 
 
+def _check_files():
+    """Every file the config names exists (a measurement file, a card): one line naming the
+    key otherwise, before any job — never an old output standing in for a missing input."""
+    from pathlib import Path
+
+    keys = [(f"devices.{n}.{k}", e[k]) for n, e in config["devices"].items()
+            for k in ("card", "measurements", "reset_measurements", "base") if e.get(k)]
+    keys += [(f"chips.{n}", f) for n, f in config["chips"].items()]
+    for key, f in keys:
+        if not Path(f).is_file():
+            _fail(f"{key}: file '{f}' not found; check the path (relative to the working "
+                  "directory) or remove the entry", f"{CONFIGFILE}: ")
+
+
+_check_files()
 _check_datasets()
 
 

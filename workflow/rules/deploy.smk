@@ -11,6 +11,7 @@ rule deploy:
         pulses=rules.train.output.pulses,
         chip=chip_card_file,
         settings=inject_settings,
+        data=dataset_inputs,
         devices=lambda wc: chip_device_cards(wc.chip, wc.exp),
     output:
         mapping=path(L.mapping_json("{exp}", "{chip}")),
