@@ -1,0 +1,73 @@
+"""``dse`` command line: argument parsing only; each subcommand calls the wiring
+(:mod:`dse.pipeline`: its recipes and contract-file I/O) and nothing else.
+
+A user mistake (``DseError``) prints one line, ``dse: <file>: <what> (<fix>)``, and exits 2.
+One module per group of subcommands (:mod:`dse.cli.devices`, :mod:`dse.cli.stages`,
+:mod:`dse.cli.study`); each keeps a subcommand's parser and handler together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from dse import __version__
+from dse.cli import devices, stages, study
+from dse.errors import DseError
+
+log = logging.getLogger("dse")
+
+Handler = Callable[[argparse.Namespace], int | None]
+
+
+def _setup(args: argparse.Namespace) -> None:
+    level = logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+                        stream=sys.stderr)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+# ---------------------------------------------------------------------------------------- main
+SECTIONS: list[Callable[[argparse._SubParsersAction], None]] = [
+    devices.add_synthesize, devices.add_calibrate, stages.add_train, stages.add_map,
+    stages.add_inject, stages.add_estimate, stages.add_deploy, study.add_search,
+    study.add_report]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dse", description="Design-space exploration for in-memory-computing neural networks.")
+    parser.add_argument("--version", action="version", version=f"dse {__version__}")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch intra-op threads (default: torch's choice / OMP_NUM_THREADS)")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bars, warnings only")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in SECTIONS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``dse`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup(args)
+    try:
+        return int(args.func(args) or 0)
+    except DseError as exc:
+        print(f"dse: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file fault outside the wiring's checks: still one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"dse: {where}{exc.strerror or exc}; check the path and its permissions",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dse: interrupted", file=sys.stderr)
+        return 130

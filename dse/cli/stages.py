@@ -1,0 +1,187 @@
+"""`dse train`, `map`, `inject`, `estimate` and `deploy`: parsers and handlers."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from dse.errors import DseError
+
+log = logging.getLogger("dse")
+
+
+# --------------------------------------------------------------------------------------- train
+def add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train one experiment of a config")
+    p.add_argument("--config", required=True, type=Path, help="study config (config/config.yaml)")
+    p.add_argument("--experiment", required=True, help="experiment name under experiments:")
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--card", type=Path, default=None,
+                   help="device card file (YAML/JSON) for the experiment's device_card "
+                        "(default: the one the config names)")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from dse.config import Experiment, load_config
+    from dse.pipeline import Layout, artifacts, files, recipes
+
+    config = load_config(args.config)
+    exp = Experiment.from_config(config, args.experiment)
+    files.check_writable(args.out / "model.json")
+    cards = recipes.experiment_cards(config, exp, Layout.from_config(config), args.card)
+    result = recipes.train_experiment(config, exp, cards, progress=not args.quiet)
+    artifacts.save_model(result, args.out, card=next(iter(cards.values()), None))
+    log.info("trained %s: test accuracy %.4f -> %s", exp.name, result.test_accuracy, args.out)
+    return 0
+
+
+# ------------------------------------------------------------------------ map / inject / estimate
+def add_map(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("map", help="lay a trained model out on a chip's arrays")
+    p.add_argument("--model", required=True, type=Path, help="a `dse train` output directory")
+    p.add_argument("--chip", required=True, type=Path, help="chip card (config/chips/*.yaml)")
+    p.add_argument("--out", required=True, type=Path, help="mapping JSON to write")
+    p.set_defaults(func=_cmd_map)
+
+
+def _cmd_map(args: argparse.Namespace) -> int:
+    from dse.chip.mapping import map_model
+    from dse.pipeline import artifacts, files
+
+    chip = artifacts.load_chip(args.chip)
+    trained = artifacts.load_model(args.model)
+    files.check_writable(args.out)
+    mapping = map_model(trained.model, chip, experiment=trained.experiment.get("name"))
+    artifacts.write_mapping(args.out, mapping, chip)
+    t = mapping.totals()
+    log.info("mapped %s on %s: %d tiles, utilisation %.3f -> %s", mapping.experiment, chip.name,
+             t["tiles"], t["utilisation"], args.out)
+    return 0
+
+
+def add_inject(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("inject", help="Monte-Carlo fault injection: accuracy per operating point")
+    p.add_argument("--model", required=True, type=Path, help="a `dse train` output directory")
+    p.add_argument("--mapping", required=True, type=Path, help="a `dse map` output")
+    p.add_argument("--chip", type=Path, default=None,
+                   help="chip card (needed for operating points: nominal knobs, error sources)")
+    p.add_argument("--device", type=Path, action="append", default=[], metavar="CARD",
+                   help="device card of an error source / analog card (repeatable)")
+    p.add_argument("--config", type=Path, default=None,
+                   help="study config: its inject: section and data_root (default: schema "
+                        "defaults)")
+    p.add_argument("--ber", type=float, nargs="+", default=None, help="override inject.ber")
+    p.add_argument("--repeats", type=int, default=None, help="override inject.repeats")
+    p.add_argument("--seed", type=int, default=None, help="override inject.seed")
+    p.add_argument("--batch", type=int, default=None, help="override inject.batch")
+    p.add_argument("--out", required=True, type=Path, help="per-map accuracy table (CSV)")
+    p.add_argument("--summary", type=Path, default=None,
+                   help="mean / 95%% CI table (default: OUT with suffix .summary.csv)")
+    p.set_defaults(func=_cmd_inject)
+
+
+def _cmd_inject(args: argparse.Namespace) -> int:
+    from dse.chip.inject import summarize
+    from dse.config import check_config, load_config
+    from dse.pipeline import InjectSettings, artifacts, files, recipes
+    from dse.train import resolve_device
+
+    config = load_config(args.config) if args.config else check_config({})
+    mapping = artifacts.load_mapping(args.mapping)
+    chip = artifacts.load_chip(args.chip) if args.chip else None
+    settings = InjectSettings.from_config(config, mapping.chip, ber=args.ber,
+                                          repeats=args.repeats, seed=args.seed,
+                                          batch=args.batch)
+    summary_path = args.summary or args.out.with_suffix(".summary.csv")
+    for out in (args.out, summary_path):
+        files.check_writable(out)
+    models = artifacts.load_device_models(args.device)
+    trained = artifacts.load_model(args.model, resolve_device(config["device"]))
+    table = recipes.inject_chip(config, trained, mapping, chip, models, settings,
+                                progress=not args.quiet)
+    artifacts.write_tables({args.out: table, summary_path: summarize(table)})
+    log.info("injected %d fault maps on %s (clean accuracy %.4f) -> %s", len(table),
+             mapping.chip, table.attrs["clean_accuracy"], args.out)
+    return 0
+
+
+def add_deploy(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("deploy", help="map, inject and estimate in one process (what the "
+                                      "workflow runs per experiment and chip)")
+    p.add_argument("--model", required=True, type=Path, help="a `dse train` output directory")
+    p.add_argument("--chip", required=True, type=Path, help="chip card (config/chips/*.yaml)")
+    p.add_argument("--device", type=Path, action="append", default=[], metavar="CARD",
+                   help="device cards of the chip's error sources / analog card (repeatable)")
+    p.add_argument("--config", type=Path, default=None,
+                   help="study config: its inject: section and data_root")
+    p.add_argument("--mapping", required=True, type=Path, help="mapping JSON to write")
+    p.add_argument("--inject", required=True, type=Path, help="per-map accuracy table to write")
+    p.add_argument("--summary", type=Path, default=None,
+                   help="mean / 95%% CI table (default: INJECT with suffix .summary.csv)")
+    p.add_argument("--estimate", required=True, type=Path, help="energy/area table to write")
+    p.set_defaults(func=_cmd_deploy)
+
+
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    """``dse map`` + ``dse inject`` + ``dse estimate`` on one model and chip, in one process
+    (one import of torch instead of three); the same recipes, the same files."""
+    from dse.chip.inject import summarize
+    from dse.chip.mapping import map_model
+    from dse.config import check_config, load_config
+    from dse.pipeline import InjectSettings, artifacts, files, recipes
+    from dse.train import resolve_device
+
+    config = load_config(args.config) if args.config else check_config({})
+    chip = artifacts.load_chip(args.chip)
+    summary = args.summary or args.inject.with_suffix(".summary.csv")
+    for out in (args.mapping, args.inject, summary, args.estimate):
+        files.check_writable(out)
+    models = artifacts.load_device_models(args.device)
+    trained = artifacts.load_model(args.model, resolve_device(config["device"]))
+    mapping = map_model(trained.model, chip, experiment=trained.experiment.get("name"))
+    settings = InjectSettings.from_config(config, chip.name)
+    table = recipes.inject_chip(config, trained, mapping, chip, models, settings,
+                                progress=not args.quiet)
+    pulses = artifacts.load_pulses(trained.directory / "history.csv")
+    energy = recipes.estimate_chip(mapping, chip, models, pulses)
+    artifacts.write_mapping(args.mapping, mapping, chip)
+    artifacts.write_tables({args.inject: table, summary: summarize(table),
+                            args.estimate: energy})
+    log.info("deployed %s on %s: clean accuracy %.4f, %d fault maps -> %s, %s", mapping.experiment,
+             chip.name, table.attrs["clean_accuracy"], len(table), args.inject, args.estimate)
+    return 0
+
+
+def add_estimate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("estimate", help="energy per inference and area per layer and component")
+    p.add_argument("--mapping", required=True, type=Path, help="a `dse map` output")
+    p.add_argument("--chip", required=True, type=Path, help="chip card (config/chips/*.yaml)")
+    p.add_argument("--history", type=Path, default=None,
+                   help="history.csv of `dse train` (training pulses; pulses.csv beside it is "
+                        "used per layer)")
+    p.add_argument("--device", type=Path, action="append", default=[], metavar="CARD",
+                   help="device cards of the chip's error sources (write energy per pulse)")
+    p.add_argument("--out", required=True, type=Path, help="tidy energy/area table (CSV)")
+    p.set_defaults(func=_cmd_estimate)
+
+
+def _cmd_estimate(args: argparse.Namespace) -> int:
+    from dse.chip.estimate import totals
+    from dse.pipeline import artifacts, files, recipes
+
+    mapping = artifacts.load_mapping(args.mapping)
+    chip = artifacts.load_chip(args.chip)
+    if chip.name != mapping.chip:
+        raise DseError(f"chip card '{chip.name}' but the mapping is for '{mapping.chip}'; pass "
+                       "the chip card the mapping was made with", source=str(args.chip))
+    files.check_writable(args.out)
+    pulses = artifacts.load_pulses(args.history) if args.history else None
+    models = artifacts.load_device_models(args.device)
+    table = recipes.estimate_chip(mapping, chip, models, pulses)
+    files.write_csv(args.out, table)
+    t = totals(table)
+    log.info("%s on %s: %.4g pJ per inference, %.4g mm2 -> %s", mapping.experiment, chip.name,
+             t["energy_per_inference_pJ"], t["area_mm2"], args.out)
+    return 0
