@@ -31,9 +31,14 @@ A card is YAML (or JSON). Every number is a mapping ``{value, unit, source: ...}
       # pcsa: sense_energy (per sense at supply_ref), sense_amp_area
       # adc:  adc_model (neurosim_sar | murmann_survey), adc_roadmap (lp | hp), adc_bits,
       #       cols_per_adc, parallel_rows, optional adc_area (overrides the model's area)
+      # latency (dse.chip.latency), optional: sense_time {unit: s|ns} (one PCSA sense cycle,
+      #       when no physical sense model gives it), cols_per_sense_amp (weight columns
+      #       multiplexed on one PCSA, default 1), adc_time {unit: s|ns} (one conversion;
+      #       default NeuroSim's SAR latency (bits + 1) ns)
     digital:
       add_energy:    {unit: fJ}   # one partial-sum addition / popcount accumulate (supply_ref)
       buffer_energy: {unit: fJ}   # one bit read from or written to the activation buffer
+      clock:         {unit: Hz|MHz|GHz}   # optional: accumulation clock at supply_ref (latency)
     periphery:
       row_area:    {unit: F2 | um2 | transistors}   # per array row (word-line decoder/driver)
       column_area: {unit: F2 | um2 | transistors}   # per array column (mux, accumulator)
@@ -81,7 +86,8 @@ _UNITS: dict[str, tuple[str, float]] = {
     "1": ("count", 1.0),
     "F2": ("area", math.nan), "um2": ("area", math.nan), "mm2": ("area", math.nan),
     "transistors": ("area", math.nan),
-    "W": ("power", 1.0), "Hz": ("frequency", 1.0),
+    "W": ("power", 1.0), "Hz": ("frequency", 1.0), "MHz": ("frequency", 1e6),
+    "GHz": ("frequency", 1e9),
 }
 
 # field -> (yaml path, dimension, SI factor of the field's unit, required)
@@ -111,6 +117,11 @@ _NUMBERS: dict[str, tuple[str, str, float, bool]] = {
     "periphery_row_f2": ("periphery.row_area", "area", 1.0, True),
     "periphery_col_f2": ("periphery.column_area", "area", 1.0, True),
     "write_pj": ("programming.write_energy", "energy", 1e-12, False),
+    # latency (dse.chip.latency)
+    "sense_time_s": ("sensing.sense_time", "time", 1.0, False),
+    "cols_per_sense_amp": ("sensing.cols_per_sense_amp", "count", 1.0, False),
+    "adc_time_s": ("sensing.adc_time", "time", 1.0, False),
+    "clock_hz": ("digital.clock", "frequency", 1.0, False),
 }
 _STRINGS: dict[str, tuple[str, bool]] = {
     "encoding": ("encoding", True),
@@ -119,15 +130,17 @@ _STRINGS: dict[str, tuple[str, bool]] = {
     "adc_roadmap": ("sensing.adc_roadmap", False),
     "analog_card": ("errors.analog_card", False),
 }
-_INTEGERS = ("rows", "cols", "cells_per_weight", "adc_bits", "cols_per_adc", "parallel_rows")
+_INTEGERS = ("rows", "cols", "cells_per_weight", "adc_bits", "cols_per_adc", "parallel_rows",
+             "cols_per_sense_amp")
 _SECTIONS = {
     "technology": {"node", "supply", "supply_ref", "temperature"},
     "array": {"rows", "cols"},
     "cell": {"cells_per_weight", "area", "read_energy", "r_on", "r_off", "read_voltage",
              "read_pulse", "lrs_fraction"},
     "sensing": {"kind", "sense_energy", "sense_amp_area", "adc_model", "adc_roadmap", "adc_bits",
-                "cols_per_adc", "parallel_rows", "adc_area"},
-    "digital": {"add_energy", "buffer_energy"},
+                "cols_per_adc", "parallel_rows", "adc_area", "sense_time", "cols_per_sense_amp",
+                "adc_time"},
+    "digital": {"add_energy", "buffer_energy", "clock"},
     "periphery": {"row_area", "column_area"},
     "programming": {"write_energy"},
     "errors": {"sources", "operating_point", "analog_card"},
@@ -181,6 +194,10 @@ class ChipCard:
     parallel_rows: int | None = None
     adc_area_f2: float | None = None
     write_pj: float | None = None
+    sense_time_s: float | None = None
+    cols_per_sense_amp: int | None = None
+    adc_time_s: float | None = None
+    clock_hz: float | None = None
     error_sources: tuple[ErrorSource, ...] = ()
     operating_point: Mapping[str, float] = field(default_factory=dict)
     analog_card: str | None = None
@@ -292,6 +309,12 @@ def validate(chip: ChipCard) -> None:
             fail(name, "must be > 0")
     if chip.supply_ref_v is not None and chip.supply_ref_v <= 0:
         fail("supply_ref_v", "must be > 0")
+    for name in ("sense_time_s", "adc_time_s", "clock_hz"):
+        if getattr(chip, name) is not None and getattr(chip, name) <= 0:
+            fail(name, "must be > 0")
+    if chip.cols_per_sense_amp is not None and chip.cols_per_sense_amp > chip.weight_cols:
+        fail("cols_per_sense_amp", f"{chip.cols_per_sense_amp} columns per sense amplifier "
+             f"exceed the {chip.weight_cols} weight columns of the array")
     enc = ENCODINGS[chip.encoding]
     if chip.cells_per_weight not in enc.cells:
         fail("cells_per_weight", f"{chip.cells_per_weight} cells per weight is not possible "
