@@ -259,12 +259,14 @@ def error_rate(matrix: np.ndarray, p_zero: float = 1 / 3) -> np.ndarray:
 
 
 def best_window(model: Any, cell: CellStats, encoding: str, windows: np.ndarray,
-                p_zero: float = 1 / 3, rtol: float = 0.01, **op: Any) -> tuple[float, float]:
+                p_zero: float = 1 / 3, rtol: float = 0.01, atol: float = 1e-9,
+                **op: Any) -> tuple[float, float]:
     """(window, error rate) at one operating point, over the candidate ``windows`` (s).
 
     Ternary: the window of the lowest error rate (±1 read as 0 when too short, 0 read as ±1
-    when too long). Binary: the shortest window within ``rtol`` of the lowest error rate (the
-    error falls monotonically to a plateau, so a longer window only costs time).
+    when too long). Binary: the shortest window within ``rtol`` (relative) + ``atol``
+    (absolute) of the lowest error rate (the error falls monotonically to a plateau, so a
+    longer window only costs time).
     """
     windows = np.asarray(windows, dtype=float)
     m = confusion(model, cell, encoding, t_sense=windows, **op)
@@ -272,5 +274,5 @@ def best_window(model: Any, cell: CellStats, encoding: str, windows: np.ndarray,
     if encoding == "ternary":
         i = int(np.argmin(err))
     else:
-        i = int(np.argmax(err <= err.min() * (1 + rtol) + 1e-12))
+        i = int(np.argmax(err <= err.min() * (1 + rtol) + atol))
     return float(windows[i]), float(err[i])
