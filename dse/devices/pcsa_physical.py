@@ -252,14 +252,16 @@ class PcsaPhysical(BitErrorModel):
         leak = self.leakage_current(vdd, o["temperature"], o["dvth"]) * vdd * cycle
         return {"dynamic": dyn, "leakage": leak, "total": dyn + leak, "cycle": cycle}
 
+    def logic_delay(self, vdd: Any, temperature: Any = 300.0, dvth: Any = 0.0) -> np.ndarray:
+        """V/I_on (Ω, ∝ the delay C·V/I of CMOS logic), I_on of a 1 µm NMOS at V_GS = V_DS = V."""
+        vdd = np.asarray(vdd, dtype=float)
+        return vdd / self.nfet.current(1e-6, vdd, 0.0, vdd, temperature, dvth)
+
     def logic_delay_scale(self, vdd: Any, vdd_ref: float, temperature: Any = 300.0,
                           dvth: Any = 0.0) -> np.ndarray:
-        """Delay of CMOS logic at ``vdd`` relative to ``vdd_ref``: (C·V/I_on) ratio, I_on of an
-        NMOS at V_GS = V_DS = V (for scaling a digital clock with the supply)."""
-        vdd = np.asarray(vdd, dtype=float)
-        on = self.nfet.current(1e-6, vdd, 0.0, vdd, temperature, dvth)
-        ref = self.nfet.current(1e-6, vdd_ref, 0.0, vdd_ref, temperature, dvth)
-        return (vdd / on) / (vdd_ref / ref)
+        """Delay of CMOS logic at ``vdd`` (and temperature, corner) relative to ``vdd_ref`` at
+        the typical corner and 300 K: for scaling a digital clock given at ``vdd_ref``."""
+        return self.logic_delay(vdd, temperature, dvth) / self.logic_delay(vdd_ref)
 
     # ---------------------------------------------------------------- error rates
     def with_cell(self, cell: Any) -> PcsaPhysical:

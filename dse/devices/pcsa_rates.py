@@ -261,18 +261,44 @@ def error_rate(matrix: np.ndarray, p_zero: float = 1 / 3) -> np.ndarray:
 def best_window(model: Any, cell: CellStats, encoding: str, windows: np.ndarray,
                 p_zero: float = 1 / 3, rtol: float = 0.01, atol: float = 1e-9,
                 **op: Any) -> tuple[float, float]:
-    """(window, error rate) at one operating point, over the candidate ``windows`` (s).
+    """(window, error rate) at one operating point (scalar knobs), searched over ``windows`` (s)
+    and refined between the neighbouring candidates.
 
     Ternary: the window of the lowest error rate (±1 read as 0 when too short, 0 read as ±1
-    when too long). Binary: the shortest window within ``rtol`` (relative) + ``atol``
-    (absolute) of the lowest error rate (the error falls monotonically to a plateau, so a
-    longer window only costs time).
+    when too long), refined by a bounded scalar minimisation in ln t. Binary: the shortest
+    window within ``rtol`` (relative) + ``atol`` (absolute) of the lowest error rate (the error
+    falls monotonically to a plateau, so a longer window only costs time), refined by
+    bisection in ln t.
     """
-    windows = np.asarray(windows, dtype=float)
-    m = confusion(model, cell, encoding, t_sense=windows, **op)
-    err = error_rate(m, p_zero)
+    from scipy.optimize import minimize_scalar
+
+    windows = np.sort(np.asarray(windows, dtype=float))
+    o = model.operating(t_sense=windows, **op)
+    if o["vdd"].size != windows.size:
+        raise DseError("best_window: give one operating point (scalar vdd, temperature, dvth)")
+    vdd, temp, dv = (float(o[k].flat[0]) for k in ("vdd", "temperature", "dvth"))
+    dist = _distributions(model, cell, vdd, temp, dv, BINS)
+
+    def err(t: float) -> float:
+        return float(error_rate(_confusion_at(model, dist, encoding, vdd, t, temp, dv),
+                                p_zero))
+
+    e = np.array([err(t) for t in windows])
     if encoding == "ternary":
-        i = int(np.argmin(err))
-    else:
-        i = int(np.argmax(err <= err.min() * (1 + rtol) + atol))
-    return float(windows[i]), float(err[i])
+        i = int(np.argmin(e))
+        lo, hi = np.log(windows[max(i - 1, 0)]), np.log(windows[min(i + 1, windows.size - 1)])
+        if hi > lo:
+            res = minimize_scalar(lambda x: err(math.exp(x)), bounds=(lo, hi),
+                                  method="bounded", options={"xatol": 1e-3})
+            if res.fun < e[i]:
+                return math.exp(res.x), float(res.fun)
+        return float(windows[i]), float(e[i])
+    target = e.min() * (1 + rtol) + atol
+    i = int(np.argmax(e <= target))
+    if i == 0:
+        return float(windows[0]), float(e[0])
+    lo, hi = math.log(windows[i - 1]), math.log(windows[i])
+    for _ in range(30):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if err(math.exp(mid)) <= target else (mid, hi)
+    return math.exp(hi), err(math.exp(hi))
