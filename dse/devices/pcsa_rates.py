@@ -198,18 +198,16 @@ def _sample_pairs(model: Any, cell: CellStats, stored: np.ndarray, binary: bool,
                   rng: np.random.Generator, o: dict[str, np.ndarray]) -> np.ndarray:
     """Read values of the stored values ``stored`` (shape ``(*op_shape, n)``)."""
     vdd, t_w, temp, dvth = (o[k][..., None] for k in ("vdd", "t_sense", "temperature", "dvth"))
-    mu = {s: cell.state(s) for s in ("L", "H")}
-    state_bl = np.where(stored == 1, "L", "H")
-    state_blb = np.where(stored == -1, "L", "H")
+    (mu_l, s_l), (mu_h, s_h) = cell.state("L"), cell.state("H")
 
-    def draw(states: np.ndarray) -> np.ndarray:
-        m = np.where(states == "L", mu["L"][0], mu["H"][0])
-        s = np.where(states == "L", mu["L"][1], mu["H"][1])
-        r = np.exp(m + s * rng.standard_normal(states.shape))
-        d = model.sigma_branch * rng.standard_normal(states.shape)
+    def draw(lrs: np.ndarray) -> np.ndarray:
+        """Branch currents of devices in LRS where ``lrs``, HRS elsewhere (own R and δ each)."""
+        r = np.exp(np.where(lrs, mu_l, mu_h) + np.where(lrs, s_l, s_h)
+                   * rng.standard_normal(lrs.shape))
+        d = model.sigma_branch * rng.standard_normal(lrs.shape)
         return model.branch_current(vdd, r, temp, dvth + d)
 
-    i1, i2 = draw(state_bl), draw(state_blb)
+    i1, i2 = draw(stored == 1), draw(stored == -1)   # +1 = (LRS, HRS), −1 = (HRS, LRS)
     t1, dv = model.discharge(vdd, i1, i2)
     tau = model.regeneration_tau(vdd, temp, dvth)
     dv_eff = dv + model.latch_sigma(vdd, temp, dvth) * rng.standard_normal(dv.shape)
