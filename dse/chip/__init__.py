@@ -10,6 +10,8 @@
 * :mod:`dse.chip.inject` — :func:`inject` (Monte-Carlo fault maps, vectorised), :func:`summarize`.
 * :mod:`dse.chip.ber` — operating points, :class:`ChipErrors` (device cards -> BER, write energy).
 * :mod:`dse.chip.estimate` — :func:`estimate` (energy/area per layer and component), :func:`totals`.
+* :mod:`dse.chip.latency` — :func:`latency` (per layer), :func:`throughput` (latency, inferences/s,
+  TOPS, TOPS/W, TOPS/mm²), :func:`timing` / :func:`pcsa_timing` (:class:`Timing` of a chip).
 
 Importing this package is cheap (no torch); the stage modules load on first use. The stage
 functions whose names are also module names are imported from their modules:
@@ -37,6 +39,8 @@ _EXPORTS = {
     "map_accuracies": "dse.chip.fault_eval",
     "totals": "dse.chip.estimate",
     "by_component": "dse.chip.estimate",
+    "Timing": "dse.chip.latency", "timing": "dse.chip.latency",
+    "pcsa_timing": "dse.chip.latency", "throughput": "dse.chip.latency",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -28,12 +28,16 @@ A card is YAML (or JSON). Every number is a mapping ``{value, unit, source: ...}
       lrs_fraction: {value: 0.5, unit: "1"}
     sensing:
       kind: pcsa | adc                          # (dse.chip.sensing)
-      # pcsa: sense_energy (per sense at supply_ref), sense_amp_area
+      # pcsa: sense_energy (per sense at supply_ref), sense_amp_area; optional sense_time
+      #       {unit: s|ns} (one sense cycle, when no physical sense model gives it) and
+      #       cols_per_sense_amp (weight columns multiplexed on one PCSA, default 1)
       # adc:  adc_model (neurosim_sar | murmann_survey), adc_roadmap (lp | hp), adc_bits,
-      #       cols_per_adc, parallel_rows, optional adc_area (overrides the model's area)
+      #       cols_per_adc, parallel_rows, optional adc_area (overrides the model's area),
+      #       optional adc_time {unit: s|ns} (one conversion; default NeuroSim's SAR (bits+1) ns)
     digital:
       add_energy:    {unit: fJ}   # one partial-sum addition / popcount accumulate (supply_ref)
       buffer_energy: {unit: fJ}   # one bit read from or written to the activation buffer
+      clock:         {unit: Hz|MHz|GHz}   # optional: accumulation clock at supply_ref (latency)
     periphery:
       row_area:    {unit: F2 | um2 | transistors}   # per array row (word-line decoder/driver)
       column_area: {unit: F2 | um2 | transistors}   # per array column (mux, accumulator)
@@ -90,6 +94,7 @@ NUMBER_FIELDS: dict[str, tuple[str, str, float, bool]] = {
     "periphery_row_f2": ("periphery.row_area", "area", 1.0, True),
     "periphery_col_f2": ("periphery.column_area", "area", 1.0, True),
     "write_pj": ("programming.write_energy", "energy", 1e-12, False),
+    "clock_hz": ("digital.clock", "frequency", 1.0, False),  # latency (dse.chip.latency)
 }
 STRING_FIELDS: dict[str, tuple[str, bool]] = {
     "encoding": ("encoding", True),
@@ -101,7 +106,7 @@ SECTIONS = {
     "array": {"rows", "cols"},
     "cell": {"cells_per_weight", "area", "read_energy", "r_on", "r_off", "read_voltage",
              "read_pulse", "lrs_fraction"},
-    "digital": {"add_energy", "buffer_energy"},
+    "digital": {"add_energy", "buffer_energy", "clock"},
     "periphery": {"row_area", "column_area"},
     "programming": {"write_energy"},
     "errors": {"sources", "operating_point", "analog_card"},
@@ -147,6 +152,7 @@ class ChipCard:
     read_pulse_s: float | None = None
     lrs_fraction: float = 0.5
     write_pj: float | None = None
+    clock_hz: float | None = None
     error_sources: tuple[ErrorSource, ...] = ()
     operating_point: Mapping[str, float] = field(default_factory=dict)
     analog_card: str | None = None
@@ -264,7 +270,7 @@ def validate(chip: ChipCard) -> None:
         v = getattr(chip.sensing, name)
         if v is not None and (what := _check_number(v, name in scheme.INTEGERS)):
             fail(f"sensing.{key}", what)
-    for name in ("node_nm", "supply_v", "supply_ref_v"):
+    for name in ("node_nm", "supply_v", "supply_ref_v", "clock_hz"):
         if getattr(chip, name) is not None and getattr(chip, name) <= 0:
             fail(_FIELD_PATH[name], "must be > 0")
     enc = ENCODINGS[chip.encoding]
@@ -283,7 +289,7 @@ def validate(chip: ChipCard) -> None:
             fail("cell.read_energy", "give cell.read_energy or all of cell.r_on, r_off, "
                  f"read_voltage, read_pulse (missing: "
                  f"{', '.join(_FIELD_PATH[f] for f in missing)})")
-    for fld, what in chip.sensing.problems(chip.rows, chip.cols):
+    for fld, what in chip.sensing.problems(chip.rows, chip.cols, chip.cells_per_weight):
         key = scheme.FIELDS.get(fld, scheme.STRINGS.get(fld, (fld,)))[0]
         fail(f"sensing.{key}", what)
     for k, v in chip.operating_point.items():

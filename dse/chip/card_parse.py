@@ -39,7 +39,8 @@ _UNITS: dict[str, tuple[str, float]] = {
     "1": ("count", 1.0),
     "F2": ("area", math.nan), "um2": ("area", math.nan), "mm2": ("area", math.nan),
     "transistors": ("area", math.nan),
-    "W": ("power", 1.0), "Hz": ("frequency", 1.0),
+    "W": ("power", 1.0), "Hz": ("frequency", 1.0), "MHz": ("frequency", 1e6),
+    "GHz": ("frequency", 1e9),
 }
 
 def _number(entry: Any, path: str, dim: str, factor: float, node_nm: float | None,

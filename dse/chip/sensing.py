@@ -37,7 +37,7 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-from dse.chip.adc import ADC_MODELS, adc_model
+from dse.chip.adc import ADC_MODELS, adc_model, conversion_rate
 from dse.chip.layer import LayerSpec
 from dse.registry import Registry
 
@@ -45,6 +45,21 @@ SENSING = Registry("sensing kind", attr="kind", key="sensing.kind")
 
 # field -> (key under sensing:, dimension, factor from SI to the field's unit, required)
 FieldSpec = tuple[str, str, float, bool]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Durations (s) of one PCSA sense cycle, array read, ADC conversion, and the digital clock
+    (the latency model, :mod:`dse.chip.latency`)."""
+
+    clock_hz: float
+    sense_s: float | None = None
+    read_s: float | None = None
+    adc_s: float | None = None
+
+    @property
+    def clock_s(self) -> float:
+        return 1.0 / self.clock_hz
 
 
 register_sensing = SENSING.register  # class decorator: ``sensing.kind: <cls.kind>``
@@ -59,7 +74,7 @@ class Sensing:
     STRINGS: ClassVar[dict[str, tuple[str, bool]]] = {}  # field -> (key, required)
     INTEGERS: ClassVar[tuple[str, ...]] = ()
 
-    def problems(self, rows: int, cols: int) -> list[tuple[str, str]]:
+    def problems(self, rows: int, cols: int, cells_per_weight: int) -> list[tuple[str, str]]:
         """(field, what is wrong) for values inconsistent with an array of rows x cols."""
         return []
 
@@ -95,6 +110,18 @@ class Sensing:
         """Estimate-table details of the sense amplifier and ADC rows."""
         return {"sense_amps": "", "adc": ""}
 
+    def timing(self, clock_hz: float, read_pulse_s: float | None,
+               sense_cycle_s: float | None) -> tuple[Timing | None, str]:
+        """The scheme's :class:`Timing` (None and the card key that is missing otherwise)."""
+        return None, "sensing.kind"
+
+    def array_time(self, rows: int, weight_cols: int, array_weight_cols: int,
+                   cells_per_weight: int, in_bits: int,
+                   t: Timing) -> tuple[int, float, float]:
+        """(steps, step_s, array_s) to read ``rows`` x ``weight_cols`` weights of one tile for
+        one output position (see :mod:`dse.chip.latency`)."""
+        raise NotImplementedError
+
     def replace(self, **changes: object) -> Sensing:
         return dataclasses.replace(self, **changes)
 
@@ -116,9 +143,24 @@ class Pcsa(Sensing):
     FIELDS: ClassVar[dict[str, FieldSpec]] = {
         "sense_fj": ("sense_energy", "energy", 1e-15, True),
         "sense_amp_area_f2": ("sense_amp_area", "area", 1.0, True),
+        "sense_time_s": ("sense_time", "time", 1.0, False),
+        "cols_per_sense_amp": ("cols_per_sense_amp", "count", 1.0, False),
     }
+    INTEGERS: ClassVar[tuple[str, ...]] = ("cols_per_sense_amp",)
     sense_fj: float = 0.0
     sense_amp_area_f2: float = 0.0
+    sense_time_s: float | None = None  # one sense cycle (latency), unless a physical model
+    cols_per_sense_amp: int = 1        # weight columns multiplexed on one PCSA
+
+    def problems(self, rows: int, cols: int, cells_per_weight: int) -> list[tuple[str, str]]:
+        out = []
+        if self.sense_time_s is not None and self.sense_time_s <= 0:
+            out.append(("sense_time_s", "must be > 0"))
+        if self.cols_per_sense_amp > cols // cells_per_weight:
+            out.append(("cols_per_sense_amp", f"{self.cols_per_sense_amp} columns per sense "
+                        f"amplifier exceed the {cols // cells_per_weight} weight columns of "
+                        "the array"))
+        return out
 
     def counts(self, layer: LayerSpec, array_rows: int, cells_per_weight: int,
                tiles_rows: int) -> dict[str, int]:
@@ -128,13 +170,29 @@ class Pcsa(Sensing):
                 "buffer_accesses": _buffer(layer)}
 
     def sense_amps_per_array(self, cols: int, cells_per_weight: int) -> int:
-        return cols // cells_per_weight
+        return math.ceil(cols // cells_per_weight / self.cols_per_sense_amp)
 
     def sense_energy_fj(self) -> float:
         return self.sense_fj
 
     def sense_amp_area_um2(self, f_um: float) -> float:
         return self.sense_amp_area_f2 * f_um ** 2
+
+    def timing(self, clock_hz: float, read_pulse_s: float | None,
+               sense_cycle_s: float | None) -> tuple[Timing | None, str]:
+        sense = sense_cycle_s if sense_cycle_s is not None else self.sense_time_s
+        if sense is None:
+            return None, "sensing.sense_time"
+        return Timing(clock_hz=clock_hz, sense_s=float(sense)), ""
+
+    def array_time(self, rows: int, weight_cols: int, array_weight_cols: int,
+                   cells_per_weight: int, in_bits: int,
+                   t: Timing) -> tuple[int, float, float]:
+        assert t.sense_s is not None
+        n_sa = math.ceil(array_weight_cols / self.cols_per_sense_amp)
+        steps = rows * math.ceil(weight_cols / n_sa)
+        step = max(t.sense_s, t.clock_s)
+        return steps, step, steps * step
 
 
 @register_sensing
@@ -148,6 +206,7 @@ class Adc(Sensing):
         "cols_per_adc": ("cols_per_adc", "count", 1.0, True),
         "parallel_rows": ("parallel_rows", "count", 1.0, True),
         "adc_area_f2": ("adc_area", "area", 1.0, False),
+        "adc_time_s": ("adc_time", "time", 1.0, False),
     }
     STRINGS: ClassVar[dict[str, tuple[str, bool]]] = {
         "adc_model": ("adc_model", True), "adc_roadmap": ("adc_roadmap", False)}
@@ -158,9 +217,12 @@ class Adc(Sensing):
     parallel_rows: int = 128
     adc_roadmap: str = "lp"
     adc_area_f2: float | None = None
+    adc_time_s: float | None = None  # one conversion (latency); None: NeuroSim's (bits+1) ns
 
-    def problems(self, rows: int, cols: int) -> list[tuple[str, str]]:
+    def problems(self, rows: int, cols: int, cells_per_weight: int) -> list[tuple[str, str]]:
         out = []
+        if self.adc_time_s is not None and self.adc_time_s <= 0:
+            out.append(("adc_time_s", "must be > 0"))
         if self.adc_model not in ADC_MODELS:
             out.append(("adc_model", f"unknown ADC model '{self.adc_model}' (known: "
                         f"{', '.join(sorted(ADC_MODELS))})"))
@@ -199,6 +261,24 @@ class Adc(Sensing):
 
     def readout(self) -> dict[str, int | None]:
         return {"parallel_rows": self.parallel_rows, "adc_bits": self.adc_bits}
+
+    def timing(self, clock_hz: float, read_pulse_s: float | None,
+               sense_cycle_s: float | None) -> tuple[Timing | None, str]:
+        if read_pulse_s is None:
+            return None, "cell.read_pulse"
+        adc = self.adc_time_s if self.adc_time_s is not None else \
+            1 / conversion_rate(self.adc_bits)
+        return Timing(clock_hz=clock_hz, read_s=read_pulse_s, adc_s=adc), ""
+
+    def array_time(self, rows: int, weight_cols: int, array_weight_cols: int,
+                   cells_per_weight: int, in_bits: int,
+                   t: Timing) -> tuple[int, float, float]:
+        assert t.read_s is not None and t.adc_s is not None
+        groups = math.ceil(rows / self.parallel_rows)
+        n_adc = math.ceil(array_weight_cols * cells_per_weight / self.cols_per_adc)
+        conv = math.ceil(cells_per_weight * weight_cols / n_adc)
+        step = max(t.adc_s, t.clock_s)
+        return in_bits * groups * conv, step, in_bits * groups * (t.read_s + conv * step)
 
     def describe(self, node_nm: float) -> dict[str, str]:
         return {"sense_amps": "", "adc": f"{self.adc_model} {self.adc_bits}-bit at {node_nm:g} "

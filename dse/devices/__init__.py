@@ -3,7 +3,9 @@
 * Analog pulse families (``DeviceModel``): ``soft_bounds``, ``exp_step``, ``piecewise``
   (:mod:`dse.devices.analog`) and ``weak_reset`` (:mod:`dse.devices.weak_reset`).
 * Binary-cell error models (``BitErrorModel``): ``rram_1t1r``, ``rram_2t2r``, ``pcsa``,
-  ``stt_mram`` (:mod:`dse.devices.binary`).
+  ``stt_mram`` (:mod:`dse.devices.binary`); ``pcsa_physical``, a sense amplifier from its
+  transistors (:mod:`dse.devices.pcsa_physical`, rates per stored value in
+  :mod:`dse.devices.pcsa_rates`).
 * Cards: :func:`validate_card` (check a parsed card), :func:`from_card` (model instance); card
   files are read by the wiring (:func:`dse.pipeline.artifacts.load_card`).
 * Measurements and fitting: :func:`read_measurements`, :func:`calibrate`,
@@ -12,7 +14,7 @@
   thresholds of a fit.
 """
 
-from dse.devices import analog, binary, weak_reset  # noqa: F401  (register the families)
+from dse.devices import analog, binary, pcsa_physical, weak_reset  # noqa: F401  (register)
 from dse.devices.base import (
     REGISTRY,
     BitErrorModel,
