@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dse.devices import calibrate, from_card, read_measurements
+from dse.devices import calibrate, from_card
 from dse.devices.fitting import smooth
-from dse.pipeline.artifacts import load_card
+from dse.pipeline.artifacts import load_card, read_measurements
 
 REPO = Path(__file__).resolve().parents[1]
 

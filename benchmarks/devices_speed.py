@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from dse.devices import DeviceModel, calibrate, from_card, read_measurements
-from dse.pipeline.artifacts import load_card
+from dse.devices import DeviceModel, calibrate, from_card
+from dse.pipeline.artifacts import load_card, read_measurements
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPE = (784, 512)

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from dse.cli import main
-from dse.devices import calibrate, fit_figure, from_card, read_measurements, synthesize
+from dse.devices import calibrate, fit_figure, from_card, synthesize
 from dse.errors import DseError
-from dse.pipeline.artifacts import load_card
+from dse.pipeline.artifacts import load_card, read_measurements
 from dse.pipeline.files import write_figure
 
 CARDS = Path(__file__).resolve().parents[1] / "config" / "devices"

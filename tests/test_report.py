@@ -23,9 +23,9 @@ from dse.chip.estimate import estimate
 from dse.chip.inject import summarize
 from dse.chip.mapping import LayerSpec, map_model
 from dse.config import check_config, config_hash
-from dse.devices import calibrate, fit_figure, read_measurements
+from dse.devices import calibrate, fit_figure
 from dse.errors import DseError
-from dse.pipeline.artifacts import load_card, load_chip
+from dse.pipeline.artifacts import load_card, load_chip, read_measurements
 from dse.pipeline.collect import collect_provenance, load_benchmarks, load_results
 from dse.pipeline.files import write_figure
 from dse.pipeline.layout import Layout

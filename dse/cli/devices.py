@@ -47,7 +47,7 @@ def _fit_limits(items: list[str]) -> dict[str, str]:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from dse.devices import calibrate, fit_figure, pair_measurements, read_measurements
+    from dse.devices import calibrate, fit_figure
     from dse.pipeline import artifacts, files
 
     outs = [args.out] + ([args.figure] if args.figure is not None else [])
@@ -57,9 +57,9 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         if args.direction != "auto":
             raise DseError("--reset pairs DATA (SET ramps) with FILE (RESET ramps); drop "
                            f"--direction {args.direction}")
-        data = pair_measurements(args.data, args.reset, args.format)
+        data = artifacts.read_measurement_pair(args.data, args.reset, args.format)
     else:
-        data = read_measurements(args.data, args.format, direction=args.direction)
+        data = artifacts.read_measurements(args.data, args.format, direction=args.direction)
     base = artifacts.load_card(args.base) if args.base is not None else None
     result = calibrate(data, args.family, name=args.name or args.out.stem, base=base,
                        seed=args.seed, limits=_fit_limits(args.fit))

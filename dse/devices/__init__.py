@@ -8,7 +8,8 @@
   :mod:`dse.devices.pcsa_rates`).
 * Cards: :func:`validate_card` (check a parsed card), :func:`from_card` (model instance); card
   files are read by the wiring (:func:`dse.pipeline.artifacts.load_card`).
-* Measurements and fitting: :func:`read_measurements`, :func:`calibrate`,
+* Measurements and fitting: :func:`parse_measurements` (files are read by the wiring,
+  :func:`dse.pipeline.artifacts.read_measurements`), :func:`calibrate`,
   :func:`synthesize` and :func:`fit_figure`; :func:`pair_measurements` pairs a SET file with a
   RESET file (formats: ``docs/measurements.md``); :class:`FitLimits` are the plausibility
   thresholds of a fit.
@@ -26,7 +27,7 @@ from dse.devices.base import (
     validate_card,
 )
 from dse.devices.calibrate import CalibrationResult, FitLimits, calibrate
-from dse.devices.measurements import Measurements, pair_measurements, read_measurements
+from dse.devices.measurements import Measurements, pair_measurements, parse_measurements
 from dse.devices.synthetic import synthesize
 
 __all__ = [
@@ -42,7 +43,7 @@ __all__ = [
     "fit_figure",
     "from_card",
     "pair_measurements",
-    "read_measurements",
+    "parse_measurements",
     "register",
     "synthesize",
     "validate_card",

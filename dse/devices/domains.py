@@ -58,6 +58,15 @@ KNOB_DOMAINS: dict[str, KnobDomain] = {
     "i_write": KnobDomain("A", 0.0, 1e-2, "MRAM write current", _CURRENT),
     "t_write": KnobDomain("s", 0.0, 1e-3, "MRAM write pulse width", _PULSE),
     "vdd": KnobDomain("V", 0.0, 5.0, "supply voltage", _SUPPLY, low_inclusive=True),
+    "t_sense": KnobDomain("s", 0.0, 1e-6, "sense-amplifier window",
+                          "assumption: a PCSA decides in picoseconds to nanoseconds; 1 us bounds "
+                          "any read cycle of a memory array and catches a value given in ns"),
+    "temperature": KnobDomain("K", 0.0, 500.0, "operating temperature",
+                              "assumption: chips operate between cryogenic and ~125 C (398 K); "
+                              "500 K catches a value given in degrees C plus 273 twice"),
+    "dvth": KnobDomain("V", -0.5, 0.5, "threshold-voltage shift (process corner)",
+                       "assumption: corners shift V_th by tens of mV; 0.5 V exceeds any corner "
+                       "and catches a value given in mV", low_inclusive=True),
 }
 
 RANGE_KEYS = ("low", "high", "unit", "source", "assumption")

@@ -14,7 +14,6 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -168,14 +167,12 @@ def canonical_unit(unit: str, source: str) -> str:
 
 
 class TextTable:
-    """The data lines of a file with their line numbers, split into cells; ``names``: the
-    header line's column names (lower case, units in brackets removed), or None."""
+    """The data lines of a file's bytes ``raw`` (read by the wiring, named ``source`` in
+    messages) with their line numbers, split into cells; ``names``: the header line's column
+    names (lower case, units in brackets removed), or None."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = str(path)
-        if not path.is_file():
-            raise DseError("measurement file not found; check the path", source=self.path)
-        raw = path.read_bytes()
+    def __init__(self, raw: bytes, source: str) -> None:
+        self.path = str(source)
         self.sha256 = hashlib.sha256(raw).hexdigest()
         try:
             text = raw.decode("utf-8-sig")

@@ -43,7 +43,7 @@ from dse.devices.measurement_io import (
 from dse.errors import DseError
 
 __all__ = ["DIRECTION_CHOICES", "FORMATS", "LONG_COLUMNS", "MIN_PULSES", "Measurements",
-           "Series", "header_lines", "pair_measurements", "read_measurements"]
+           "Series", "header_lines", "pair_measurements", "parse_measurements"]
 
 FORMATS = tuple(FORMAT_SPECS)
 MIN_PULSES = 10
@@ -59,18 +59,19 @@ def _detect(t: TextTable) -> str:
                 "(docs/measurements.md)")
 
 
-def read_measurements(path: str | Path, fmt: str = "auto", min_pulses: int = MIN_PULSES,
-                      direction: str = "auto") -> Measurements:
-    """Parse a measurement file (``fmt``: auto or one of :data:`FORMATS`; ``direction``: auto,
-    up, down or alternating, for the pulse formats)."""
-    p = Path(path)
+def parse_measurements(raw: bytes, source: str, fmt: str = "auto",
+                       min_pulses: int = MIN_PULSES, direction: str = "auto") -> Measurements:
+    """Parse the bytes of a measurement file named ``source`` (``fmt``: auto or one of
+    :data:`FORMATS`; ``direction``: auto, up, down or alternating, for the pulse formats).
+    Reading the file is the wiring's job (:func:`dse.pipeline.artifacts.read_measurements`)."""
+    p = Path(source)
     if fmt not in ("auto", *FORMAT_SPECS):
         raise DseError(f"unknown format '{fmt}' (allowed: auto, {', '.join(FORMAT_SPECS)})",
                        source=str(p))
     if direction not in DIRECTION_CHOICES:
         raise DseError(f"unknown direction '{direction}' (allowed: "
                        f"{', '.join(DIRECTION_CHOICES)})", source=str(p))
-    t = TextTable(p)
+    t = TextTable(raw, str(p))
     if fmt == "auto":
         fmt = _detect(t)
     spec = FORMAT_SPECS[fmt]
@@ -84,12 +85,10 @@ def read_measurements(path: str | Path, fmt: str = "auto", min_pulses: int = MIN
     return m
 
 
-def pair_measurements(set_path: str | Path, reset_path: str | Path, fmt: str = "auto",
-                      min_pulses: int = MIN_PULSES) -> Measurements:
-    """A SET (up) file and a RESET (down) file as one set of measurements of one device: ramp
-    ``j`` of each file is cycle ``j`` (long files keep their devices and cycles)."""
-    up = read_measurements(set_path, fmt, min_pulses, direction="up")
-    down = read_measurements(reset_path, fmt, min_pulses, direction="down")
+def pair_measurements(up: Measurements, down: Measurements) -> Measurements:
+    """A SET (up) file and a RESET (down) file, parsed with ``direction`` up and down, as one
+    set of measurements of one device: ramp ``j`` of each file is cycle ``j`` (long files keep
+    their devices and cycles)."""
     for m in (up, down):
         if m.kind != "pulses":
             raise DseError(f"a {m.format} table cannot be paired; pairing is for SET and RESET "

@@ -50,6 +50,27 @@ def load_card(path: str | Path) -> dict[str, Any]:
     return validate_card(data, source=str(p))
 
 
+def read_measurements(path: str | Path, fmt: str = "auto", direction: str = "auto",
+                      **kw: Any) -> Any:
+    """Read and parse a measurement file (:func:`dse.devices.parse_measurements`)."""
+    from dse.devices import parse_measurements
+
+    p = Path(path)
+    if not p.is_file():
+        raise DseError("measurement file not found; check the path", source=str(p))
+    return parse_measurements(p.read_bytes(), str(p), fmt, direction=direction, **kw)
+
+
+def read_measurement_pair(set_path: str | Path, reset_path: str | Path,
+                          fmt: str = "auto") -> Any:
+    """A SET file and a RESET file as one device's measurements
+    (:func:`dse.devices.pair_measurements`)."""
+    from dse.devices import pair_measurements
+
+    return pair_measurements(read_measurements(set_path, fmt, "up"),
+                             read_measurements(reset_path, fmt, "down"))
+
+
 def load_chip(path: str | Path) -> Any:
     """Read and validate a chip card file (YAML or JSON) into a :class:`ChipCard`."""
     p = Path(path)
