@@ -17,6 +17,8 @@ Pulse families (``soft_bounds``, ``exp_step``, ``piecewise``):
    ``min(50, N/10)`` pulses, the residual σ, parameter standard errors (Jacobian covariance
    inflated by the residual's long-run variance), and the step σ of a simulation from the card.
 
+``relaxation`` files (``--family relaxation``): :mod:`dse.devices.fit_relaxation`.
+
 ``weak_reset``: per-device hinge fits of ln(R/R0) (:func:`fit_weak_reset_devices`), then the D2D
 distributions by maximum likelihood on the per-device values. Binary-cell families: binomial
 maximum likelihood of the BER table over the family's ``BER_FIT`` parameters.
@@ -47,6 +49,15 @@ def calibrate(data: Measurements, family: str, *, name: str | None = None,
     ``base``: an optional card whose parameter values (and provenance) are kept for parameters
     the measurements cannot determine (BER families; noise terms of ``weak_reset``).
     """
+    # relaxation files (issue 12): their own fit, dse/devices/fit_relaxation.py
+    if data.kind == "relaxation" or family == "relaxation":
+        from dse.devices.fit_relaxation import calibrate_relaxation
+
+        if data.kind != family:
+            raise DseError(f"relaxation files are fitted with --family relaxation, and only "
+                           f"they (got a {data.kind} file and --family {family})",
+                           source=data.path)
+        return calibrate_relaxation(data, name or "relaxation-calibrated")
     cls = family_class(family, data.path)
     if base is not None and base.get("family") != family:
         raise DseError(f"base card family '{base.get('family')}' differs from --family {family}",

@@ -98,7 +98,12 @@ def plot_fit(result: CalibrationResult, path: str | Path) -> Path:
     import seaborn as sns
 
     sns.set_theme(style="whitegrid", context="paper")
-    fig = _ber_figure(result) if result.kind == "ber" else _pulses_figure(result)
+    if result.kind == "relaxation":
+        from dse.devices.fit_relaxation import relaxation_figure
+
+        fig = relaxation_figure(result)
+    else:
+        fig = _ber_figure(result) if result.kind == "ber" else _pulses_figure(result)
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=130, format="png")
     plt.close(fig)

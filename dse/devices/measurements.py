@@ -16,6 +16,9 @@ Formats (comma, tab, semicolon or whitespace separated; ``#`` lines are comments
 ``ber``
     A header with the operating-point columns (the family's knobs, SI units), ``trials`` and
     ``errors``.
+``relaxation``
+    Reads of programmed cells over time (``cell, time, conductance[, level]``, gzip allowed):
+    its own module, :mod:`dse.devices.relaxation`.
 
 Malformed files raise a one-line :class:`DseError` naming the file and the row (the line number
 in the file) and column.
@@ -34,7 +37,7 @@ import pandas as pd
 
 from dse.errors import DseError
 
-FORMATS = ("updown", "long", "ramps", "ber")
+FORMATS = ("updown", "long", "ramps", "ber", "relaxation")
 LONG_COLUMNS = ("device", "cycle", "direction", "pulse", "conductance")
 MIN_PULSES = 10
 _DIRECTIONS = {"up": 1, "+1": 1, "1": 1, "set": 1, "potentiation": 1, "ltp": 1, "pot": 1,
@@ -71,6 +74,8 @@ class Measurements:
 
     @property
     def kind(self) -> str:
+        if self.format == "relaxation":  # dse.devices.relaxation
+            return "relaxation"
         return "ber" if self.format == "ber" else "pulses"
 
     @property
@@ -320,6 +325,11 @@ def read_measurements(path: str | Path, fmt: str = "auto",
     if fmt not in ("auto", *FORMATS):
         raise DseError(f"unknown format '{fmt}' (allowed: auto, {', '.join(FORMATS)})",
                        source=str(p))
+    # relaxation files (issue 12): their own reader, dse/devices/relaxation.py
+    from dse.devices.relaxation import is_relaxation_file, read_relaxation
+
+    if fmt == "relaxation" or (fmt == "auto" and is_relaxation_file(p)):
+        return read_relaxation(p)
     t = _Text(p)
     if fmt == "auto":
         fmt = _detect(t)
