@@ -24,7 +24,8 @@ pending pair (the card's read noise), accepts the pairs whose read difference is
 ``tolerance`` of the goal and gives every other active cell n = round(ΔG/step) pulses of the
 device model (its D2D gain, nonlinearity and cycle-to-cycle noise), ΔG the correction the read
 asks for, |n| ≤ ``max_pulses``; step = the nominal mean step per pulse at the read conductance
-until the loop has seen the cell respond (≥ 4 pulses the same way), then the measured step
+until the loop has seen the cell respond (pulses the same way that moved it by more than three
+times the read noise of two reads), then the measured step
 (the secant of the last iteration: each device's own gain and nonlinearity, as a chip's verify
 loop can learn them).
 Vectorised over all pairs: the loop runs over verify iterations only (≤ ``max_iterations``).
@@ -201,11 +202,13 @@ def program_write_verify(dev: Any, state: dict[str, Tensor], target: Tensor,
         g_a = torch.where(pos[pend], g_p[keep], g_n[keep])
         up, down = _nominal_steps(dev, g_a)
         step = torch.where(want > 0, up, down)
-        # secant of the previous iteration's pulses, where they moved the cell measurably and
-        # in the same direction as now (a device's own gain, its position on the nonlinearity)
+        # secant of the previous iteration's pulses, where they moved the cell well beyond the
+        # read noise of two reads and in the same direction as now (the device's own gain and
+        # its position on the nonlinearity)
         k_prev = last_n[pend]
         seen = (g_a - last_g[pend]) / k_prev.abs().clamp(min=1.0) * torch.sign(k_prev)
-        use = (k_prev.abs() >= 4) & (torch.sign(k_prev) == torch.sign(want)) & (seen > 0)
+        resolved = k_prev.abs() * step >= 3 * math.sqrt(2.0) * phys.read_sigma(g_a)
+        use = resolved & (torch.sign(k_prev) == torch.sign(want)) & (seen > 0)
         learned[pend] = torch.where(use, seen.clamp(0.05 * dw, 20 * dw), learned[pend])
         step = torch.where(learned[pend] > 0, learned[pend], step)
         cnt = (want / step).round().clamp(-wv.max_pulses, wv.max_pulses)
