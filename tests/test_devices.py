@@ -19,7 +19,7 @@ from dse.pipeline.artifacts import load_card
 
 CARDS = Path(__file__).resolve().parents[1] / "config" / "devices"
 SHIPPED = ["hfo2-2t2r", "hfo2-1t1r", "pcsa-130nm", "stt-mram", "hfo2-weak-reset",
-           "bulk-switching", "reram-es-gong2018"]
+           "bulk-switching", "reram-sb-gong2018", "reram-es-gong2018"]
 
 
 def gen(seed: int = 0) -> torch.Generator:

@@ -16,7 +16,8 @@ def add_calibrate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("calibrate", help="fit a device family to a measurement file -> card")
     p.add_argument("data", type=Path, help="measurement file (CSV/TSV)")
     p.add_argument("--family", required=True, help="device family (e.g. soft_bounds, rram_2t2r)")
-    p.add_argument("--format", default="auto", choices=["auto", "updown", "long", "ramps", "ber"],
+    p.add_argument("--format", default="auto",
+                   choices=["auto", "updown", "long", "ramps", "ber", "relaxation"],
                    help="file format (default: detected)")
     p.add_argument("--out", required=True, type=Path, help="card to write (.json or .yaml)")
     p.add_argument("--figure", type=Path, default=None, help="fit figure to write (.png)")

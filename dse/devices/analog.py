@@ -71,6 +71,9 @@ D2D_PARAMS: dict[str, ParamSpec] = {
 BOUND_PARAMS: dict[str, ParamSpec] = {
     "g_min": ParamSpec("G", "lower conductance bound"),
     "g_max": ParamSpec("G", "upper conductance bound"),
+    "g_floor": ParamSpec("G", "HRS floor: no device's D2D bounds go below it", default=-math.inf,
+                         note="assumption: no floor given (normalised cards); physical cards "
+                         "give the HRS conductance"),
 }
 
 
@@ -168,6 +171,9 @@ class PulseDevice(DeviceModel):
             mid = (hi + lo) / 2  # aihwkit: a device with max < min is stuck in the middle
             st["hi"] = torch.where(hi < lo, mid, hi)
             st["lo"] = torch.where(hi < lo, mid, lo)
+            floor = float(v.get("g_floor", -math.inf))
+            if math.isfinite(floor):  # physical cards: no bound below the HRS floor
+                st["lo"], st["hi"] = st["lo"].clamp(min=floor), st["hi"].clamp(min=floor)
         g0 = (st["lo"] + st["hi"]) / 2 if init is None else torch.as_tensor(init, dtype=dtype)
         st["x"] = torch.clamp(torch.broadcast_to(g0, shape).to(dtype=dtype, device=dev).clone(),
                               st["lo"], st["hi"])
@@ -235,6 +241,11 @@ class PulseDevice(DeviceModel):
                 generator: torch.Generator | None = None) -> Tensor:
         """:meth:`read` of devices ``idx`` of a flat state (gathers the conductance only)."""
         return self.read({"x": state["x"].index_select(0, idx)}, generator)
+
+    def window(self, state: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Each device's own bounds ``(lo, hi)``, broadcast to the conductances' shape."""
+        x = state["x"]
+        return torch.broadcast_to(state["lo"], x.shape), torch.broadcast_to(state["hi"], x.shape)
 
     def read_noise_sigma(self) -> float:
         """σ of the additive read noise of :meth:`read` (0 when switched off)."""

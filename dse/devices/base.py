@@ -37,7 +37,7 @@ from dse.registry import Registry
 REGISTRY = Registry("device family", attr="family", key="family")
 
 CARD_KEYS = ("name", "family", "description", "source", "params", "imperfections",
-             "operating_points", "operating_range", "fit", "unit", "synthetic")
+             "operating_points", "operating_range", "fit", "unit", "synthetic", "inference")
 
 
 register = REGISTRY.register  # @register("name"): selectable as ``family: <name>`` in a card
@@ -387,6 +387,11 @@ class DeviceModel(DeviceFamily):
     def program(self, target: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
 
+    def window(self, state: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each device's own conductance bounds ``(lo, hi)`` (its D2D window), shaped like the
+        state's conductances (programming onto the devices: :mod:`dse.chip.programming`)."""
+        raise NotImplementedError
+
     def read_noise_sigma(self) -> float | None:
         """Std of the additive Gaussian read noise of :meth:`read` (0 = none), or ``None`` when
         the family's read noise is not of that form (then call :meth:`read`)."""
@@ -581,6 +586,10 @@ def validate_card(card: Any, source: str | None = None) -> dict[str, Any]:
         if not isinstance(v, bool):
             raise DseError(f"imperfections.{k}: expected true or false", source=source)
     model = cls(card, source=source)
+    if "inference" in card:  # deployment physics of analog cards (dse/devices/inference.py)
+        from dse.devices.inference import validate_inference
+
+        validate_inference(card, model, source)
     if isinstance(model, BitErrorModel):
         for op in model.operating_points():  # every listed point in its domain and range
             model._op(op)

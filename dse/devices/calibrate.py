@@ -1,5 +1,7 @@
 """The ``calibrate`` stage: fit a device family to a measurement file and write its card.
 
+``relaxation`` files (``--family relaxation``): :mod:`dse.devices.fit_relaxation`.
+
 Pulse families (``soft_bounds``, ``exp_step``, ``piecewise``):
 
 1. **Mean trajectory** G(n) per direction by least squares (``scipy.optimize.least_squares``) on
@@ -60,6 +62,14 @@ def calibrate(data: Measurements, family: str, *, name: str | None = None,
     """
     if not isinstance(limits, FitLimits):
         limits = FitLimits.from_mapping(limits, data.path)
+    if data.kind == "relaxation" or family == "relaxation":  # dse/devices/fit_relaxation.py
+        from dse.devices.fit_relaxation import calibrate_relaxation
+
+        if data.kind != family:
+            raise DseError(f"relaxation files are fitted with --family relaxation, and only "
+                           f"they (got a {data.kind} file and --family {family})",
+                           source=data.path)
+        return calibrate_relaxation(data, name or "relaxation-calibrated")
     cls = family_class(family, data.path)
     if base is not None and base.get("family") != family:
         raise DseError(f"base card family '{base.get('family')}' differs from --family {family}",

@@ -100,6 +100,10 @@ def fit_figure(result: CalibrationResult) -> Any:
     import seaborn as sns
 
     sns.set_theme(style="whitegrid", context="paper")
+    if result.kind == "relaxation":
+        from dse.devices.fit_relaxation import relaxation_figure
+
+        return relaxation_figure(result)
     return _ber_figure(result) if result.kind == "ber" else _pulses_figure(result)
 
 

@@ -45,7 +45,7 @@ from dse.errors import DseError
 __all__ = ["DIRECTION_CHOICES", "FORMATS", "LONG_COLUMNS", "MIN_PULSES", "Measurements",
            "Series", "header_lines", "pair_measurements", "parse_measurements"]
 
-FORMATS = tuple(FORMAT_SPECS)
+FORMATS = (*FORMAT_SPECS, "relaxation")  # relaxation: dse.devices.relaxation_format
 MIN_PULSES = 10
 
 
@@ -65,12 +65,16 @@ def parse_measurements(raw: bytes, source: str, fmt: str = "auto",
     :data:`FORMATS`; ``direction``: auto, up, down or alternating, for the pulse formats).
     Reading the file is the wiring's job (:func:`dse.pipeline.artifacts.read_measurements`)."""
     p = Path(source)
-    if fmt not in ("auto", *FORMAT_SPECS):
-        raise DseError(f"unknown format '{fmt}' (allowed: auto, {', '.join(FORMAT_SPECS)})",
-                       source=str(p))
+    if fmt not in ("auto", "relaxation", *FORMAT_SPECS):
+        raise DseError(f"unknown format '{fmt}' (allowed: auto, {', '.join(FORMAT_SPECS)}, "
+                       "relaxation)", source=str(p))
     if direction not in DIRECTION_CHOICES:
         raise DseError(f"unknown direction '{direction}' (allowed: "
                        f"{', '.join(DIRECTION_CHOICES)})", source=str(p))
+    from dse.devices.relaxation_format import is_relaxation, parse_relaxation
+
+    if fmt == "relaxation" or (fmt == "auto" and is_relaxation(raw)):  # reads over time
+        return parse_relaxation(raw, str(p))
     t = TextTable(raw, str(p))
     if fmt == "auto":
         fmt = _detect(t)
