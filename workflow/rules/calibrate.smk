@@ -25,10 +25,10 @@ rule calibrate:
         base=lambda wc, input: f"--base {input.base}" if input.base else "",
     wildcard_constraints:
         device=CALIBRATED_WILDCARD,
-    threads: 1
+    threads: rule_threads("calibrate", 1)
     resources:
-        cpu_slots=1,
-        mem_mb=1000,
+        cpu_slots=lambda wc, threads: threads,
+        **rule_resources("calibrate"),
     conda:
         "../envs/dse.yaml"
     shell:

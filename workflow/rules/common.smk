@@ -26,6 +26,21 @@ CONFIGFILE = write_effective_config(config, ".snakemake/dse/config.yaml")
 workflow.global_resources.setdefault("cpu_slots", os.cpu_count() or 1)
 TORCH_THREADS = max(1, min(2, os.cpu_count() or 1))
 
+
+def rule_threads(rule, local=TORCH_THREADS):
+    """Threads of a rule's jobs: the config's resources.<rule>.threads, else ``local``."""
+    return config["resources"][rule]["threads"] or local
+
+
+def rule_resources(rule):
+    """mem_mb, runtime (minutes) and gpu of a rule's jobs from the config's resources block (a
+    cluster executor turns them into its requests); gpu is left out when 0."""
+    res = config["resources"][rule]
+    out = {"mem_mb": res["mem_mb"], "runtime": res["runtime"]}
+    if res["gpu"]:
+        out["gpu"] = res["gpu"]
+    return out
+
 EXPERIMENTS = sorted(config["experiments"])
 
 # The config file is passed to `dse` as a parameter, not an input: editing one experiment must
@@ -222,7 +237,8 @@ def worker_threads(study):
     """Torch threads of one search worker: the local torch threads shared among the study's
     workers, so that 2 workers on 2 cores run side by side with one thread each instead of
     queueing for the cpu_slots pool (a cluster profile's set-threads overrides this)."""
-    return max(1, TORCH_THREADS // config["search"][study]["workers"])
+    return rule_threads("search_worker",
+                        max(1, TORCH_THREADS // config["search"][study]["workers"]))
 
 
 def study_worker_outputs(study):

@@ -24,9 +24,10 @@ rule estimate:
         devices=lambda wc, input: device_flags(input),
     wildcard_constraints:
         chip=CHIP_WILDCARD,
-    threads: 1
+    threads: rule_threads("estimate", 1)
     resources:
-        cpu_slots=1,
+        cpu_slots=lambda wc, threads: threads,
+        **rule_resources("estimate"),
     conda:
         "../envs/dse.yaml"
     shell:

@@ -26,10 +26,10 @@ rule inject:
         devices=lambda wc, input: device_flags(input),
     wildcard_constraints:
         chip=CHIP_WILDCARD,
-    threads: TORCH_THREADS
+    threads: rule_threads("inject")
     resources:
-        cpu_slots=TORCH_THREADS,
-        mem_mb=4000,
+        cpu_slots=lambda wc, threads: threads,
+        **rule_resources("inject"),
     conda:
         "../envs/dse.yaml"
     shell:

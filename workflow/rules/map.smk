@@ -15,9 +15,10 @@ rule map:
         model=lambda wc: f"results/train/{wc.exp}",
     wildcard_constraints:
         chip=CHIP_WILDCARD,
-    threads: 1
+    threads: rule_threads("map", 1)
     resources:
-        cpu_slots=1,
+        cpu_slots=lambda wc, threads: threads,
+        **rule_resources("map"),
     conda:
         "../envs/dse.yaml"
     shell:

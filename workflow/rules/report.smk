@@ -21,10 +21,10 @@ rule report:
     params:
         config=CONFIGFILE,
         config_hash=CONFIG_HASH,
-    threads: 1
+    threads: rule_threads("report", 1)
     resources:
-        cpu_slots=1,
-        mem_mb=2000,
+        cpu_slots=lambda wc, threads: threads,
+        **rule_resources("report"),
     conda:
         "../envs/dse.yaml"
     shell:

@@ -12,6 +12,10 @@ rule search_init:
     params:
         config=CONFIGFILE,
         space=lambda wc: canonical(study_space(wc.study)),
+    threads: rule_threads("search_init", 1)
+    resources:
+        cpu_slots=lambda wc, threads: threads,
+        **rule_resources("search_init"),
     conda:
         "../envs/dse.yaml"
     shell:
@@ -34,7 +38,7 @@ rule search_worker:
     threads: lambda wc: worker_threads(wc.study)
     resources:
         cpu_slots=lambda wc, threads: threads,
-        mem_mb=4000,
+        **rule_resources("search_worker"),
     conda:
         "../envs/dse.yaml"
     shell:
@@ -73,6 +77,10 @@ rule search_aggregate:
         "results/benchmarks/search/{study}/aggregate.tsv"
     params:
         config=CONFIGFILE,
+    threads: rule_threads("search_aggregate", 1)
+    resources:
+        cpu_slots=lambda wc, threads: threads,
+        **rule_resources("search_aggregate"),
     conda:
         "../envs/dse.yaml"
     shell:

@@ -29,10 +29,10 @@ rule train:
         experiment=lambda wc: canonical(experiment_settings(wc.exp)),
         outdir=subpath(output[0], parent=True),
         card=lambda wc, input: f"--card {input.card}" if input.card else "",
-    threads: TORCH_THREADS
+    threads: rule_threads("train")
     resources:
-        cpu_slots=TORCH_THREADS,
-        mem_mb=4000,
+        cpu_slots=lambda wc, threads: threads,
+        **rule_resources("train"),
     conda:
         "../envs/dse.yaml"
     shell:
