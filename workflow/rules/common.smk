@@ -212,8 +212,13 @@ _check_studies()
 
 
 def study_space(study):
-    """What defines a study: a change here starts it afresh (trials/workers only extend it)."""
-    return {k: v for k, v in config["search"][study].items() if k not in ("trials", "workers")}
+    """What defines a study and where it lives: a change here starts it afresh (trials,
+    workers, the password file and the heartbeat settings only extend it)."""
+    from dse.search.space import OPERATIONAL
+
+    keep = {k: v for k, v in config["search"][study].items() if k not in OPERATIONAL}
+    keep["storage"] = config["search"][study].get("storage")
+    return keep
 
 
 def study_settings(study):
