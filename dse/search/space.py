@@ -102,6 +102,12 @@ class Constraint:
         return out
 
 
+# study keys that say how a study runs, not what it searches: they extend or move a study
+# instead of starting a new one
+OPERATIONAL = ("trials", "workers", "storage", "storage_password_file", "heartbeat_interval",
+               "grace_period", "max_retry")
+
+
 @dataclass(frozen=True)
 class StudySpec:
     """A validated ``search:`` entry."""
@@ -118,6 +124,10 @@ class StudySpec:
     workers: int = 1
     storage: str | None = None
     repeats: int = 5
+    storage_password_file: str | None = None
+    heartbeat_interval: int = 60  # RDB storages (Optuna's heartbeat): see config/schema.yaml
+    grace_period: int = 120
+    max_retry: int = 3
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -127,7 +137,7 @@ class StudySpec:
     def space_hash(self) -> str:
         """Hash of everything that defines the study (not the trial count or worker count):
         a changed space starts a fresh study instead of appending to the old one."""
-        keep = {k: v for k, v in self.raw.items() if k not in ("trials", "workers", "storage")}
+        keep = {k: v for k, v in self.raw.items() if k not in OPERATIONAL}
         blob = json.dumps(keep, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:10]
 
@@ -247,7 +257,11 @@ def parse_study(config: dict[str, Any], name: str) -> StudySpec:
                      objectives=objectives, constraints=tuple(constraints), sampler=sampler,
                      seed=int(raw.get("seed", config.get("seed", 0))), trials=trials,
                      workers=workers, storage=raw.get("storage"),
-                     repeats=int(raw.get("repeats", 5)), raw=raw)
+                     repeats=int(raw.get("repeats", 5)),
+                     storage_password_file=raw.get("storage_password_file"),
+                     heartbeat_interval=int(raw.get("heartbeat_interval", 60)),
+                     grace_period=int(raw.get("grace_period", 120)),
+                     max_retry=int(raw.get("max_retry", 3)), raw=raw)
 
 
 @dataclass

@@ -3,7 +3,8 @@
 * **Storage**: Optuna's journal file (the study's ``journal.log``, see
   :class:`dse.pipeline.layout.Layout`) by default, for workers on one machine; an RDB URL
   (``postgresql://...``) from ``search.{study}.storage`` for workers spread over a cluster, with
-  Optuna's heartbeat so trials of dead workers are retried.
+  Optuna's heartbeat so trials of dead workers are retried (credentials, heartbeat and connection
+  errors: :mod:`dse.search.storage`).
 * **Fresh start**: :func:`init_study` (the Snakemake ``search_init`` job) deletes the study of
   the same name and recreates it. The Optuna study name carries a hash of the search space, so a
   changed space is always a new study; ``--forceall`` reruns ``search_init`` and starts afresh.
@@ -12,9 +13,11 @@
   single worker is exactly reproducible, several are not (they interleave asynchronously,
   Optuna FAQ).
 * **Resume**: every finished trial is in the storage the moment it ends, so a killed worker (kill
-  −9 included) loses only the trial it was running. Journal storage has no heartbeat: a trial
-  left RUNNING is recognised as stale when its worker id is the restarted worker's, or its
-  process (same host) is gone; it is marked FAIL and its parameters are enqueued again.
+  −9 included) loses only the trial it was running. On an RDB storage its trial stops beating
+  and is failed and re-queued by the next worker that looks (Optuna's heartbeat). Journal storage
+  has no heartbeat: a trial left RUNNING is recognised as stale when its worker id is the
+  restarted worker's, or its process (same host) is gone; it is marked FAIL and its parameters
+  are enqueued again.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from dse import seeds
 from dse.errors import DseError
 from dse.search.journal import check_records, mend_torn_record
 from dse.search.space import StudySpec
+from dse.search.storage import fail_stale_trials, has_heartbeat, open_rdb, public_url
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +68,7 @@ def make_sampler(spec: StudySpec, worker: int = 0, restart: int = 0) -> optuna.s
 def open_storage(spec: StudySpec, journal: Path) -> optuna.storages.BaseStorage:
     """The journal file ``journal`` (default) or the configured RDB URL."""
     if spec.storage:
-        return optuna.storages.RDBStorage(
-            spec.storage, heartbeat_interval=30, grace_period=120,
-            failed_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
+        return open_rdb(spec)
     from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
     journal.parent.mkdir(parents=True, exist_ok=True)
@@ -99,7 +101,8 @@ def init_study(spec: StudySpec, journal: Path) -> dict[str, Any]:
     study.set_user_attr("space", spec.raw)
     return {"study": spec.name, "optuna_study": spec.optuna_name,
             "space_hash": spec.space_hash(),
-            "storage": spec.storage or str(journal), "trials": spec.trials,
+            "storage": public_url(spec) if spec.storage else str(journal),
+            "trials": spec.trials,
             "workers": spec.workers, "objectives": spec.objectives, "seed": spec.seed}
 
 
@@ -166,16 +169,21 @@ class TrialOutcome:
 Evaluate = Callable[[dict[str, Any], int], TrialOutcome]
 
 
-def _objective(spec: StudySpec, worker: int, evaluate: Evaluate,
-               counts: dict[str, int]) -> Callable[[optuna.Trial], tuple[float, ...]]:
+def _objective(spec: StudySpec, study: optuna.Study, worker: int, evaluate: Evaluate,
+               counts: dict[str, int],
+               heartbeat: bool) -> Callable[[optuna.Trial], tuple[float, ...]]:
     """The Optuna objective of worker ``worker``: stamps the trial with the worker, host and
-    pid, suggests the parameters, evaluates the design and records metrics and constraints."""
+    pid, suggests the parameters, evaluates the design and records metrics and constraints
+    (on a storage with a heartbeat, a trial beyond the total is pruned before it is sampled)."""
     host, pid = socket.gethostname(), os.getpid()
 
     def objective(trial: optuna.Trial) -> tuple[float, ...]:
         trial.set_user_attr("worker", worker)
         trial.set_user_attr("host", host)
         trial.set_user_attr("pid", pid)
+        if heartbeat and _surplus(study, trial.number, spec.trials):
+            trial.set_user_attr("surplus", True)
+            raise optuna.TrialPruned("the study's trials are complete or running")
         params = _suggest(trial, spec)
         outcome = evaluate(params, trial.number)
         metrics = outcome.metrics
@@ -209,26 +217,28 @@ def run_worker(spec: StudySpec, journal: Path, worker: int, evaluate: Evaluate) 
     except KeyError:
         raise DseError(f"study '{spec.name}' ({spec.optuna_name}) not found in its storage; "
                        "the search space changed since --init, run --init again") from None
-    recover_stale_trials(study, worker)
+    heartbeat = has_heartbeat(storage)
+    _recover(study, worker, heartbeat)
     mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") == worker]
     study.sampler = make_sampler(spec, worker, restart=len(mine))
     counts = {"run": 0, "trained": 0}
-    objective = _objective(spec, worker, evaluate, counts)
+    objective = _objective(spec, study, worker, evaluate, counts, heartbeat)
     t0 = time.perf_counter()
     max_attempts = 3 * spec.trials
     waiting_since: float | None = None
     while counts["run"] < max_attempts:
-        recover_stale_trials(study, worker)
+        _recover(study, worker, heartbeat)
         complete = _n_state(study, TrialState.COMPLETE)
         running = _n_state(study, TrialState.RUNNING)
         if complete >= spec.trials:
             break
         if complete + running >= spec.trials:
             # Other workers are finishing the last trials: wait for them instead of starting
-            # one more than the total, but not forever (a worker on another host may have died
-            # without a heartbeat to tell; one extra trial is better than a hung job).
+            # one more than the total. With a heartbeat, a dead worker's trial fails by itself;
+            # without one, not forever (a worker on another host may have died without a
+            # heartbeat to tell; one extra trial is better than a hung job).
             waiting_since = waiting_since or time.monotonic()
-            if time.monotonic() - waiting_since < _patience(study):
+            if heartbeat or time.monotonic() - waiting_since < _patience(study):
                 time.sleep(_POLL_SECONDS)
                 continue
         waiting_since = None
@@ -241,6 +251,27 @@ def run_worker(spec: StudySpec, journal: Path, worker: int, evaluate: Evaluate) 
 
 
 _POLL_SECONDS = 0.5
+
+
+def _recover(study: optuna.Study, worker: int, heartbeat: bool) -> None:
+    """Fail and re-queue the trials of dead workers: by heartbeat (RDB storages), else by
+    worker id and process (journal)."""
+    if heartbeat:
+        fail_stale_trials(study)
+    else:
+        recover_stale_trials(study, worker)
+
+
+def _surplus(study: optuna.Study, number: int, total: int) -> bool:
+    """Whether trial ``number`` would go beyond ``total``: the complete trials and the trials
+    before it that may still complete (running or queued) fill the study already. Trial numbers
+    follow creation, so of two workers starting the last trial at the same instant exactly one
+    goes ahead (the other's trial is PRUNED, unevaluated, with user attribute ``surplus``)."""
+    trials = study.get_trials(deepcopy=False)
+    done = sum(t.state == TrialState.COMPLETE for t in trials)
+    ahead = sum(t.state in (TrialState.RUNNING, TrialState.WAITING) and t.number < number
+                for t in trials)
+    return done + ahead >= total
 
 
 def _n_state(study: optuna.Study, state: TrialState) -> int:

@@ -33,10 +33,10 @@ rule calibrate:
         ),
     wildcard_constraints:
         device=CALIBRATED_WILDCARD,
-    threads: 1
+    threads: rule_threads("calibrate", 1)
     resources:
-        cpu_slots=1,
-        mem_mb=1000,
+        cpu_slots=lambda wc, threads: threads,
+        **rule_resources("calibrate"),
     conda:
         "../envs/dse.yaml"
     shell:

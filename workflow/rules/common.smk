@@ -35,6 +35,21 @@ workflow.global_resources.setdefault("cpu_slots", os.cpu_count() or 1)
 TORCH_THREADS = max(1, min(2, os.cpu_count() or 1))
 
 
+def rule_threads(rule, local=TORCH_THREADS):
+    """Threads of a rule's jobs: the config's resources.<rule>.threads, else ``local``."""
+    return config["resources"][rule]["threads"] or local
+
+
+def rule_resources(rule):
+    """mem_mb, runtime (minutes) and gpu of a rule's jobs from the config's resources block (a
+    cluster executor turns them into its requests); gpu is left out when 0."""
+    res = config["resources"][rule]
+    out = {"mem_mb": res["mem_mb"], "runtime": res["runtime"]}
+    if res["gpu"]:
+        out["gpu"] = res["gpu"]
+    return out
+
+
 def path(p):
     return str(p)
 
@@ -230,8 +245,12 @@ _check_studies()
 
 
 def study_space(wc):
-    """What defines a study: a change here starts it afresh (trials/workers only extend it)."""
-    space = {k: v for k, v in config["search"][wc.study].items() if k not in ("trials", "workers")}
+    """What defines a study and where it lives: a change here starts it afresh (trials,
+    workers, the password file and the heartbeat settings only extend it)."""
+    from dse.search.space import OPERATIONAL
+
+    space = {k: v for k, v in config["search"][wc.study].items() if k not in OPERATIONAL}
+    space["storage"] = config["search"][wc.study].get("storage")
     return settings_input("study", wc.study, space)
 
 
@@ -263,7 +282,8 @@ def worker_threads(study):
     """Torch threads of one search worker: the local torch threads shared among the study's
     workers, so that 2 workers on 2 cores run side by side with one thread each instead of
     queueing for the cpu_slots pool (a cluster profile's set-threads overrides this)."""
-    return max(1, TORCH_THREADS // config["search"][study]["workers"])
+    return rule_threads("search_worker",
+                        max(1, TORCH_THREADS // config["search"][study]["workers"]))
 
 
 def study_worker_outputs(wc):

@@ -39,10 +39,10 @@ rule deploy:
     wildcard_constraints:
         exp=EXPERIMENT_WILDCARD,
         chip=CHIP_WILDCARD,
-    threads: TORCH_THREADS
+    threads: rule_threads("deploy")
     resources:
-        cpu_slots=TORCH_THREADS,
-        mem_mb=4000,
+        cpu_slots=lambda wc, threads: threads,
+        **rule_resources("deploy"),
     conda:
         "../envs/dse.yaml"
     shell:

@@ -19,10 +19,10 @@ rule report:
         ),
     log:
         path(L.log("report", "report")),
-    threads: 1
+    threads: rule_threads("report", 1)
     resources:
-        cpu_slots=1,
-        mem_mb=2000,
+        cpu_slots=lambda wc, threads: threads,
+        **rule_resources("report"),
     conda:
         "../envs/dse.yaml"
     shell:

@@ -13,6 +13,10 @@ rule search_init:
         path(L.benchmark("search", "{study}/init"))
     params:
         config=CONFIGFILE,
+    threads: rule_threads("search_init", 1)
+    resources:
+        cpu_slots=lambda wc, threads: threads,
+        **rule_resources("search_init"),
     conda:
         "../envs/dse.yaml"
     shell:
@@ -35,7 +39,7 @@ rule search_worker:
     threads: lambda wc: worker_threads(wc.study)
     resources:
         cpu_slots=lambda wc, threads: threads,
-        mem_mb=4000,
+        **rule_resources("search_worker"),
     conda:
         "../envs/dse.yaml"
     shell:
@@ -74,6 +78,10 @@ rule search_aggregate:
         path(L.benchmark("search", "{study}/aggregate"))
     params:
         config=CONFIGFILE,
+    threads: rule_threads("search_aggregate", 1)
+    resources:
+        cpu_slots=lambda wc, threads: threads,
+        **rule_resources("search_aggregate"),
     conda:
         "../envs/dse.yaml"
     shell:

@@ -32,10 +32,10 @@ rule train:
         card=lambda wc, input: f"--card {input.card}" if input.card else "",
     wildcard_constraints:
         exp=EXPERIMENT_WILDCARD,
-    threads: TORCH_THREADS
+    threads: rule_threads("train")
     resources:
-        cpu_slots=TORCH_THREADS,
-        mem_mb=4000,
+        cpu_slots=lambda wc, threads: threads,
+        **rule_resources("train"),
     conda:
         "../envs/dse.yaml"
     shell:
