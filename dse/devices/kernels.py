@@ -126,13 +126,35 @@ def compile_kernel(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
     return run
 
 
-def _dynamo_settings() -> Any:
-    """Dynamo settings of the kernels: the models' Python floats (card parameters) are
-    constants of the kernel (with ``specialize_float`` off, Dynamo would make them symbolic and
-    restart the analysis, and the restarted graph misses the disk cache)."""
-    import torch._dynamo
+class _dynamo_settings:
+    """Settings around every kernel call (compile and run).
 
-    return torch._dynamo.config.patch(specialize_float=True)
+    * ``specialize_float``: the models' Python floats (card parameters) are constants of the
+      kernel (unspecialised, Dynamo would make them symbolic and restart the analysis, and the
+      restarted graph misses the disk cache).
+    * Deterministic-algorithm mode off for the call: under it Inductor replaces every scatter
+      (``index_put_``) by ATen's sort-based deterministic one, ~10× slower. The kernels'
+      scatters write distinct indices (one value per device) and their sums are of integer
+      pulse counts in float64, so they are deterministic without it.
+    """
+
+    def __enter__(self) -> None:
+        import torch._dynamo
+
+        # one graph per model configuration, not per model instance or layer: the default
+        # limit of 8 cache entries would silently fall back to eager in long sessions
+        self._patch = torch._dynamo.config.patch(specialize_float=True, recompile_limit=64,
+                                                 accumulated_recompile_limit=512)
+        self._patch.__enter__()
+        self._det = torch.are_deterministic_algorithms_enabled()
+        if self._det:
+            self._warn = torch.is_deterministic_algorithms_warn_only_enabled()
+            torch.use_deterministic_algorithms(False)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._det:
+            torch.use_deterministic_algorithms(True, warn_only=self._warn)
+        self._patch.__exit__(*exc)
 
 
 def recompiles() -> int:

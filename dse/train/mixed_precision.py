@@ -54,6 +54,7 @@ from dse.devices import DeviceModel, from_card
 from dse.errors import DseError
 from dse.nn import QNet
 from dse.train.loop import Trainer, register_algorithm
+from dse.train.mp_kernels import KernelTransfer, TransferFlags
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +204,7 @@ class MixedPrecisionTrainer(Trainer):
         self.noise_gen = torch.Generator(device=device).manual_seed(exp.seed * 1000 + 31)
         self._table = self._pulse_table()
         self._table_ends = (float(self._table[0]), float(self._table[-1]))
+        self._k = self._kernels(exp, s)
         self.pairs = [self._make_pairs(name, layer) for name, layer in model.quant_layers()]
         self._hooks = self._install_converters()
         log.info("mixed_precision: %s, dw_min %.4g %s, threshold %g, %s pulsing, read noise %s",
@@ -210,6 +212,22 @@ class MixedPrecisionTrainer(Trainer):
                  self.read_mode)
 
     # -- setup -------------------------------------------------------------------------------
+    def _kernels(self, exp: Experiment, s: dict[str, Any]) -> KernelTransfer | None:
+        """The compiled transfer (``kernels: compiled``), or None for the eager reference."""
+        if exp.kernels != "compiled":
+            return None
+        if self.read_sigma is None:
+            raise DseError(f"experiments.{exp.name}.kernels: compiled needs a device whose read "
+                           f"noise is additive; {self.dev.describe()} is not (use eager)")
+        self.dev.use_kernels("compiled")
+        g_up, g_lo = self._refresh_levels
+        flags = TransferFlags(push_pull=self.push_pull, refresh=bool(s["refresh"]),
+                              read_update=self.read_mode == "update" and self.read_sigma > 0,
+                              c2c=self.dev.c2c_on, dense=self.device.type != "cpu",
+                              g_up=g_up, g_lo=g_lo, g_min=self.g_min)
+        return KernelTransfer(self.dev, flags, self._table, exp.weight_decay, self.lr,
+                              self.device, self.dev_gen)
+
     def _pulse_table(self) -> Tensor:
         """Nominal mean conductance after k potentiation pulses from g_min, k = 0..K (float64)."""
         k = max(1000, min(int(40 * (self.g_max - self.g_min) / self.dev.dw_min), 2_000_000))
@@ -244,8 +262,12 @@ class MixedPrecisionTrainer(Trainer):
                           zeros, torch.empty_like(zeros))
         # write the network's initial weights (reset + open-loop write, counted as pulses)
         pairs.apparent = pairs.clean if self.read_mode == "off" else zeros.clone()
-        self._write_pairs(pairs, torch.arange(n, device=self.device),
-                          w.detach().reshape(-1) / scale)
+        if self._k is not None:
+            self._k.write(pairs, torch.arange(n, device=self.device), w.detach().reshape(-1),
+                          self.read_sigma)
+        else:
+            self._write_pairs(pairs, torch.arange(n, device=self.device),
+                              w.detach().reshape(-1) / scale)
         with torch.no_grad():
             w.data = pairs.clean.view(shape)
         return pairs
@@ -286,7 +308,9 @@ class MixedPrecisionTrainer(Trainer):
 
     def _draw_read_noise(self, p: PairLayer) -> None:
         """``read_noise: step``: a fresh read of every pair for this mini-batch."""
-        if self.read_sigma is None:
+        if self._k is not None:
+            self._k.read_step(p, self.read_sigma)
+        elif self.read_sigma is None:
             g = self.dev.read(p.state, self.noise_gen)
             torch.sub(g[: p.n], g[p.n:], out=p.apparent).mul_(p.scale)
         elif self.read_sigma > 0:
@@ -330,6 +354,9 @@ class MixedPrecisionTrainer(Trainer):
         """
         grad = p.layer.weight.grad
         if grad is None:
+            return
+        if self._k is not None:
+            self._k.step(p, grad, self.read_sigma)
             return
         g = grad.reshape(-1)
         if self.exp.weight_decay:
@@ -413,7 +440,16 @@ class MixedPrecisionTrainer(Trainer):
         """Decay η and the BN learning rate; the epoch's test uses the noise-free device weights."""
         super().end_epoch(epoch)
         self.lr *= self.exp.lr_decay
+        if self._k is not None:
+            self._k.lr.fill_(self.lr)
         self._deploy()
+
+    def take_pulses(self) -> dict[str, dict[str, int]]:
+        """The tallies since the last call (the compiled kernels keep theirs in tensors)."""
+        if self._k is not None:
+            for name, (up, down) in self._k.flush().items():
+                self.add_pulses(name, up=up, down=down)
+        return super().take_pulses()
 
     def finalize(self) -> None:
         """``weight`` = the deployed weights read from the devices without noise; no hooks."""

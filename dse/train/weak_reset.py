@@ -94,7 +94,8 @@ class WeakResetTrainer(Trainer):
             raise DseError(f"experiments.{exp.name}.device_card: '{exp.device_card}' "
                            f"({dev.family}) is not a device whose pulses raise the resistance; "
                            "weak_reset_bnn needs a weak-RESET card (family weak_reset)")
-        self.dev = dev
+        self.dev = dev.use_kernels(exp.kernels)  # after the eager check above
+        self._tally: dict[str, Tensor] = {}  # compiled: pulse tallies kept on the device
         # own stream for the devices: the batch order stays that of a run without devices
         self.dev_gen = torch.Generator(device=device).manual_seed(exp.seed * 1000 + 43)
         self.lr = float(exp.lr)
@@ -165,7 +166,12 @@ class WeakResetTrainer(Trainer):
         """Pulses of one layer onto BL (n > 0) / BLb (n < 0), tallied, and the new weights."""
         n = self.pulses_of(p, grad)
         counts = torch.cat([n.clamp(min=0), n.neg().clamp_(min=0)])  # BL | BLb
-        self.count_pulses(p.name, -counts)  # RESET pulses lower the conductance: "down"
+        if self.dev.kernels == "compiled":  # tally without waiting for the device
+            t = self._tally.setdefault(p.name, torch.zeros((), dtype=torch.float64,
+                                                           device=counts.device))
+            t.add_(counts.sum(dtype=torch.float64))
+        else:
+            self.count_pulses(p.name, -counts)  # RESET pulses lower the conductance: "down"
         if self.dev.idle_unchanged:
             idx = torch.nonzero(counts).squeeze(1)
             self.dev.apply_pulses_at(p.state, idx, counts.index_select(0, idx), self.dev_gen)
@@ -177,6 +183,13 @@ class WeakResetTrainer(Trainer):
         """Decay the device lr and the BN learning rate (the reference's StepLR on both)."""
         super().end_epoch(epoch)
         self.lr *= self.exp.lr_decay
+
+    def take_pulses(self) -> dict[str, dict[str, int]]:
+        """The tallies since the last call (``kernels: compiled`` keeps them in tensors)."""
+        for name, t in self._tally.items():
+            self.add_pulses(name, down=int(t))
+            t.zero_()
+        return super().take_pulses()
 
 
 def _pulses_raise_resistance(dev: DeviceModel) -> bool:
