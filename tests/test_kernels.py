@@ -232,3 +232,39 @@ def _env() -> dict[str, str]:
     import os
 
     return {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def test_noise_free_compiled_transfer_equals_eager() -> None:
+    """Without D2D, C2C and read noise both paths are deterministic: the same pulses, refreshes
+    and weights up to float rounding (a second check of the fused rule, noise aside)."""
+    from dse.data import batches
+    from dse.nn import ModelSpec, build_model
+    from dse.train import MixedPrecisionTrainer
+
+    ds = load_dataset("digits")
+    card = load_card(CARDS / "bulk-switching.yaml")
+    quiet = {"c2c": False, "d2d": False, "read_noise": False}
+    out = {}
+    for mode in ("eager", "compiled"):
+        exp = Experiment.from_dict("mp", {
+            "dataset": "digits", "model": "mlp", "hidden": [32], "precision": "float",
+            "algorithm": "mixed_precision", "device_card": "bulk-switching", "lr": 0.3,
+            "kernels": mode, "mixed_precision": {"device": quiet, "refresh_upper": 0.2,
+                                                 "refresh_lower": 0.0}},
+            devices=MP_DEVICES)
+        gen = torch.Generator().manual_seed(0)
+        spec = ModelSpec(model="mlp", input_shape=ds.input_shape, classes=ds.classes,
+                         precision="float", hidden=[32])
+        tr = MixedPrecisionTrainer(exp, build_model(spec, gen), torch.device("cpu"), gen,
+                                   {"bulk-switching": card})
+        tr.start_task(0)
+        tr.model.train()
+        tr.take_pulses()
+        for xb, yb in list(batches(ds.x_train, ds.y_train, 64,
+                                   torch.Generator().manual_seed(1)))[:20]:
+            tr.step(xb, yb)
+        out[mode] = (tr.take_pulses(), [p.clean.clone() for p in tr.pairs])
+    assert out["compiled"][0] == out["eager"][0]
+    assert sum(v["down"] for v in out["eager"][0].values()) > 0  # refreshes happened
+    for a, b in zip(out["eager"][1], out["compiled"][1], strict=True):
+        assert torch.allclose(a, b, atol=1e-5)

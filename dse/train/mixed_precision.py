@@ -222,7 +222,7 @@ class MixedPrecisionTrainer(Trainer):
         self.dev.use_kernels("compiled")
         g_up, g_lo = self._refresh_levels
         flags = TransferFlags(push_pull=self.push_pull, refresh=bool(s["refresh"]),
-                              read_update=self.read_mode == "update" and self.read_sigma > 0,
+                              read_update=self.read_mode == "update",
                               c2c=self.dev.c2c_on, dense=self.device.type != "cpu",
                               g_up=g_up, g_lo=g_lo, g_min=self.g_min)
         return KernelTransfer(self.dev, flags, self._table, exp.weight_decay, self.lr,

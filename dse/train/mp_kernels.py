@@ -40,7 +40,8 @@ class TransferFlags:
 
     push_pull: bool
     refresh: bool
-    read_update: bool  # read_noise: update (apparent weights redrawn when a pair is written)
+    read_update: bool  # read_noise: update (apparent weights redrawn when a pair is written;
+    # with σ = 0 they equal the clean ones, a separate tensor all the same)
     c2c: bool  # the device draws write noise
     dense: bool  # masked over every pair (GPU) instead of the pulsed pairs only (CPU)
     g_up: float  # refresh levels (conductance units)
@@ -99,7 +100,8 @@ def transfer(dev: Any, f: TransferFlags, x: Tensor, wn: Tensor, st: dict[str, Te
         ga, wa = dev.pulse_values(x[a], wa, cnt, _gather(st, a), keys[0:3], counter, f.c2c)
         dev_idx, x_new, wn_new = a, ga, wa
         diff = torch.sign(n) * (ga - gb)
-        tally[0] += cnt.sum(dtype=torch.float64)
+        up = cnt.sum(dtype=torch.float64)
+        tally.add_(torch.stack([up, torch.zeros_like(up)]))  # (tally[0] += … is lost by Inductor)
     w = diff * scale
     if f.dense:
         w = torch.where(pulsed, w, clean[idx])
