@@ -33,6 +33,11 @@ and the refresh check touch only those devices (:meth:`dse.devices.DeviceModel.a
 gather/scatter); with ``read_noise: step`` the noise of a pair is one Gaussian per weight
 (√2·σ_read, the difference of two independent reads) instead of one per device.
 
+``kernels: compiled`` (the experiment key): the same transfer as fused ``torch.compile`` kernels
+with the noise drawn inside them (:mod:`dse.train.mp_kernels`; pulsed pairs only on the CPU,
+dense and masked without host synchronisation on a GPU); ``eager`` (default) is this module's
+reference code.
+
 Pulse tallies (``count_pulses``): signed by the device's conductance direction (potentiation =
 up); refresh RESETs are ``down``.
 """

@@ -20,7 +20,9 @@ Majumdar et al., IEEE TED 68(10):4925 (2021), as the code of
 Pulse tallies (``count_pulses``): every weak-RESET pulse lowers a conductance, so all are ``down``.
 Cost: with RTN on, the device model redraws every device's RTN level at every step (as the
 reference), so all devices are updated densely; without RTN only the pulsed devices are touched
-(:meth:`dse.devices.DeviceModel.apply_pulses_at`).
+(:meth:`dse.devices.DeviceModel.apply_pulses_at`). ``kernels: compiled`` runs the device update
+as one fused kernel (:meth:`dse.devices.weak_reset.WeakReset.apply_pulses`) and keeps the pulse
+tallies on the device until the epoch ends.
 """
 
 from __future__ import annotations
