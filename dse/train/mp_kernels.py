@@ -102,15 +102,13 @@ def transfer(dev: Any, f: TransferFlags, x: Tensor, wn: Tensor, st: dict[str, Te
         diff = torch.sign(n) * (ga - gb)
         up = cnt.sum(dtype=torch.float64)
         tally.add_(torch.stack([up, torch.zeros_like(up)]))  # (tally[0] += … is lost by Inductor)
-    w = diff * scale
-    if f.dense:
-        w = torch.where(pulsed, w, clean[idx])
+    # pairs in ``idx`` without pulses (every one in the dense formulation, a padding entry in the
+    # sparse one) keep their weights exactly
+    w = torch.where(pulsed, diff * scale, clean[idx])
     clean.index_put_((idx,), w)
     if f.read_update:
         ap = w + read_amp * kernels.normal(keys[6:9], counter, w.dtype)
-        if f.dense:
-            ap = torch.where(pulsed, ap, apparent[idx])
-        apparent.index_put_((idx,), ap)
+        apparent.index_put_((idx,), torch.where(pulsed, ap, apparent[idx]))
     if not f.refresh:
         return torch.zeros_like(pulsed), dev_idx, x_new, wn_new
     margin = torch.minimum(torch.minimum(ga, gb) - f.g_lo, torch.maximum(ga, gb) - f.g_up)
@@ -126,11 +124,11 @@ def _coordinate(table: Tensor, g: Tensor) -> Tensor:
 
 
 def rewrite(dev: Any, f: TransferFlags, x: Tensor, wn: Tensor, st: dict[str, Tensor],
-            idx: Tensor, target_w: Tensor, mask: Tensor | None, clean: Tensor,
+            idx: Tensor, target_w: Tensor, mask: Tensor, clean: Tensor,
             apparent: Tensor, tally: Tensor, keys: Tensor, scale: Tensor, read_amp: Tensor,
             table: Tensor) -> None:
     """Reset both devices of pairs ``idx`` to their lower bound and write ``target_w`` (weight
-    units) open loop onto one of them (``mask``: only where true, dense formulation)."""
+    units) open loop onto one of them, where ``mask`` is true (the others keep their values)."""
     half = clean.shape[0]
     p, m = idx, idx + half
     st_p, st_m = _gather(st, p), _gather(st, m)
@@ -141,8 +139,7 @@ def rewrite(dev: Any, f: TransferFlags, x: Tensor, wn: Tensor, st: dict[str, Ten
     g_from = torch.where(neg, rm, rp)
     cnt = (_coordinate(table, g_from + rest.abs()) - _coordinate(table, g_from)).round()
     cnt = cnt.clamp_min(0).to(x.dtype)
-    if mask is not None:
-        cnt = torch.where(mask, cnt, 0.0)
+    cnt = torch.where(mask, cnt, 0.0)
     w_dev = p + half * neg.to(idx.dtype)
     st_w = _gather(st, w_dev)
     zero = torch.zeros_like(g_from) if wn.dim() else wn
@@ -153,11 +150,10 @@ def rewrite(dev: Any, f: TransferFlags, x: Tensor, wn: Tensor, st: dict[str, Ten
         wn_p, wn_m = torch.where(neg, 0.0, ww), torch.where(neg, ww, 0.0)
     w = (new_p - new_m) * scale
     ap = w + read_amp * kernels.normal(keys[3:6], counter, w.dtype) if f.read_update else w
-    if mask is not None:
-        new_p, new_m = torch.where(mask, new_p, x[p]), torch.where(mask, new_m, x[m])
-        w, ap = torch.where(mask, w, clean[idx]), torch.where(mask, ap, apparent[idx])
-        if wn.dim():
-            wn_p, wn_m = torch.where(mask, wn_p, wn[p]), torch.where(mask, wn_m, wn[m])
+    new_p, new_m = torch.where(mask, new_p, x[p]), torch.where(mask, new_m, x[m])
+    w, ap = torch.where(mask, w, clean[idx]), torch.where(mask, ap, apparent[idx])
+    if wn.dim():
+        wn_p, wn_m = torch.where(mask, wn_p, wn[p]), torch.where(mask, wn_m, wn[m])
     x.index_put_((p,), new_p)
     x.index_put_((m,), new_m)
     if wn.dim():
@@ -166,9 +162,7 @@ def rewrite(dev: Any, f: TransferFlags, x: Tensor, wn: Tensor, st: dict[str, Ten
     clean.index_put_((idx,), w)
     if f.read_update:
         apparent.index_put_((idx,), ap)
-    resets = (2.0 * mask.sum(dtype=torch.float64) if mask is not None
-              else torch.full((), 2.0 * idx.shape[0], dtype=torch.float64, device=idx.device))
-    tally.add_(torch.stack([cnt.sum(dtype=torch.float64), resets]))
+    tally.add_(torch.stack([cnt.sum(dtype=torch.float64), 2.0 * mask.sum(dtype=torch.float64)]))
 
 
 def read_step(clean: Tensor, apparent: Tensor, keys: Tensor, read_amp: Tensor) -> None:
@@ -210,10 +204,6 @@ class KernelTransfer:
                           for k, fn in self._plain.items()}
         self._read = kernels.compile_kernel(read_step, "mixed_precision.read_step")
 
-    def _call(self, what: str, size: int, *args: Any) -> Any:
-        # sizes 0 and 1 are specialised by torch.compile: run those (rare) calls uncompiled
-        fn = self._compiled[what] if size >= 2 else self._plain[what]
-        return fn(*args)
 
     def _layer(self, p: Any) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
         st = {k: v for k, v in p.state.items() if k not in ("x", "wn")}
@@ -232,11 +222,16 @@ class KernelTransfer:
 
     def write(self, p: Any, idx: Tensor, target_w: Tensor, read_sigma: float,
               mask: Tensor | None = None) -> None:
-        """Reset + open-loop write of pairs ``idx`` to weights ``target_w``."""
+        """Reset + open-loop write of pairs ``idx`` to weights ``target_w`` (where ``mask``)."""
         x, wn, tally, st = self._layer(p)
         _, scale, amp = self.consts(p, read_sigma)
-        self._call("rewrite", idx.numel(), x, wn, st, idx, target_w, mask, p.clean,
-                   p.apparent, tally, kernels.draw_keys(self.gen, 6), scale, amp, self.table)
+        if mask is None:
+            mask = torch.ones(idx.shape, dtype=torch.bool, device=idx.device)
+        if idx.numel() == 1:  # pad: sizes 0 and 1 would be specialised (a new compile)
+            idx, target_w = torch.cat([idx, (idx + 1) % p.n]), torch.cat([target_w, target_w])
+            mask = torch.cat([mask, torch.zeros_like(mask)])
+        self._compiled["rewrite"](x, wn, st, idx, target_w, mask, p.clean, p.apparent, tally,
+                                  kernels.draw_keys(self.gen, 6), scale, amp, self.table)
 
     def step(self, p: Any, grad: Tensor, read_sigma: float) -> None:
         """One transfer of layer ``p`` (its gradient ``grad``)."""
@@ -251,9 +246,11 @@ class KernelTransfer:
             idx = _indices(n)
             if idx.numel() == 0:
                 return
-        due, dev_idx, x_new, wn_new = self._call(
-            "transfer", idx.numel(), x, wn, st, idx, n, p.clean, p.apparent, tally,
-            kernels.draw_keys(self.gen, 9), scale, amp)
+            if idx.numel() == 1:  # pad with an unpulsed pair (kept exactly): no size-1 graph
+                idx = torch.cat([idx, (idx + 1) % p.n])
+        due, dev_idx, x_new, wn_new = self._compiled["transfer"](
+            x, wn, st, idx, n, p.clean, p.apparent, tally, kernels.draw_keys(self.gen, 9),
+            scale, amp)
         x.index_copy_(0, dev_idx, x_new)
         if wn.dim():
             wn.index_copy_(0, dev_idx, wn_new)
