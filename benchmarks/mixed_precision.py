@@ -75,7 +75,8 @@ def experiment(model: str, variant: str, args: argparse.Namespace, seed: int) ->
                              "epochs": args.epochs, "batch_size": 100, "seed": seed,
                              "lr": args.lr, "device_card": CARD,
                              "algorithm": "mixed_precision",
-                             "mixed_precision": json.loads(args.mp)}
+                             "mixed_precision": json.loads(args.mp),
+                             "kernels": args.kernels}
     if variant == "float-adam":
         entry.update(algorithm="standard", lr=0.005, device_card=None)
     elif variant == "mp-read-step":
@@ -167,6 +168,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--lr", type=float, default=0.1, help="SGD rate of the weights (eta)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--kernels", default="eager", choices=["eager", "compiled"],
+                   help="kernel path of the device models (issue 15)")
     p.add_argument("--mp", default="{}", help="mixed_precision settings of the mp variants "
                    "(JSON, e.g. '{\"threshold\": 2}')")
     p.add_argument("--repeats", type=int, default=7)

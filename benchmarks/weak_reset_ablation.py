@@ -44,7 +44,7 @@ VARIANTS: dict[str, dict[str, bool]] = {
 def experiment(variant: str, args: argparse.Namespace, seed: int) -> Experiment:
     entry: dict[str, Any] = {"dataset": "mnist5k", "model": "mlp", "hidden": args.hidden,
                              "precision": "binary", "epochs": args.epochs, "batch_size": 100,
-                             "seed": seed, "lr_decay": args.lr_decay}
+                             "seed": seed, "lr_decay": args.lr_decay, "kernels": args.kernels}
     if variant == "standard":
         entry.update(algorithm="standard", lr=0.005)
     else:
@@ -129,6 +129,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--lr", type=float, default=8.0,
                    help="device lr (the reference's noise-free MLP run used 8)")
+    p.add_argument("--kernels", default="eager", choices=["eager", "compiled"],
+                   help="kernel path of the device models (issue 15)")
     p.add_argument("--lr-decay", type=float, default=1.0)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--repeats", type=int, default=5)

@@ -251,6 +251,8 @@ class Experiment:
     train_ber: float = 0.0
     train_operating_point: dict[str, float] | None = None
     tasks: dict[str, Any] | None = None
+    batchnorm: bool = True
+    kernels: str = "eager"
     mixed_precision: dict[str, Any] = field(default_factory=dict)
     weak_reset: dict[str, Any] = field(default_factory=dict)
     metaplastic: dict[str, Any] = field(default_factory=dict)

@@ -206,6 +206,8 @@ class PulseDevice(DeviceModel):
         n = torch.as_tensor(n, device=x.device)
         if n.dtype != x.dtype:
             n = n.to(x.dtype)
+        if self.kernels == "compiled":
+            return self._apply_compiled(state, n, generator)
         xm = self._mean_step(x, n, state)
         if self.imperfections["c2c"] and self._has_c2c():
             k = n.abs()
@@ -224,6 +226,66 @@ class PulseDevice(DeviceModel):
                 wn = wn_new
         state["x"] = torch.clamp(xm, state["lo"], state["hi"])
         state["wn"] = wn
+        return state
+
+    # compiled path (kernels: compiled) ---------------------------------------------------------
+    has_compiled_kernel: ClassVar[bool] = True
+
+    @property
+    def c2c_on(self) -> bool:
+        """Whether :meth:`apply_pulses` draws write noise (a plain bool, for tracing)."""
+        return bool(self.imperfections["c2c"] and self._has_c2c())
+
+    def pulse_values(self, x: Tensor, wn: Tensor, n: Tensor, st: Mapping[str, Tensor],
+                     keys: Tensor, counter: Tensor, c2c: bool) -> tuple[Tensor, Tensor]:
+        """The pulse update as a pure function, traced into fused kernels: ``(x, wn)`` after
+        ``n`` pulses, the write noise from the in-kernel generator (:mod:`dse.devices.kernels`,
+        keys ``keys[0:3]``, one Gaussian per ``counter`` value; ``c2c`` = :attr:`c2c_on`). The
+        same model as the eager :meth:`apply_pulses`, which draws from a ``torch.Generator``."""
+        from dse.devices import kernels
+
+        xm = self._mean_step(x, n, st)
+        if c2c:
+            k = n.abs()
+            phi = float(self.values["c2c_memory"])
+            sigma = self._c2c_sigma(x, n, xm, st)
+            xi = kernels.normal(keys, counter, x.dtype)
+            if phi >= 1.0:
+                xm = xm + xi * k.sqrt() * sigma
+            else:
+                decay = torch.exp(k * math.log(phi)) if phi > 0 else (1.0 - k).clamp(min=0.0)
+                var = (1.0 - decay * decay) * (1.0 / (1.0 - phi * phi))
+                wn_new = xi * var.sqrt() * sigma + decay * wn
+                xm = xm + wn_new - wn
+                wn = wn_new
+        return torch.clamp(xm, st["lo"], st["hi"]), wn
+
+    def _pulse_kernel(self, x: Tensor, wn: Tensor, n: Tensor, st: dict[str, Tensor],
+                      keys: Tensor, c2c: bool) -> tuple[Tensor, Tensor]:
+        from dse.devices import kernels
+
+        return self.pulse_values(x, wn, n, st, keys, kernels.counter_like(x), c2c)
+
+    def _apply_compiled(self, state: dict[str, Tensor], n: Tensor,
+                        generator: torch.Generator) -> dict[str, Tensor]:
+        """:meth:`apply_pulses` through one fused kernel (compiled on first use)."""
+        from dse.devices import kernels
+
+        if state["x"].numel() < 2:  # sizes 0/1 would be specialised: not worth a compile
+            return self._apply_small(state, n, generator)
+        fn = self.kernel("apply_pulses", self._pulse_kernel)
+        st = {k: state[k] for k in self.pulse_keys(state) if k not in ("x", "wn")}
+        state["x"], state["wn"] = fn(state["x"], state["wn"], n, st,
+                                     kernels.draw_keys(generator), self.c2c_on)
+        return state
+
+    def _apply_small(self, state: dict[str, Tensor], n: Tensor,
+                     generator: torch.Generator) -> dict[str, Tensor]:
+        from dse.devices import kernels
+
+        st = {k: state[k] for k in self.pulse_keys(state) if k not in ("x", "wn")}
+        state["x"], state["wn"] = self._pulse_kernel(state["x"], state["wn"], n, st,
+                                                     kernels.draw_keys(generator), self.c2c_on)
         return state
 
     def read(self, state: dict[str, Tensor], generator: torch.Generator | None = None) -> Tensor:

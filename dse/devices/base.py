@@ -291,6 +291,7 @@ class DeviceFamily:
     def replace(self, **values: Any) -> DeviceFamily:
         """A shallow copy with some parameter values replaced (no card validation; for fitting)."""
         new = copy.copy(self)
+        new.__dict__.pop("_kernel_cache", None)  # compiled kernels are bound to their model
         new.values = {**self.values, **values}
         new.imperfections = dict(self.imperfections)
         new._prepare()
@@ -355,6 +356,37 @@ class DeviceModel(DeviceFamily):
     """
 
     kind: ClassVar[str] = "analog"
+    #: ``eager`` (the reference, op by op, draws from the ``torch.Generator``) or ``compiled``
+    #: (fused ``torch.compile`` kernels with in-kernel noise, :mod:`dse.devices.kernels`);
+    #: set with :meth:`use_kernels`. The two agree in distribution, not in their random streams.
+    kernels: str = "eager"
+
+    def use_kernels(self, mode: str) -> DeviceModel:
+        """Select the kernel path of :meth:`apply_pulses` (``eager`` | ``compiled``); returns self.
+
+        A family without a compiled kernel raises DseError for ``compiled``.
+        """
+        from dse.devices.kernels import check_kernels
+
+        check_kernels(mode)
+        if mode == "compiled" and not self.has_compiled_kernel:
+            raise DseError(f"kernels: compiled: family {self.family} has no compiled kernel "
+                           "(use kernels: eager)", source=self.source)
+        self.kernels = mode
+        return self
+
+    #: True for families that implement the compiled path of :meth:`apply_pulses`.
+    has_compiled_kernel: ClassVar[bool] = False
+
+    def kernel(self, name: str, fn: Any) -> Any:
+        """The compiled form of ``fn`` (a method of this model), compiled on first use and kept
+        per model instance (:func:`dse.devices.kernels.compile_kernel`)."""
+        cache = self.__dict__.setdefault("_kernel_cache", {})
+        if name not in cache:
+            from dse.devices.kernels import compile_kernel
+
+            cache[name] = compile_kernel(fn, f"{self.family}.{name}")
+        return cache[name]
 
     @property
     def unit(self) -> str:

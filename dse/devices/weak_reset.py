@@ -89,6 +89,7 @@ class WeakReset(DeviceModel):
     def _prepare(self) -> None:
         self.taps = int(self.values["pink_taps"])
         self._b = pink_coefficients(self.taps)
+        self._b_tuple = tuple(float(v) for v in self._b)  # a constant of the compiled kernel
         ph, pl = float(self.values["p_high"]), float(self.values["p_low"])
         self._T = torch.tensor([[1 - ph, ph], [pl, 1 - pl]], dtype=torch.float64)
         self._rtn_tab = torch.eye(2, dtype=torch.float64).reshape(1, 2, 2)
@@ -179,6 +180,8 @@ class WeakReset(DeviceModel):
         dev, dtype, shape = t.device, t.dtype, t.shape
         n = torch.broadcast_to(torch.as_tensor(n, device=dev), shape)
         n = n.to(dtype).round_() if n.dtype != dtype else n.round()
+        if self.kernels == "compiled" and n.numel() >= 2:
+            return self._apply_compiled(state, n, generator)
         if n.numel() and float(n.min()) < 0:
             raise ValueError("weak_reset devices take only RESET pulses (n >= 0)")
         n_max = int(n.max()) if n.numel() else 0
@@ -232,6 +235,71 @@ class WeakReset(DeviceModel):
                 buf[:, m:].copy_(new)
                 pink = new @ b
             state["pink"] = pink.view(shape)
+        return state
+
+    # compiled path (kernels: compiled) ---------------------------------------------------------
+    has_compiled_kernel: ClassVar[bool] = True
+
+    def _pulse_kernel(self, t: Tensor, high: Tensor, amp: Tensor, taps: Tensor, pink: Tensor,
+                      n: Tensor, keys: Tensor) -> tuple[Tensor, ...]:
+        """The dense update of every device as one fused kernel (flat tensors; ``taps`` (M, m),
+        newest first). The same model as the eager path: the RTN switch probability of n
+        pulses in closed form, P(switch) = P_x/(P_h + P_l)·(1 − (1 − P_h − P_l)ⁿ) (the two-state
+        chain's matrix power; P_x = P_h from the low state, P_l from the high one), the level
+        U(0, U(0, 1)·amp) of a high device, and min(n, m) fresh uniforms shifted into the 1/f
+        filter of a pulsed device; noise from the in-kernel generator."""
+        from dse.devices import kernels
+
+        out: list[Tensor] = [t + n]
+        counter = torch.arange(t.shape[0], dtype=torch.int32, device=t.device)
+        if self.imperfections["rtn"]:
+            ph, pl = float(self.values["p_high"]), float(self.values["p_low"])
+            frac = -torch.expm1(n * math.log1p(-(ph + pl)))
+            p = frac * torch.where(high > 0, pl / (ph + pl), ph / (ph + pl))
+            flip = (kernels.uniform(keys[0:2], counter, t.dtype) < p).to(t.dtype)
+            high = (high - flip).abs()
+            level = (high * kernels.uniform(keys[2:4], counter, t.dtype) * amp
+                     * kernels.uniform(keys[4:6], counter, t.dtype))
+            out += [high, level]
+        if self.imperfections["pink"]:
+            m = self.taps
+            b = torch.tensor(self._b_tuple, dtype=t.dtype, device=t.device)
+            j = torch.arange(m, device=t.device)
+            src = j - n.clamp(max=float(m)).to(torch.int64).unsqueeze(1)  # old tap index
+            fresh = kernels.uniform(keys[6:8], counter.unsqueeze(1) * m + j.to(torch.int32),
+                                    t.dtype)
+            new = torch.where(src < 0, fresh, taps.gather(1, src.clamp(min=0)))
+            out += [new, torch.where(n > 0, (new * b).sum(1), pink)]
+        return tuple(out)
+
+    def _apply_compiled(self, state: dict[str, Tensor], n: Tensor,
+                        generator: torch.Generator) -> dict[str, Tensor]:
+        """:meth:`apply_pulses` through one fused kernel (dense: every device, n = 0 included,
+        as the eager path with RTN on). Negative counts are checked on the CPU only (on a GPU
+        the check would wait for the device)."""
+        from dse.devices import kernels
+
+        t = state["t"]
+        if t.device.type == "cpu" and float(n.min()) < 0:
+            raise ValueError("weak_reset devices take only RESET pulses (n >= 0)")
+        shape, flat = t.shape, (lambda v: v.reshape(-1))
+        rtn, pink = self.imperfections["rtn"], self.imperfections["pink"]
+        amp = state["rtn_amp"]
+        amp = flat(amp) if amp.dim() else amp
+        zero = torch.zeros((), dtype=t.dtype, device=t.device)
+        taps = state["hold"].view(-1, 2 * self.taps)[:, self.taps:] if pink else zero
+        out = self.kernel("apply_pulses", self._pulse_kernel)(
+            flat(t), flat(state["rtn_high"]), amp, taps, flat(state["pink"]) if pink else zero,
+            flat(n), kernels.draw_keys(generator, 8))
+        state["t"] = out[0].view(shape)
+        state["updated"] = torch.tensor(True, device=t.device)
+        k = 1
+        if rtn:
+            state["rtn_high"], state["rtn"] = out[1].view(shape), out[2].view(shape)
+            k = 3
+        if pink:
+            taps.copy_(out[k])
+            state["pink"] = out[k + 1].view(shape)
         return state
 
     def taps_of(self, state: Mapping[str, Tensor]) -> Tensor:

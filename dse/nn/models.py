@@ -1,7 +1,9 @@
 """The model zoo: ``mlp``, ``lenet`` and ``vgg-small``, with named layers.
 
 Every weight layer is a ``QLinear``/``QConv2d`` followed by BatchNorm (also after the output layer,
-as in the C2N code) and, for hidden layers, the activation. The first layer sees the encoded input
+as in the C2N code) and, for hidden layers, the activation. ``batchnorm: false`` (``mlp`` only)
+replaces each BatchNorm by a digital bias (:class:`DigitalBias`, named ``bias1``, ``bias2``, ...),
+e.g. aihwkit's 784-256-10 sigmoid MLP with digital biases. The first layer sees the encoded input
 (real pixels by default). Layer names (``fc1``, ``conv2``, ...) are what the map, inject and
 estimate tables call them.
 """
@@ -35,6 +37,7 @@ class ModelSpec:
     hidden: list[int] = field(default_factory=lambda: [512, 512])
     width: int = 32
     bitstream_length: int = 8
+    batchnorm: bool = True
 
     @property
     def act(self) -> str:
@@ -59,7 +62,20 @@ class ModelSpec:
 
 
 def _activation(kind: str) -> nn.Module:
-    return {"sign": SignActivation, "relu": nn.ReLU, "hardtanh": nn.Hardtanh}[kind]()
+    return {"sign": SignActivation, "relu": nn.ReLU, "hardtanh": nn.Hardtanh,
+            "sigmoid": nn.Sigmoid}[kind]()
+
+
+class DigitalBias(nn.Module):
+    """A per-output bias added digitally after a weight layer (``batchnorm: false``); kept out of
+    the weight layer so that a chip read-out of the layer's product stays the array's."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.bias
 
 
 def input_encoder(spec: ModelSpec) -> nn.Module:
@@ -97,7 +113,10 @@ def _mlp(spec: ModelSpec) -> OrderedDict[str, nn.Module]:
     sizes = [int(torch.tensor(spec.input_shape).prod()), *spec.hidden, spec.classes]
     for i, (a, b) in enumerate(pairwise(sizes), start=1):
         layers[f"fc{i}"] = QLinear(a, b, spec.precision, spec.ternary_threshold)
-        layers[f"bn{i}"] = nn.BatchNorm1d(b)
+        if spec.batchnorm:
+            layers[f"bn{i}"] = nn.BatchNorm1d(b)
+        else:
+            layers[f"bias{i}"] = DigitalBias(b)
         if i < len(sizes) - 1:
             layers[f"act{i}"] = _activation(spec.act)
     return layers
@@ -164,6 +183,8 @@ def build_model(spec: ModelSpec, generator: torch.Generator | None = None) -> QN
     """Build a network; weights initialised from ``generator`` (PyTorch's default scheme)."""
     if spec.model not in _BUILDERS:
         raise ValueError(f"unknown model {spec.model!r} ({', '.join(MODELS)})")
+    if not spec.batchnorm and spec.model != "mlp":
+        raise ValueError(f"batchnorm: false is supported by model mlp only, not {spec.model}")
     net = QNet(spec, _BUILDERS[spec.model](spec))
     if generator is not None:
         init_weights(net, generator)
@@ -173,7 +194,8 @@ def build_model(spec: ModelSpec, generator: torch.Generator | None = None) -> QN
 def init_weights(net: QNet, generator: torch.Generator) -> None:
     """Uniform latent weights drawn from ``generator``.
 
-    The bound is PyTorch's Linear/Conv default, 1/sqrt(fan_in). Ternary layers use at least
+    The bound is PyTorch's Linear/Conv default, 1/sqrt(fan_in), also for the digital biases
+    of ``batchnorm: false`` (the fan-in of the layer before them). Ternary layers use at least
     2Δ, so that half of the weights start non-zero: with Δ = 0.05 and a 784-input layer the
     default bound (0.036) would start every weight at 0, which trained to 86 % instead of 94 %
     on mnist5k in 10 epochs (784-512-512-10, Adam 0.005; see benchmarks/README.md).
@@ -185,6 +207,13 @@ def init_weights(net: QNet, generator: torch.Generator) -> None:
             if layer.precision == "ternary":
                 bound = max(bound, 2.0 * layer.ternary_threshold)
             w.copy_(torch.rand(w.shape, generator=generator) * 2 * bound - bound)
+        layers = dict(net.body.named_children())
+        for name, mod in layers.items():
+            if isinstance(mod, DigitalBias):
+                fan_in = layers["fc" + name[len("bias"):]].weight[0].numel()
+                bound = 1.0 / float(fan_in) ** 0.5
+                mod.bias.copy_(torch.rand(mod.bias.shape, generator=generator) * 2 * bound
+                               - bound)
 
 
 @torch.no_grad()

@@ -222,13 +222,17 @@ def train(exp: Experiment, tasks: list[Dataset], device: torch.device | str = "c
     """
     ALGORITHMS.lookup(exp.algorithm)
     device = torch.device(device)
+    if not exp.batchnorm and exp.model != "mlp":
+        raise DseError(f"experiments.{exp.name}.batchnorm: false is supported by model mlp only "
+                       f"(got model {exp.model}); remove the key or use model: mlp")
     torch.use_deterministic_algorithms(True, warn_only=True)
     gen = seeds.generator(exp.seed, "train")
     first = tasks[0]
     spec = ModelSpec(model=exp.model, input_shape=first.input_shape, classes=first.classes,
                      precision=exp.precision, ternary_threshold=exp.ternary_threshold,
                      activation=exp.activation, input=exp.input, hidden=list(exp.hidden),
-                     width=exp.width, bitstream_length=exp.bitstream_length)
+                     width=exp.width, bitstream_length=exp.bitstream_length,
+                     batchnorm=exp.batchnorm)
     model = build_model(spec, gen).to(device)
     train_ber, ber_source = resolve_train_ber(exp, cards)  # a number or a card's operating point
     if train_ber > 0:

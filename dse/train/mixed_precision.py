@@ -33,6 +33,11 @@ and the refresh check touch only those devices (:meth:`dse.devices.DeviceModel.a
 gather/scatter); with ``read_noise: step`` the noise of a pair is one Gaussian per weight
 (√2·σ_read, the difference of two independent reads) instead of one per device.
 
+``kernels: compiled`` (the experiment key): the same transfer as fused ``torch.compile`` kernels
+with the noise drawn inside them (:mod:`dse.train.mp_kernels`; pulsed pairs only on the CPU,
+dense and masked without host synchronisation on a GPU); ``eager`` (default) is this module's
+reference code.
+
 Pulse tallies (``count_pulses``): signed by the device's conductance direction (potentiation =
 up); refresh RESETs are ``down``.
 """
@@ -50,32 +55,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from dse import seeds
-from dse.config import Experiment, load_schema
+from dse.config import Experiment
 from dse.devices import DeviceModel, from_card
 from dse.errors import DseError
 from dse.nn import QNet
 from dse.train.loop import Trainer, register_algorithm
+from dse.train.mp_kernels import KernelTransfer, TransferFlags
+from dse.train.settings import MixedPrecisionSettings, settings_from
 
 log = logging.getLogger(__name__)
 
 Tensor = torch.Tensor
-
-
-def algorithm_settings(exp: Experiment, block: str) -> dict[str, Any]:
-    """The experiment's ``<block>:`` mapping with the schema's defaults filled in.
-
-    An :class:`Experiment` built from a validated config already has them; one built directly in
-    Python may not, and the defaults live in one place, ``config/schema.yaml``.
-    """
-    props = load_schema()["$defs"]["experiment"]["properties"][block]["properties"]
-    settings = {k: v.get("default") for k, v in props.items()}
-    given = getattr(exp, block) or {}
-    unknown = sorted(set(given) - set(props))
-    if unknown:
-        raise DseError(f"experiments.{exp.name}.{block}: unknown key {unknown[0]!r} "
-                       f"(allowed keys: {', '.join(sorted(props))})")
-    settings.update(given)
-    return settings
 
 
 def experiment_card(exp: Experiment, cards: dict[str, Any], algorithm: str) -> dict[str, Any]:
@@ -169,6 +159,7 @@ class MixedPrecisionTrainer(Trainer):
 
     name: ClassVar[str] = "mixed_precision"
     settings_block: ClassVar[str | None] = "mixed_precision"
+    settings_class: ClassVar[type] = MixedPrecisionSettings
 
     def __init__(self, exp: Experiment, model: QNet, device: torch.device,
                  generator: torch.Generator, cards: dict[str, Any] | None = None) -> None:
@@ -176,42 +167,60 @@ class MixedPrecisionTrainer(Trainer):
         if exp.precision != "float":
             raise DseError(f"experiments.{exp.name}.precision: mixed_precision trains analog "
                            f"weights, got '{exp.precision}' (set precision: float)")
-        self.settings = s = algorithm_settings(exp, "mixed_precision")
+        self.settings = s = settings_from(MixedPrecisionSettings, exp.mixed_precision,
+                                          f"experiments.{exp.name}.mixed_precision")
         card = experiment_card(exp, self.cards, self.name)
-        dev = from_card(card, s["device"] or None, source=f"device card '{exp.device_card}'")
+        dev = from_card(card, s.device or None, source=f"device card '{exp.device_card}'")
         if not isinstance(dev, DeviceModel) or not all(
                 hasattr(dev, a) for a in ("set_conductance", "trajectory")):
             raise DseError(f"experiments.{exp.name}.device_card: '{exp.device_card}' is a "
                            f"{dev.family} card; mixed_precision needs an analog pulse family whose "
                            "devices can be reset and rewritten (soft_bounds, exp_step, piecewise)")
-        if not s["refresh_lower"] < s["refresh_upper"]:
+        if not s.refresh_lower < s.refresh_upper:
             raise DseError(f"experiments.{exp.name}.mixed_precision: refresh_lower "
                            f"({s['refresh_lower']}) must be below refresh_upper "
                            f"({s['refresh_upper']})")
         self.dev = dev
         self.lr = float(exp.lr)
         self.g_min, self.g_max = float(dev.g_min), float(dev.g_max)
-        self.read_mode = str(s["read_noise"])
+        self.read_mode = str(s.read_noise)
         self.read_sigma = dev.read_noise_sigma() if self.read_mode != "off" else 0.0
         if self.read_sigma is None:  # not additive Gaussian: read every device (slow path)
             log.info("%s: read noise of %s is not additive; reading every device each step",
                      exp.name, dev.describe())
-        self.push_pull = s["pulsing"] == "push_pull"
+        self.push_pull = s.pulsing == "push_pull"
         span = self.g_max - self.g_min
-        self._refresh_levels = (self.g_min + s["refresh_upper"] * span,
-                                self.g_min + s["refresh_lower"] * span)
+        self._refresh_levels = (self.g_min + s.refresh_upper * span,
+                                self.g_min + s.refresh_lower * span)
         # own streams for the devices and the read noise: the batch order stays the float run's
         self.dev_gen = seeds.generator(exp.seed, "devices.d2d", device)
         self.noise_gen = seeds.generator(exp.seed, "devices.c2c", device)
         self._table = self._pulse_table()
         self._table_ends = (float(self._table[0]), float(self._table[-1]))
+        self._k = self._kernels(exp, s)
         self.pairs = [self._make_pairs(name, layer) for name, layer in model.quant_layers()]
         self._hooks = self._install_converters()
         log.info("mixed_precision: %s, dw_min %.4g %s, threshold %g, %s pulsing, read noise %s",
-                 dev.describe(), dev.dw_min, dev.unit, s["threshold"], s["pulsing"],
+                 dev.describe(), dev.dw_min, dev.unit, s.threshold, s.pulsing,
                  self.read_mode)
 
     # -- setup -------------------------------------------------------------------------------
+    def _kernels(self, exp: Experiment, s: dict[str, Any]) -> KernelTransfer | None:
+        """The compiled transfer (``kernels: compiled``), or None for the eager reference."""
+        if exp.kernels != "compiled":
+            return None
+        if self.read_sigma is None:
+            raise DseError(f"experiments.{exp.name}.kernels: compiled needs a device whose read "
+                           f"noise is additive; {self.dev.describe()} is not (use eager)")
+        self.dev.use_kernels("compiled")
+        g_up, g_lo = self._refresh_levels
+        flags = TransferFlags(push_pull=self.push_pull, refresh=bool(s.refresh),
+                              read_update=self.read_mode == "update",
+                              c2c=self.dev.c2c_on, dense=self.device.type != "cpu",
+                              g_up=g_up, g_lo=g_lo, g_min=self.g_min)
+        return KernelTransfer(self.dev, flags, self._table, exp.weight_decay, self.lr,
+                              self.device, self.dev_gen)
+
     def _pulse_table(self) -> Tensor:
         """Nominal mean conductance after k potentiation pulses from g_min, k = 0..K (float64)."""
         k = max(1000, min(int(40 * (self.g_max - self.g_min) / self.dev.dw_min), 2_000_000))
@@ -236,9 +245,9 @@ class MixedPrecisionTrainer(Trainer):
         shape, n = w.shape, w.numel()
         fan_in = w[0].numel()
         span = self.g_max - self.g_min
-        scale = float(self.settings["weight_range"]) / (math.sqrt(fan_in) * span)
+        scale = float(self.settings.weight_range) / (math.sqrt(fan_in) * span)
         step = self.dev.dw_min * scale * (2.0 if self.push_pull else 1.0)
-        eps = float(self.settings["threshold"]) * step
+        eps = float(self.settings.threshold) * step
         state = self.dev.sample_devices((2 * n,), self.dev_gen, dtype=w.dtype)
         state = {k: v.to(self.device) for k, v in state.items()}
         zeros = torch.zeros(n, dtype=w.dtype, device=self.device)
@@ -246,15 +255,19 @@ class MixedPrecisionTrainer(Trainer):
                           zeros, torch.empty_like(zeros))
         # write the network's initial weights (reset + open-loop write, counted as pulses)
         pairs.apparent = pairs.clean if self.read_mode == "off" else zeros.clone()
-        self._write_pairs(pairs, torch.arange(n, device=self.device),
-                          w.detach().reshape(-1) / scale)
+        if self._k is not None:
+            self._k.write(pairs, torch.arange(n, device=self.device), w.detach().reshape(-1),
+                          self.read_sigma)
+        else:
+            self._write_pairs(pairs, torch.arange(n, device=self.device),
+                              w.detach().reshape(-1) / scale)
         with torch.no_grad():
             w.data = pairs.clean.view(shape)
         return pairs
 
     def _install_converters(self) -> list[Any]:
         s = self.settings
-        dac, adc, err = s["dac_bits"], s["adc_bits"], s["error_bits"]
+        dac, adc, err = s.dac_bits, s.adc_bits, s.error_bits
         gen = seeds.generator(self.exp.seed, "train.converters", self.device)
         hooks = []
         for p in self.pairs:
@@ -288,7 +301,9 @@ class MixedPrecisionTrainer(Trainer):
 
     def _draw_read_noise(self, p: PairLayer) -> None:
         """``read_noise: step``: a fresh read of every pair for this mini-batch."""
-        if self.read_sigma is None:
+        if self._k is not None:
+            self._k.read_step(p, self.read_sigma)
+        elif self.read_sigma is None:
             g = self.dev.read(p.state, self.noise_gen)
             torch.sub(g[: p.n], g[p.n:], out=p.apparent).mul_(p.scale)
         elif self.read_sigma > 0:
@@ -333,6 +348,9 @@ class MixedPrecisionTrainer(Trainer):
         grad = p.layer.weight.grad
         if grad is None:
             return
+        if self._k is not None:
+            self._k.step(p, grad, self.read_sigma)
+            return
         g = grad.reshape(-1)
         if self.exp.weight_decay:
             g = g.add(p.clean, alpha=self.exp.weight_decay)
@@ -363,7 +381,7 @@ class MixedPrecisionTrainer(Trainer):
             g_a, g_b = g_new, self.dev.read_at(p.state, other_idx)
             diff = (g_a - g_b).mul_(n.sign())
         self._set_weights(p, idx, diff)
-        if self.settings["refresh"]:
+        if self.settings.refresh:
             # aihwkit OneSidedUnitCell's criterion on these pairs: the larger device above the
             # upper threshold and the smaller above the lower one (symmetric in the two devices:
             # which one is G⁺ does not matter); one test, min(lo − g_lo, hi − g_up) > 0, since
@@ -381,7 +399,7 @@ class MixedPrecisionTrainer(Trainer):
         """Plain Adam for the BatchNorm parameters (the weights live on the devices)."""
         weights = {id(p.layer.weight) for p in self.pairs}
         others = [q for q in self.model.parameters() if id(q) not in weights]
-        self.optimizer = torch.optim.Adam(others, lr=float(self.settings["bn_lr"])) \
+        self.optimizer = torch.optim.Adam(others, lr=float(self.settings.bn_lr)) \
             if others else None
 
     def step(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -415,7 +433,16 @@ class MixedPrecisionTrainer(Trainer):
         """Decay η and the BN learning rate; the epoch's test uses the noise-free device weights."""
         super().end_epoch(epoch)
         self.lr *= self.exp.lr_decay
+        if self._k is not None:
+            self._k.lr.fill_(self.lr)
         self._deploy()
+
+    def take_pulses(self) -> dict[str, dict[str, int]]:
+        """The tallies since the last call (the compiled kernels keep theirs in tensors)."""
+        if self._k is not None:
+            for name, (up, down) in self._k.flush().items():
+                self.add_pulses(name, up=up, down=down)
+        return super().take_pulses()
 
     def finalize(self) -> None:
         """``weight`` = the deployed weights read from the devices without noise; no hooks."""

@@ -20,7 +20,9 @@ Majumdar et al., IEEE TED 68(10):4925 (2021), as the code of
 Pulse tallies (``count_pulses``): every weak-RESET pulse lowers a conductance, so all are ``down``.
 Cost: with RTN on, the device model redraws every device's RTN level at every step (as the
 reference), so all devices are updated densely; without RTN only the pulsed devices are touched
-(:meth:`dse.devices.DeviceModel.apply_pulses_at`).
+(:meth:`dse.devices.DeviceModel.apply_pulses_at`). ``kernels: compiled`` runs the device update
+as one fused kernel (:meth:`dse.devices.weak_reset.WeakReset.apply_pulses`) and keeps the pulse
+tallies on the device until the epoch ends.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ from dse.devices import DeviceModel, from_card
 from dse.errors import DseError
 from dse.nn import QNet
 from dse.train.loop import Trainer, register_algorithm
-from dse.train.mixed_precision import algorithm_settings, experiment_card
+from dse.train.mixed_precision import experiment_card
+from dse.train.settings import WeakResetSettings, settings_from
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +56,13 @@ SWITCHES = ("d2d", "rtn", "pink")
 NO_KNEE = 1e12  # t* of "nonlinearity: false": far beyond any pulse count
 
 
-def device_overrides(settings: dict[str, Any]) -> dict[str, Any]:
+def device_overrides(settings: WeakResetSettings | dict[str, Any]) -> dict[str, Any]:
     """``from_card`` overrides of a ``weak_reset:`` block (null switches keep the card's value)."""
-    out: dict[str, Any] = {k: bool(settings[k]) for k in SWITCHES if settings.get(k) is not None}
-    if settings.get("nonlinearity") is False:
+    if isinstance(settings, dict):
+        settings = settings_from(WeakResetSettings, settings, "weak_reset")
+    out: dict[str, Any] = {k: bool(getattr(settings, k)) for k in SWITCHES
+                           if getattr(settings, k) is not None}
+    if settings.nonlinearity is False:
         out["t_star"] = {"value": NO_KNEE, "unit": "pulse",
                          "assumption": "ablation: no knee, ln(R/R0) = c1 + m1*t for every t"}
     return out
@@ -81,6 +87,7 @@ class WeakResetTrainer(Trainer):
 
     name: ClassVar[str] = "weak_reset_bnn"
     settings_block: ClassVar[str | None] = "weak_reset"
+    settings_class: ClassVar[type] = WeakResetSettings
 
     def __init__(self, exp: Experiment, model: QNet, device: torch.device,
                  generator: torch.Generator, cards: dict[str, Any] | None = None) -> None:
@@ -88,7 +95,8 @@ class WeakResetTrainer(Trainer):
         if exp.precision != "binary":
             raise DseError(f"experiments.{exp.name}.precision: weak_reset_bnn trains binary "
                            f"weights, got '{exp.precision}' (set precision: binary)")
-        self.settings = algorithm_settings(exp, "weak_reset")
+        self.settings = settings_from(WeakResetSettings, exp.weak_reset,
+                                      f"experiments.{exp.name}.weak_reset")
         card = experiment_card(exp, self.cards, self.name)
         source = f"device card '{exp.device_card}'"
         dev = from_card(card, device_overrides(self.settings), source=source)
@@ -96,11 +104,12 @@ class WeakResetTrainer(Trainer):
             raise DseError(f"experiments.{exp.name}.device_card: '{exp.device_card}' "
                            f"({dev.family}) is not a device whose pulses raise the resistance; "
                            "weak_reset_bnn needs a weak-RESET card (family weak_reset)")
-        self.dev = dev
+        self.dev = dev.use_kernels(exp.kernels)  # after the eager check above
+        self._tally: dict[str, Tensor] = {}  # compiled: pulse tallies kept on the device
         # own stream for the devices: the batch order stays that of a run without devices
         self.dev_gen = seeds.generator(exp.seed, "devices.d2d", device)
         self.lr = float(exp.lr)
-        self.max_pulses = float(self.settings["max_pulses"])
+        self.max_pulses = float(self.settings.max_pulses)
         self.t = 0
         self.pairs = []
         for name, layer in model.quant_layers():
@@ -128,7 +137,7 @@ class WeakResetTrainer(Trainer):
         """Plain Adam for the BatchNorm parameters (the weights live on the devices)."""
         weights = {id(p.layer.weight) for p in self.pairs}
         others = [q for q in self.model.parameters() if id(q) not in weights]
-        self.optimizer = torch.optim.Adam(others, lr=float(self.settings["bn_lr"]),
+        self.optimizer = torch.optim.Adam(others, lr=float(self.settings.bn_lr),
                                           betas=BETAS, eps=EPS) if others else None
 
     def pulses_of(self, p: DevicePairs, grad: Tensor) -> Tensor:
@@ -167,7 +176,12 @@ class WeakResetTrainer(Trainer):
         """Pulses of one layer onto BL (n > 0) / BLb (n < 0), tallied, and the new weights."""
         n = self.pulses_of(p, grad)
         counts = torch.cat([n.clamp(min=0), n.neg().clamp_(min=0)])  # BL | BLb
-        self.count_pulses(p.name, -counts)  # RESET pulses lower the conductance: "down"
+        if self.dev.kernels == "compiled":  # tally without waiting for the device
+            t = self._tally.setdefault(p.name, torch.zeros((), dtype=torch.float64,
+                                                           device=counts.device))
+            t.add_(counts.sum(dtype=torch.float64))
+        else:
+            self.count_pulses(p.name, -counts)  # RESET pulses lower the conductance: "down"
         if self.dev.idle_unchanged:
             idx = torch.nonzero(counts).squeeze(1)
             self.dev.apply_pulses_at(p.state, idx, counts.index_select(0, idx), self.dev_gen)
@@ -179,6 +193,13 @@ class WeakResetTrainer(Trainer):
         """Decay the device lr and the BN learning rate (the reference's StepLR on both)."""
         super().end_epoch(epoch)
         self.lr *= self.exp.lr_decay
+
+    def take_pulses(self) -> dict[str, dict[str, int]]:
+        """The tallies since the last call (``kernels: compiled`` keeps them in tensors)."""
+        for name, t in self._tally.items():
+            self.add_pulses(name, down=int(t))
+            t.zero_()
+        return super().take_pulses()
 
 
 def _pulses_raise_resistance(dev: DeviceModel) -> bool:
