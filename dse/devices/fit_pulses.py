@@ -315,6 +315,7 @@ def calibrate_pulses(data: Measurements, cls: type[PulseDevice], name: str,
     """Steps 1-5 of the :mod:`dse.devices.calibrate` docstring, in order. Each step is a helper;
     what remains here is their sequence and the values passed between them (over 60 lines for
     that reason)."""
+    # long: the sequence of the five fit steps (each a helper) and what passes between them
     limits = limits or FitLimits()
     if data.kind != "pulses":
         raise DseError(f"family {cls.family} needs pulse measurements (updown, long or ramps), "

@@ -49,9 +49,9 @@ def _dist_from_values(kind: str, v: np.ndarray) -> TruncDist | float:
                                                                       1e-12 * abs(hi)))), lo, hi)
 
 
-def calibrate_weak_reset(data: Measurements, cls: type[WeakReset], name: str,
-                         base: Mapping[str, Any] | None, seed: int,
-                         limits: FitLimits | None = None) -> CalibrationResult:
+def _resistances(data: Measurements) -> tuple[list[Any], np.ndarray, np.ndarray, float]:
+    """(RESET series, pulse counts, R per series and count (NaN where not read), the factor
+    from the file's conductance unit to S)."""
     if data.kind != "pulses":
         raise DseError("weak_reset needs pulse measurements (long format: device, cycle, "
                        "direction, pulse, conductance)", source=data.path)
@@ -67,7 +67,13 @@ def calibrate_weak_reset(data: Measurements, cls: type[WeakReset], name: str,
     R = np.full((len(series), len(t_all)), np.nan)
     for i, s in enumerate(series):
         R[i, np.searchsorted(t_all, s.pulses)] = scale / s.conductance
-    fits = fit_weak_reset_devices(t_all, R)
+    return series, t_all, R, scale
+
+
+def _card(data: Measurements, cls: type[WeakReset], name: str, base: Mapping[str, Any] | None,
+          fits: dict[str, np.ndarray], n_series: int) -> dict[str, Any]:
+    """The card: D2D distributions by ML on the per-device fits, the rest from the base card
+    (or the family's defaults)."""
     dists = {"m1": _dist_from_values("expon", fits["m1"]),
              "t_star": _dist_from_values("lognorm", fits["t_star"]),
              "c1": _dist_from_values("norm", fits["c1"]),
@@ -79,7 +85,7 @@ def calibrate_weak_reset(data: Measurements, cls: type[WeakReset], name: str,
     for k, v in dists.items():
         params[k] = param_entry(v, cls.PARAMS[k].unit or "1",
                                 source=f"{prov}; per-device hinge fits of ln(R/R0) "
-                                f"({len(series)} series), distribution by ML on the "
+                                f"({n_series} series), distribution by ML on the "
                                 "per-device values, truncated to their range")
     for k, spec in cls.PARAMS.items():
         if k in params:
@@ -91,13 +97,19 @@ def calibrate_weak_reset(data: Measurements, cls: type[WeakReset], name: str,
             params[k] = entry_from_spec(spec, v, spec.unit or "1")
     card: dict[str, Any] = {
         "name": name, "family": cls.family,
-        "description": f"weak_reset calibrated from {data.path} ({len(series)} RESET series)",
+        "description": f"weak_reset calibrated from {data.path} ({n_series} RESET series)",
         "source": prov, "synthetic": data.synthetic, "params": params,
         "imperfections": {k: True for k in cls.IMPERFECTIONS},
     }
     validate_card(card, source=data.path)
-    model = cls(card)
-    # per-device fitted and simulated responses
+    return card
+
+
+def _responses(model: WeakReset, t_all: np.ndarray, fits: dict[str, np.ndarray], scale: float,
+               n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fitted mean, simulated) conductance of each device at every read point: the simulation
+    runs the card's model from each device's fitted parameters (vectorised over devices, a loop
+    over read points)."""
     t = torch.as_tensor(t_all, dtype=torch.float64)
     w = model.mean_log_ratio(t[None, :], torch.as_tensor(fits["m1"])[:, None],
                              torch.as_tensor(fits["t_star"])[:, None],
@@ -105,18 +117,29 @@ def calibrate_weak_reset(data: Measurements, cls: type[WeakReset], name: str,
                              torch.as_tensor(fits["m2"])[:, None])
     g_fit = (scale / (torch.as_tensor(fits["R0"])[:, None] * torch.exp(w))).numpy()
     gen = torch.Generator().manual_seed(seed)
-    st = model.sample_devices((len(series),), gen, dtype=torch.float64)
+    st = model.sample_devices((n,), gen, dtype=torch.float64)
     for k in ("m1", "t_star", "c1", "m2"):
         st[k] = torch.as_tensor(fits[k])
     st["r0"] = torch.as_tensor(fits["R0"])
-    sim = np.full_like(R, np.nan)
+    sim = np.full((n, len(t_all)), np.nan)
     sim[:, 0] = (scale / model.resistance(st)).numpy() if t_all[0] == 0 else np.nan
-    for j in range(len(t_all)):  # a loop over read points, vectorised over devices
+    for j in range(len(t_all)):
         if j == 0 and t_all[0] == 0:
             continue
         step = t_all[j] - (t_all[j - 1] if j else 0.0)
-        model.apply_pulses(st, torch.full((len(series),), step), gen)
+        model.apply_pulses(st, torch.full((n,), step), gen)
         sim[:, j] = (scale / model.resistance(st)).numpy()
+    return g_fit, sim
+
+
+def calibrate_weak_reset(data: Measurements, cls: type[WeakReset], name: str,
+                         base: Mapping[str, Any] | None, seed: int,
+                         limits: FitLimits | None = None) -> CalibrationResult:
+    """Per-device hinge fits of ln(R/R0) of the RESET series, then the D2D distributions."""
+    series, t_all, R, scale = _resistances(data)
+    fits = fit_weak_reset_devices(t_all, R)
+    card = _card(data, cls, name, base, fits, len(series))
+    g_fit, sim = _responses(cls(card), t_all, fits, scale, len(series), seed)
     ok = np.isfinite(R)
     y = (scale / R)[ok]
     fitted = g_fit[ok]
@@ -145,5 +168,3 @@ def calibrate_weak_reset(data: Measurements, cls: type[WeakReset], name: str,
                            "smoothed": sm, "fitted": fitted, "simulated": sim[ok]})
     return CalibrationResult(card=card, family=cls.family, kind="pulses", curves=curves,
                              extra={"per_device": fits})
-
-

@@ -23,6 +23,21 @@ def _problems(b: Builder, data: ReportData, key: str) -> None:
 
 
 # ------------------------------------------------------------------------------- sections
+def _fit_quality(data: ReportData) -> pd.DataFrame:
+    rows = []
+    for cal in data.calibrations:
+        fit = cal.card.get("fit", {})
+        rows.append({"device": cal.name, "family": cal.card.get("family"),
+                     "format": fit.get("format"), "points": fit.get("n_points"),
+                     "R²": fit.get("r2"), "residual σ": fit.get("residual_sigma"),
+                     "C2C σ": fit.get("c2c_sigma"), "read σ": fit.get("read_sigma"),
+                     "deviance": fit.get("deviance"), "method": fit.get("method"),
+                     "data": fit.get("source_file"),
+                     "synthetic": "yes" if fit.get("synthetic") else "no",
+                     "warnings": " | ".join(fit.get("warnings") or []) or "none"})
+    return pd.DataFrame(rows)
+
+
 def _calibration(data: ReportData, dpi: int) -> Section | None:
     from dse.devices import BitErrorModel, from_card
 
@@ -50,18 +65,7 @@ def _calibration(data: ReportData, dpi: int) -> Section | None:
             b.figure(f"{cal.name}: measured vs fitted", lambda c=cal: c.figure,
                      caption=str(cal.card.get("description", "")))
     if data.calibrations:
-        rows = []
-        for cal in data.calibrations:
-            fit = cal.card.get("fit", {})
-            rows.append({"device": cal.name, "family": cal.card.get("family"),
-                         "format": fit.get("format"), "points": fit.get("n_points"),
-                         "R²": fit.get("r2"), "residual σ": fit.get("residual_sigma"),
-                         "C2C σ": fit.get("c2c_sigma"), "read σ": fit.get("read_sigma"),
-                         "deviance": fit.get("deviance"), "method": fit.get("method"),
-                         "data": fit.get("source_file"),
-                         "synthetic": "yes" if fit.get("synthetic") else "no",
-                         "warnings": " | ".join(fit.get("warnings") or []) or "none"})
-        b.table("Fit quality", pd.DataFrame(rows),
+        b.table("Fit quality", _fit_quality(data),
                 "R²: fitted mean trajectory vs the smoothed measurement (pulse families) or the "
                 "probit-scale BER fit (binary cells); σ in the card's conductance unit; "
                 "warnings: the card's fit.warnings (parameters the data do not determine, "

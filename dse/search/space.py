@@ -200,21 +200,10 @@ def parse_param(study: str, name: str, entry: Any) -> Param:
     return Param(name, kind, float(low), float(high), log, step)
 
 
-def parse_study(config: dict[str, Any], name: str) -> StudySpec:
-    """Validate ``config['search'][name]`` against the experiments, chips and vocabulary."""
-    studies = config.get("search", {})
-    if name not in studies:
-        known = ", ".join(sorted(studies)) or "none defined"
-        raise DseError(f"unknown study '{name}' (search: {known})")
-    raw = dict(studies[name])
-    exp = raw.get("experiment")
-    if exp not in config.get("experiments", {}):
-        known = ", ".join(sorted(config.get("experiments", {})))
-        raise _err(name, "experiment", f"unknown experiment {exp!r} (experiments: {known})")
-    params = tuple(parse_param(name, k, v) for k, v in (raw.get("parameters") or {}).items())
-    if not params:
-        raise _err(name, "parameters", "no parameters to search; add at least one")
-
+def _study_chips(config: dict[str, Any], name: str, raw: dict[str, Any], exp: str,
+                 params: tuple[Param, ...]) -> dict[str, str]:
+    """precision -> chip of a study (``chip: NAME`` for every precision searched, or a
+    mapping), each a configured chip."""
     chips_entry = raw.get("chip")
     chips = dict(chips_entry) if isinstance(chips_entry, Mapping) else {}
     base_precision = config["experiments"][exp].get("precision", "binary")
@@ -230,6 +219,25 @@ def parse_study(config: dict[str, Any], name: str) -> StudySpec:
         if chip not in known_chips:
             known = ", ".join(sorted(known_chips)) or "none defined"
             raise _err(name, f"chip.{prec}", f"unknown chip '{chip}' (chips: {known})")
+    return chips
+
+
+def parse_study(config: dict[str, Any], name: str) -> StudySpec:
+    """Validate ``config['search'][name]`` against the experiments, chips and vocabulary."""
+    studies = config.get("search", {})
+    if name not in studies:
+        known = ", ".join(sorted(studies)) or "none defined"
+        raise DseError(f"unknown study '{name}' (search: {known})")
+    raw = dict(studies[name])
+    exp = raw.get("experiment")
+    if exp not in config.get("experiments", {}):
+        known = ", ".join(sorted(config.get("experiments", {})))
+        raise _err(name, "experiment", f"unknown experiment {exp!r} (experiments: {known})")
+    params = tuple(parse_param(name, k, v) for k, v in (raw.get("parameters") or {}).items())
+    if not params:
+        raise _err(name, "parameters", "no parameters to search; add at least one")
+
+    chips = _study_chips(config, name, raw, exp, params)
 
     objectives = dict(raw.get("objectives") or {})
     if not objectives:
