@@ -66,8 +66,9 @@ def test_the_wheel_works_without_the_source_tree(tmp_path: Path) -> None:
     venv.create(env_dir, system_site_packages=True, with_pip=True)
     bin_dir = env_dir / "bin"
     wheel = next(dist.glob("dse-*.whl"))
+    # --ignore-installed: the editable install this environment sees would satisfy pip otherwise
     subprocess.run([bin_dir / "python", "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-                    str(wheel)], check=True, capture_output=True, text=True)
+                    "--ignore-installed", str(wheel)], check=True, capture_output=True, text=True)
     work = tmp_path / "work"  # no checkout around: nothing can come from the source tree
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
