@@ -246,3 +246,54 @@ def test_a_torn_journal_is_mended_and_an_unreadable_one_repaired(tmp_path: Path)
     rebuilt = stored(cfg3, results).get_trials(states=(TrialState.COMPLETE,))
     assert sorted(t.values for t in rebuilt) == sorted(t.values for t in after)
     assert (journal.parent / "journal.log.unreadable").is_file()
+
+
+def test_a_second_worker_with_the_same_number_is_refused(tmp_path: Path) -> None:
+    """Issue 18: a second `--worker K` used to fail the live worker's trial and crash it; the
+    worker number is now held by a lock while the first runs."""
+    from filelock import FileLock
+
+    cfg = tiny_config(trials=1)
+    results = tmp_path / "results"
+    init_study(cfg, "s", results)
+    layout = Layout.at(results)
+    layout.worker_lock("s", 0).parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(layout.worker_lock("s", 0))), \
+            pytest.raises(DseError, match="worker 0 of study 's' is already running"):
+        run_worker(cfg, "s", 0, results)
+    assert not layout.worker_json("s", 0).exists()
+    run_worker(cfg, "s", 0, results)  # once the first is done, the number is free again
+
+
+def test_stale_trials_are_those_of_dead_processes_only(tmp_path: Path) -> None:
+    """A RUNNING trial is a dead worker's when its process is gone (pid and start time), or
+    when it was never stamped long after it began; a live worker's trial is left alone, and
+    the failures of dead workers do not count toward the failure cap."""
+    import datetime as dt
+    import socket
+
+    from dse.search.workers import UNSTAMPED_GRACE, is_stale, own_failures, process_start
+
+    host, now, me = socket.gethostname(), dt.datetime.now(), os.getpid()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+
+    def trial(attrs: dict, age: float) -> optuna.trial.FrozenTrial:
+        return optuna.trial.FrozenTrial(
+            number=0, state=TrialState.RUNNING, value=None, values=None,
+            datetime_start=now - dt.timedelta(seconds=age), datetime_complete=None, params={},
+            distributions={}, user_attrs=attrs, system_attrs={}, intermediate_values={},
+            trial_id=0)
+
+    live = {"host": host, "pid": me, "pid_start": process_start(me)}
+    assert not is_stale(trial(live, 999), host, now)
+    assert is_stale(trial({"host": host, "pid": int(dead)}, 1), host, now)
+    assert is_stale(trial({**live, "pid_start": "0"}, 1), host, now)  # a reused pid
+    assert not is_stale(trial({"host": "elsewhere", "pid": int(dead)}, 999), host, now)
+    assert not is_stale(trial({}, UNSTAMPED_GRACE / 2), host, now)  # being sampled
+    assert is_stale(trial({}, UNSTAMPED_GRACE * 2), host, now)  # killed before its stamp
+    study = optuna.create_study(directions=["maximize"])
+    study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, user_attrs={"worker": 0}))
+    study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, user_attrs={"worker": 0}))
+    study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs={"retry_of": 0}))
+    assert own_failures(study, 0) == 1  # trial 0 was a dead worker's: retried, not counted

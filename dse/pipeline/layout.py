@@ -116,6 +116,10 @@ class Layout:
     def worker_json(self, study: str, worker: int | str) -> Path:
         return self.study_dir(study) / "workers" / f"{worker}.json"
 
+    def worker_lock(self, study: str, worker: int | str) -> Path:
+        """Held by a running worker: a second worker with the same number is refused."""
+        return self.study_dir(study) / "workers" / f"{worker}.lock"
+
     def trial_dir(self, study: str, number: int) -> Path:
         return self.study_dir(study) / "trials" / str(number)
 

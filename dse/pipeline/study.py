@@ -6,6 +6,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from dse import seeds
 from dse.errors import DseError
 from dse.pipeline.artifacts import write_trial
@@ -55,7 +57,18 @@ def run_study_worker(config: Mapping[str, Any], name: str, worker: int, layout: 
                     result.estimate)
         return TrialOutcome(result.metrics, result.trained_now, result.training_key)
 
-    report = run_worker(spec, layout.journal(name), worker, evaluate)
+    layout.worker_lock(name, worker).parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(layout.worker_lock(name, worker)))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise DseError(f"worker {worker} of study '{name}' is already running (lock "
+                       f"{layout.worker_lock(name, worker)}); give this one another --worker "
+                       "number or wait for it") from None
+    try:
+        report = run_worker(spec, layout.journal(name), worker, evaluate)
+    finally:
+        lock.release()
     write_json(layout.worker_json(name, worker), report)
     return report
 

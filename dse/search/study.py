@@ -15,16 +15,15 @@
 * **Resume**: every finished trial is in the storage the moment it ends, so a killed worker (kill
   −9 included) loses only the trial it was running. On an RDB storage its trial stops beating
   and is failed and re-queued by the next worker that looks (Optuna's heartbeat). Journal storage
-  has no heartbeat: a trial left RUNNING is recognised as stale when its worker id is the
-  restarted worker's, or its process (same host) is gone; it is marked FAIL and its parameters
-  are enqueued again.
+  has no heartbeat: a trial left RUNNING is stale only when its worker's process is gone (same
+  host, pid and process start time: :mod:`dse.search.workers`); it is marked FAIL and its
+  parameters are enqueued again, and such failures do not count toward a worker's failure cap.
+  Two workers with the same number are refused (a lock per worker number, the wiring's).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
 import warnings
 from collections.abc import Callable
@@ -41,6 +40,7 @@ from dse.errors import DseError
 from dse.search.journal import check_records, mend_torn_record
 from dse.search.space import StudySpec
 from dse.search.storage import fail_stale_trials, has_heartbeat, open_rdb, public_url
+from dse.search.workers import own_failures, recover_stale_trials, stamp
 
 log = logging.getLogger(__name__)
 
@@ -106,36 +106,6 @@ def init_study(spec: StudySpec, journal: Path) -> dict[str, Any]:
             "workers": spec.workers, "objectives": spec.objectives, "seed": spec.seed}
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def recover_stale_trials(study: optuna.Study, worker: int) -> list[int]:
-    """Fail the RUNNING trials of dead workers and enqueue their parameters again."""
-    host = socket.gethostname()
-    failed = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        attrs = t.user_attrs
-        same_host = attrs.get("host") == host
-        dead = attrs.get("worker") == worker and same_host
-        if same_host and "pid" in attrs and not _pid_alive(int(attrs["pid"])):
-            dead = True
-        if not dead:
-            continue
-        study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
-        if t.params:
-            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
-        failed.append(t.number)
-        log.warning("trial %d of a dead worker marked FAIL and re-queued", t.number)
-    return failed
-
-
 def _suggest(trial: optuna.Trial, spec: StudySpec) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for p in spec.params:
@@ -175,12 +145,8 @@ def _objective(spec: StudySpec, study: optuna.Study, worker: int, evaluate: Eval
     """The Optuna objective of worker ``worker``: stamps the trial with the worker, host and
     pid, suggests the parameters, evaluates the design and records metrics and constraints
     (on a storage with a heartbeat, a trial beyond the total is pruned before it is sampled)."""
-    host, pid = socket.gethostname(), os.getpid()
-
     def objective(trial: optuna.Trial) -> tuple[float, ...]:
-        trial.set_user_attr("worker", worker)
-        trial.set_user_attr("host", host)
-        trial.set_user_attr("pid", pid)
+        stamp(trial, worker)  # before the parameters are drawn (dse.search.workers)
         if heartbeat and _surplus(study, trial.number, spec.trials):
             trial.set_user_attr("surplus", True)
             raise optuna.TrialPruned("the study's trials are complete or running")
@@ -243,10 +209,9 @@ def run_worker(spec: StudySpec, journal: Path, worker: int, evaluate: Evaluate) 
                 continue
         waiting_since = None
         study.optimize(objective, n_trials=1, catch=(DseError,), show_progress_bar=False)
-        failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-                  if t.user_attrs.get("worker") == worker]
-        if len(failed) >= max_attempts:
-            raise DseError(f"study '{spec.name}': {len(failed)} trials failed; see the log")
+        failed = own_failures(study, worker)  # not the trials of workers that died
+        if failed >= max_attempts:
+            raise DseError(f"study '{spec.name}': {failed} trials failed; see the log")
     return WorkerReport(worker, counts["run"], counts["trained"], time.perf_counter() - t0)
 
 
@@ -259,7 +224,7 @@ def _recover(study: optuna.Study, worker: int, heartbeat: bool) -> None:
     if heartbeat:
         fail_stale_trials(study)
     else:
-        recover_stale_trials(study, worker)
+        recover_stale_trials(study)
 
 
 def _surplus(study: optuna.Study, number: int, total: int) -> bool:
