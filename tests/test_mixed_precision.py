@@ -20,7 +20,7 @@ from dse.pipeline.artifacts import load_card
 from dse.pipeline.artifacts import load_model as load
 from dse.pipeline.artifacts import save_model as save
 from dse.train import MixedPrecisionTrainer, train
-from dse.train.mixed_precision import absmax_quantize
+from dse.train.converters import absmax_quantize
 
 REPO = Path(__file__).resolve().parents[1]
 BULK = load_card(REPO / "config" / "devices" / "bulk-switching.yaml")
@@ -340,13 +340,13 @@ def test_transfer_matches_the_plain_rule(digits) -> None:
 
 
 def test_threshold_indices_compare_in_the_tensor_precision() -> None:
-    from dse.train.mixed_precision import _indices_above
+    from dse.train.converters import indices_above
     level = 3.3e-3  # float32(level) < level: the comparison is a float32 one, as in torch
     x = torch.tensor([level, -level, 1.0, 0.0], dtype=torch.float32)
     x = torch.cat([x, torch.nextafter(x, torch.zeros(4)), torch.nextafter(x, torch.ones(4))])
     for strict in (False, True):
         want = torch.nonzero(x > level if strict else x >= level).squeeze(1)
-        got = _indices_above(x, level, strict)
+        got = indices_above(x, level, strict)
         assert got.dtype == torch.int64 and torch.equal(got, want)
 
 

@@ -1,7 +1,8 @@
 """Device models and the ``calibrate`` stage.
 
 * Analog pulse families (``DeviceModel``): ``soft_bounds``, ``exp_step``, ``piecewise``
-  (:mod:`dse.devices.analog`) and ``weak_reset`` (:mod:`dse.devices.weak_reset`).
+  (:mod:`dse.devices.pulse_families`, their base :mod:`dse.devices.analog`) and ``weak_reset``
+  (:mod:`dse.devices.weak_reset`).
 * Binary-cell error models (``BitErrorModel``): ``rram_1t1r``, ``rram_2t2r``, ``pcsa``,
   ``stt_mram`` (:mod:`dse.devices.binary`); ``pcsa_physical``, a sense amplifier from its
   transistors (:mod:`dse.devices.pcsa_physical`, rates per stored value in
@@ -15,19 +16,18 @@
   thresholds of a fit.
 """
 
-from dse.devices import analog, binary, pcsa_physical, weak_reset  # noqa: F401  (register)
-from dse.devices.base import (
-    REGISTRY,
-    BitErrorModel,
-    DeviceModel,
-    TruncDist,
-    expand_operating_points,
-    from_card,
-    register,
-    validate_card,
+from dse.devices import (  # noqa: F401  (register the families)
+    binary,
+    pcsa_physical,
+    pulse_families,
+    weak_reset,
 )
+from dse.devices.base import REGISTRY, DeviceModel, register
+from dse.devices.bit_error import BitErrorModel, expand_operating_points
 from dse.devices.calibrate import CalibrationResult, FitLimits, calibrate
+from dse.devices.cards import from_card, validate_card
 from dse.devices.measurements import Measurements, pair_measurements, parse_measurements
+from dse.devices.params import TruncDist
 from dse.devices.synthetic import synthesize
 
 __all__ = [

@@ -1,4 +1,7 @@
-"""Device-model protocol: the family registry, device cards, parameter specs and D2D distributions.
+"""Device-model protocol: the family registry and the analog-device base (:class:`DeviceModel`).
+
+Parameter specs and D2D distributions are in :mod:`dse.devices.params`, the binary-cell protocol
+in :mod:`dse.devices.bit_error`, card checking and building in :mod:`dse.devices.cards`.
 
 A *device card* is data (YAML or JSON)::
 
@@ -15,22 +18,20 @@ A *device card* is data (YAML or JSON)::
     fit: {...}                    # calibrated cards only
 
 Every parameter carries ``source:`` or ``assumption:`` (principle 4). A family is one class
-registered with :func:`register`; :func:`from_card` builds an instance, so no code outside this
-package ever branches on a family name.
+registered with :func:`register`; :func:`dse.devices.cards.from_card` builds an instance, so no
+code outside this package ever branches on a family name.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from dse.devices.domains import check_operating_point, parse_operating_range
+from dse.devices.params import ParamSpec, TruncDist, is_number
 from dse.errors import DseError
 from dse.registry import Registry
 
@@ -46,152 +47,6 @@ register = REGISTRY.register  # @register("name"): selectable as ``family: <name
 def family_class(name: str, source: str | None = None) -> type[DeviceFamily]:
     """The registered class for ``name`` (DseError listing the families otherwise)."""
     return REGISTRY.lookup(name, source)
-
-
-# ------------------------------------------------------------------------------ distributions
-@dataclass(frozen=True)
-class TruncDist:
-    """A (truncated) distribution for device-to-device parameters, sampled by inverse CDF in torch.
-
-    ``kind``: ``norm`` (mean, std), ``expon`` (loc, scale), ``lognorm`` (s, loc, scale; scipy's
-    parametrisation) or ``uniform`` (low, high). ``low``/``high`` truncate; the sample is
-    ``F⁻¹(U(F(low), F(high)))``, the same construction as the reference code's
-    ``scipy.stats.<dist>.ppf(uniform.rvs(F(a), F(b)-F(a)))`` but drawn from a ``torch.Generator``.
-    """
-
-    kind: str
-    args: tuple[tuple[str, float], ...]
-    low: float = -math.inf
-    high: float = math.inf
-
-    ARGS: ClassVar[dict[str, tuple[str, ...]]] = {
-        "norm": ("mean", "std"), "expon": ("loc", "scale"),
-        "lognorm": ("s", "loc", "scale"), "uniform": ("low", "high")}
-
-    @classmethod
-    def from_entry(cls, entry: Mapping[str, Any], where: str, source: str | None) -> TruncDist:
-        kind = entry.get("distribution")
-        if kind not in cls.ARGS:
-            raise DseError(f"{where}.distribution: '{kind}' is not supported "
-                           f"(allowed: {', '.join(cls.ARGS)})", source=source)
-        vals = {}
-        for a in cls.ARGS[kind]:
-            v = entry.get(a)
-            if not _is_number(v):
-                raise DseError(f"{where}.{a}: a number is required for a {kind} distribution",
-                               source=source)
-            vals[a] = float(v)
-        low = float(entry.get("low", vals.get("low", -math.inf)))
-        high = float(entry.get("high", vals.get("high", math.inf)))
-        if kind in ("norm", "lognorm", "expon") and (vals.get("std", 1) <= 0 or
-                                                      vals.get("scale", 1) <= 0 or
-                                                      vals.get("s", 1) <= 0):
-            raise DseError(f"{where}: scale parameters must be > 0", source=source)
-        if not low < high:
-            raise DseError(f"{where}: low ({low}) must be below high ({high})", source=source)
-        dist = cls(kind, tuple(vals.items()), low, high)
-        lo_c, hi_c = dist._cdf_bounds()
-        if not hi_c > lo_c:
-            raise DseError(f"{where}: the truncation [{low}, {high}] holds no probability mass",
-                           source=source)
-        return dist
-
-    @property
-    def a(self) -> dict[str, float]:
-        return dict(self.args)
-
-    # CDF / inverse CDF on float64 tensors
-    def cdf(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.a
-        if self.kind == "norm":
-            return torch.special.ndtr((x - a["mean"]) / a["std"])
-        if self.kind == "expon":
-            z = ((x - a["loc"]) / a["scale"]).clamp(min=0.0)
-            return -torch.expm1(-z)
-        if self.kind == "lognorm":
-            y = (x - a["loc"]).clamp(min=1e-300) / a["scale"]
-            return torch.special.ndtr(torch.log(y) / a["s"])
-        return ((x - a["low"]) / (a["high"] - a["low"])).clamp(0.0, 1.0)
-
-    def ppf(self, u: torch.Tensor) -> torch.Tensor:
-        a = self.a
-        if self.kind == "norm":
-            return a["mean"] + a["std"] * torch.special.ndtri(u)
-        if self.kind == "expon":
-            return a["loc"] - a["scale"] * torch.log1p(-u)
-        if self.kind == "lognorm":
-            return a["loc"] + a["scale"] * torch.exp(a["s"] * torch.special.ndtri(u))
-        return a["low"] + u * (a["high"] - a["low"])
-
-    def _cdf_bounds(self) -> tuple[float, float]:
-        b = torch.tensor([self.low, self.high], dtype=torch.float64)
-        b = torch.nan_to_num(b, neginf=-1e300, posinf=1e300)
-        c = self.cdf(b)
-        return float(c[0]), float(c[1])
-
-    def sample(self, shape: Sequence[int], generator: torch.Generator,
-               dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Draw ``shape`` values (inverse CDF of a uniform on [F(low), F(high)])."""
-        lo, hi = self._cdf_bounds()
-        u = torch.rand(tuple(shape), generator=generator, dtype=torch.float64,
-                       device=generator.device)
-        x = self.ppf(lo + (hi - lo) * u)
-        return x.clamp(self.low, self.high).to(dtype)
-
-    def median(self) -> float:
-        lo, hi = self._cdf_bounds()
-        x = self.ppf(torch.tensor([(lo + hi) / 2], dtype=torch.float64))
-        return float(x.clamp(self.low, self.high)[0])
-
-    def to_entry(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"distribution": self.kind, **self.a}
-        if math.isfinite(self.low) and self.kind != "uniform":
-            out["low"] = self.low
-        if math.isfinite(self.high) and self.kind != "uniform":
-            out["high"] = self.high
-        return out
-
-
-# ------------------------------------------------------------------------------ parameters
-@dataclass(frozen=True)
-class ParamSpec:
-    """What a family expects of one card parameter.
-
-    ``unit``: the required unit string, ``"G"`` for "the card's conductance unit" (all G
-    parameters of one card must share it), or ``None`` to accept any unit. ``kind``: ``scalar``,
-    ``table`` (list of numbers) or ``dist`` (a :class:`TruncDist` or a scalar used for every
-    device). ``default``: used when the card omits the parameter (``None`` = required);
-    ``note`` is the default's provenance (``source: ...`` / ``assumption: ...``).
-    """
-
-    unit: str | None
-    doc: str
-    kind: str = "scalar"
-    default: Any = None
-    note: str = ""
-    low: float | None = None
-    high: float | None = None
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
-
-
-def param_entry(value: Any, unit: str, *, source: str | None = None,
-                assumption: str | None = None, **extra: Any) -> dict[str, Any]:
-    """A card parameter entry ``{value, unit, source|assumption, ...}``."""
-    entry: dict[str, Any] = {}
-    if isinstance(value, TruncDist):
-        entry.update(value.to_entry())
-    else:
-        entry["value"] = value
-    entry["unit"] = unit
-    if source is not None:
-        entry["source"] = source
-    if assumption is not None:
-        entry["assumption"] = assumption
-    entry.update(extra)
-    return entry
 
 
 # ------------------------------------------------------------------------------ families
@@ -267,14 +122,14 @@ class DeviceFamily:
         v = entry["value"]
         if spec.kind == "table":
             if (not isinstance(v, list) or len(v) < 2
-                    or not all(_is_number(x) for x in v)):
+                    or not all(is_number(x) for x in v)):
                 raise DseError(f"{where}.value: expected a list of at least 2 numbers",
                                source=source)
             arr = np.asarray(v, dtype=float)
             if spec.low is not None and (arr < spec.low).any():
                 raise DseError(f"{where}.value: entries must be >= {spec.low}", source=source)
             return arr
-        if not _is_number(v):
+        if not is_number(v):
             raise DseError(f"{where}.value: '{v}' is not a finite number", source=source)
         v = float(v)
         if spec.low is not None and v < spec.low:
@@ -499,142 +354,3 @@ class DeviceModel(DeviceFamily):
                 seen.add(t.data_ptr())
                 total += t.numel() * t.element_size()
         return total
-
-
-class BitErrorModel(DeviceFamily):
-    """A binary cell: operating point (SI units, the names in :attr:`knobs`) → bit error rate.
-
-    ``ber(**op)`` is vectorised and broadcasts its arguments; ``write_energy(**op)`` gives J per
-    bit write (``None`` where the family defines none); ``operating_points()`` is the card's
-    default sweep; ``sample_errors(n, rng, **op)`` draws the underlying physical process
-    (resistances, sense failures, switching events) ``n`` times, so its error rate is an
-    independent check of ``ber``.
-    """
-
-    kind: ClassVar[str] = "binary"
-    knobs: ClassVar[tuple[str, ...]] = ()
-    optional_knobs: ClassVar[dict[str, str]] = {}  # knob -> parameter giving its default
-    BER_FIT: ClassVar[tuple[str, ...]] = ()       # parameters a BER table determines
-
-    def _op(self, op: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        allowed = set(self.knobs) | set(self.optional_knobs)
-        unknown = sorted(set(op) - allowed)
-        if unknown:
-            raise DseError(f"{self.describe()}: unknown operating-point variable(s) "
-                           f"{', '.join(unknown)} (knobs: {', '.join(sorted(allowed))})")
-        missing = [k for k in self.knobs if k not in op]
-        if missing:
-            raise DseError(f"{self.describe()}: operating point needs {', '.join(missing)}")
-        vals = {k: np.asarray(op[k], dtype=float) for k in self.knobs}
-        for k, pname in self.optional_knobs.items():
-            vals[k] = np.asarray(op.get(k, self.scalar(pname)), dtype=float)
-        check_operating_point(self.describe(), vals, self.operating_range(), self.source)
-        arrays = np.broadcast_arrays(*vals.values())
-        return dict(zip(vals, arrays, strict=True))
-
-    def ber(self, **op: Any) -> np.ndarray:
-        raise NotImplementedError
-
-    def write_energy(self, **op: Any) -> np.ndarray | None:
-        return None
-
-    def sample_errors(self, n: int, rng: np.random.Generator, **op: Any) -> np.ndarray:
-        raise NotImplementedError
-
-    def operating_range(self) -> dict[str, tuple[float, float]]:
-        """The card's calibrated ``operating_range`` ({knob: (low, high)}; {} when absent)."""
-        return parse_operating_range(self.card, self.knobs + tuple(self.optional_knobs),
-                                     self.source)
-
-    def operating_points(self) -> list[dict[str, float]]:
-        ops = self.card.get("operating_points")
-        if ops is None:
-            return []
-        return expand_operating_points(ops, self.knobs + tuple(self.optional_knobs),
-                                       self.source)
-
-
-def expand_operating_points(ops: Any, knobs: Sequence[str],
-                            source: str | None = None) -> list[dict[str, float]]:
-    """A list of ``{knob: value}`` from a list of mappings or a grid ``{knob: [values]}``."""
-    if isinstance(ops, Mapping):
-        names = list(ops)
-        grids = [ops[k] if isinstance(ops[k], list) else [ops[k]] for k in names]
-        mesh = np.meshgrid(*[np.asarray(g, dtype=float) for g in grids], indexing="ij")
-        ops = [dict(zip(names, (float(m.flat[i]) for m in mesh), strict=True))
-               for i in range(mesh[0].size)]
-    if not isinstance(ops, list):
-        raise DseError("operating_points: expected a list of mappings or a grid mapping",
-                       source=source)
-    out = []
-    for i, op in enumerate(ops):
-        if not isinstance(op, Mapping) or not op:
-            raise DseError(f"operating_points[{i}]: expected a mapping knob -> value",
-                           source=source)
-        bad = [k for k in op if k not in knobs]
-        if bad:
-            raise DseError(f"operating_points[{i}]: unknown knob(s) {', '.join(bad)} "
-                           f"(knobs: {', '.join(knobs)})", source=source)
-        if not all(_is_number(v) for v in op.values()):
-            raise DseError(f"operating_points[{i}]: values must be numbers", source=source)
-        out.append({k: float(v) for k, v in op.items()})
-    return out
-
-
-# ------------------------------------------------------------------------------ cards
-def validate_card(card: Any, source: str | None = None) -> dict[str, Any]:
-    """Check a card's shape and provenance and build its model once; returns the card."""
-    if not isinstance(card, Mapping):
-        raise DseError("a device card must be a mapping (name, family, params, ...)",
-                       source=source)
-    unknown = sorted(set(card) - set(CARD_KEYS))
-    if unknown:
-        raise DseError(f"unknown key(s) {', '.join(unknown)} (allowed: {', '.join(CARD_KEYS)})",
-                       source=source)
-    for key in ("name", "family"):
-        if not isinstance(card.get(key), str) or not card.get(key):
-            raise DseError(f"'{key}' is required (a non-empty string)", source=source)
-    if not isinstance(card.get("source"), str):
-        raise DseError("'source' is required: where the card's numbers come from", source=source)
-    cls = family_class(card["family"], source)
-    params = card.get("params")
-    if not isinstance(params, Mapping):
-        raise DseError("'params' is required: a mapping name -> {value, unit, source}",
-                       source=source)
-    for name, entry in params.items():
-        if isinstance(entry, Mapping):
-            prov = [entry.get(k) for k in ("source", "assumption")]
-            if not any(isinstance(p, str) and p.strip() for p in prov):
-                raise DseError(f"params.{name}: give 'source:' (paper + table/figure/equation, "
-                               "or repository + file) or 'assumption:' (why this number)",
-                               source=source)
-    flags = card.get("imperfections") or {}
-    if not isinstance(flags, Mapping):
-        raise DseError("imperfections: expected a mapping name -> true/false", source=source)
-    for k, v in flags.items():
-        if k not in cls.IMPERFECTIONS:
-            raise DseError(f"imperfections.{k}: not an imperfection of family {cls.family} "
-                           f"(allowed: {', '.join(cls.IMPERFECTIONS) or 'none'})", source=source)
-        if not isinstance(v, bool):
-            raise DseError(f"imperfections.{k}: expected true or false", source=source)
-    model = cls(card, source=source)
-    if "inference" in card:  # deployment physics of analog cards (dse/devices/inference.py)
-        from dse.devices.inference import validate_inference
-
-        validate_inference(card, model, source)
-    if isinstance(model, BitErrorModel):
-        for op in model.operating_points():  # every listed point in its domain and range
-            model._op(op)
-    elif card.get("operating_points") is not None or card.get("operating_range") is not None:
-        raise DseError("operating_points/operating_range: only binary-cell families have "
-                       "operating points", source=source)
-    return dict(card)
-
-
-def from_card(card: Mapping[str, Any], overrides: Mapping[str, Any] | None = None,
-              *, source: str | None = None) -> DeviceModel | BitErrorModel:
-    """A model instance of the card's registered family (``overrides``: switches / params)."""
-    if not isinstance(card, Mapping) or "family" not in card:
-        raise DseError("a device card needs a 'family'", source=source)
-    cls = family_class(str(card["family"]), source)
-    return cls(card, overrides, source=source)  # type: ignore[return-value]

@@ -26,8 +26,10 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy import special, stats
 
-from dse.devices.base import BitErrorModel, ParamSpec, register
+from dse.devices.base import register
+from dse.devices.bit_error import BitErrorModel
 from dse.devices.domains import ensure_finite
+from dse.devices.params import ParamSpec
 
 _LRS = ("source: LRS resistance R0 ~ N(6988 ohm, 381.7 ohm) of the HfOx weak-RESET model, "
         "Majumdar et al. 2021 code (ALGORITHMS.md §4), taken as the LRS median at i_ref")

@@ -36,7 +36,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from dse.devices.analog import PulseDevice
-from dse.devices.base import BitErrorModel, family_class
+from dse.devices.base import family_class
+from dse.devices.bit_error import BitErrorModel
 from dse.devices.fit_ber import calibrate_ber
 from dse.devices.fit_pulses import calibrate_pulses
 from dse.devices.fit_weak_reset import calibrate_weak_reset

@@ -12,12 +12,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
-from dse.devices.base import (
-    BitErrorModel,
-    ParamSpec,
-    param_entry,
-    validate_card,
-)
+from dse.devices.bit_error import BitErrorModel
+from dse.devices.cards import validate_card
 from dse.devices.domains import knob_domain
 from dse.devices.fitting import (
     CalibrationResult,
@@ -27,6 +23,7 @@ from dse.devices.fitting import (
     safe_inv,
 )
 from dse.devices.measurements import Measurements
+from dse.devices.params import ParamSpec, param_entry
 from dse.devices.plausibility import Assessment, FitLimits, finish
 from dse.errors import DseError
 

@@ -12,10 +12,10 @@ import numpy as np
 import torch
 
 from dse.devices.analog import FitParam, PulseDevice
-from dse.devices.base import param_entry
 from dse.devices.fit_pulse_checks import card_key, from_base, missing_entry_note
 from dse.devices.fitting import plain, provenance, unit_of
 from dse.devices.measurements import Measurements
+from dse.devices.params import param_entry
 
 
 def spread(values: np.ndarray, se: np.ndarray) -> float:

@@ -16,10 +16,7 @@ import torch
 from scipy import optimize, sparse
 
 from dse.devices.analog import FitParam, PulseDevice
-from dse.devices.base import (
-    param_entry,
-    validate_card,
-)
+from dse.devices.cards import validate_card
 from dse.devices.fit_pulse_card import card_params, d2d_terms, unmeasured_direction
 from dse.devices.fit_pulse_checks import (
     assess_pulse_fit,
@@ -41,6 +38,7 @@ from dse.devices.fitting import (
     unit_of,
 )
 from dse.devices.measurements import Measurements, Series
+from dse.devices.params import param_entry
 from dse.devices.plausibility import Assessment, FitLimits, finish
 from dse.errors import DseError
 

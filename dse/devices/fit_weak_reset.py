@@ -11,11 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dse.devices.base import (
-    TruncDist,
-    param_entry,
-    validate_card,
-)
+from dse.devices.cards import validate_card
 from dse.devices.fitting import (
     CalibrationResult,
     entry_from_spec,
@@ -25,6 +21,7 @@ from dse.devices.fitting import (
     smoothing_window,
 )
 from dse.devices.measurements import Measurements
+from dse.devices.params import TruncDist, param_entry
 from dse.devices.plausibility import Assessment, FitLimits, finish
 from dse.devices.weak_reset import WeakReset, fit_weak_reset_devices
 from dse.errors import DseError

@@ -15,13 +15,9 @@ import pandas as pd
 import torch
 from scipy import optimize, signal, special
 
-from dse.devices.base import (
-    DeviceFamily,
-    ParamSpec,
-    TruncDist,
-    param_entry,
-)
+from dse.devices.base import DeviceFamily
 from dse.devices.measurements import Measurements
+from dse.devices.params import ParamSpec, TruncDist, param_entry
 from dse.errors import DseError
 
 

@@ -45,8 +45,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dse.devices.base import BitErrorModel, ParamSpec, register
+from dse.devices.base import register
+from dse.devices.bit_error import BitErrorModel
 from dse.devices.mosfet import K_B, Mosfet, degenerated_current
+from dse.devices.params import ParamSpec
 from dse.errors import DseError
 
 _PTM = ("source: PTM 130 nm bulk BSIM4 card (Zhao & Cao, IEEE TED 53(11) 2006; ptm.asu.edu; "

@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dse.devices.base import BitErrorModel, DeviceModel, from_card
+from dse.devices.base import DeviceModel
+from dse.devices.bit_error import BitErrorModel
+from dse.devices.cards import from_card
 from dse.devices.measurements import header_lines
 from dse.devices.weak_reset import WeakReset
 from dse.errors import DseError

@@ -29,7 +29,8 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from dse.devices.base import DeviceModel, ParamSpec, TruncDist, register
+from dse.devices.base import DeviceModel, register
+from dse.devices.params import ParamSpec, TruncDist
 
 Tensor = torch.Tensor
 
@@ -190,52 +191,69 @@ class WeakReset(DeviceModel):
         flat_n = n.reshape(-1)
         moved = torch.nonzero(flat_n).squeeze(1) if n_max > 0 else None
 
+        if self.imperfections["rtn"]:
+            self._pulse_rtn(state, flat_n, moved, n_max, generator)
+        if self.imperfections["pink"] and moved is not None:
+            self._pulse_pink(state, flat_n, moved, n_max, generator)
+        return state
+
+    def _pulse_rtn(self, state: dict[str, Tensor], flat_n: Tensor, moved: Tensor | None,
+                   n_max: int, generator: torch.Generator) -> None:
+        """RTN after the pulses: switch decisions for pulsed devices, levels for high ones."""
+        dtype, dev, shape = state["t"].dtype, state["t"].device, state["t"].shape
+
         def rand(k: int) -> Tensor:
             return torch.rand(k, generator=generator, dtype=dtype, device=dev)
 
-        if self.imperfections["rtn"]:
-            high = state["rtn_high"].reshape(-1)
-            if moved is not None:
-                tab = self.rtn_transitions(n_max)
-                # [P(low→high in k), k = 0..n_max] then [P(high→low in k)]
-                flat = torch.cat([tab[:, 0, 1], tab[:, 1, 0]]).to(dtype=dtype, device=dev)
-                h_m = high.index_select(0, moved)
-                idx = torch.addcmul(flat_n.index_select(0, moved), h_m,
-                                    torch.full((), n_max + 1.0, dtype=dtype, device=dev))
-                p = torch.index_select(flat, 0, idx.to(torch.int32))
-                flip = p.sub_(rand(moved.numel())).mul_(1e30).clamp_(0.0, 1.0)  # 1 where r < P
-                high = high.index_copy(0, moved, h_m.sub_(flip).abs_())
-            on = torch.nonzero(high).squeeze(1)
-            amp = state["rtn_amp"]
-            amp = amp.reshape(-1).index_select(0, on) if amp.dim() else amp
-            level = torch.zeros_like(high).index_copy_(
-                0, on, rand(on.numel()).mul_(amp).mul_(rand(on.numel())))
-            state["rtn_high"] = high.view(shape)
-            state["rtn"] = level.view(shape)
-        if self.imperfections["pink"] and moved is not None:
-            # buffer layout [fresh | taps]: after n pulses tap k is buffer[taps + k − n], i.e.
-            # the old tap k − n, or one of the n fresh uniforms for k < n (the reference roll)
-            m = self.taps
-            b = torch.as_tensor(self._b, dtype=dtype, device=dev)
-            buf = state["hold"].view(-1, 2 * m)
-            sparse = moved.numel() < self.PINK_SPARSE * buf.shape[0]
-            rows = buf.index_select(0, moved) if sparse else buf
-            k = (flat_n.index_select(0, moved) if sparse else flat_n).clamp(max=float(m))
-            start = (m - k).to(torch.long)
-            if sparse:  # exactly min(n, taps) fresh uniforms per pulsed device
-                fresh = torch.arange(m, device=dev) >= start.unsqueeze(1)  # the k newest slots
-                rows[:, :m].masked_scatter_(fresh, rand(int(k.sum())))
-            else:  # refill the min(max n, taps) newest slots of every device (cheaper in bulk)
-                rows[:, m - min(n_max, m): m].uniform_(generator=generator)
-            new = rows.unfold(1, m, 1)[torch.arange(rows.shape[0], device=dev), start]
-            if sparse:
-                buf[:, m:].index_copy_(0, moved, new)
-                pink = state["pink"].reshape(-1).index_copy(0, moved, new @ b)
-            else:
-                buf[:, m:].copy_(new)
-                pink = new @ b
-            state["pink"] = pink.view(shape)
-        return state
+        high = state["rtn_high"].reshape(-1)
+        if moved is not None:
+            tab = self.rtn_transitions(n_max)
+            # [P(low→high in k), k = 0..n_max] then [P(high→low in k)]
+            flat = torch.cat([tab[:, 0, 1], tab[:, 1, 0]]).to(dtype=dtype, device=dev)
+            h_m = high.index_select(0, moved)
+            idx = torch.addcmul(flat_n.index_select(0, moved), h_m,
+                                torch.full((), n_max + 1.0, dtype=dtype, device=dev))
+            p = torch.index_select(flat, 0, idx.to(torch.int32))
+            flip = p.sub_(rand(moved.numel())).mul_(1e30).clamp_(0.0, 1.0)  # 1 where r < P
+            high = high.index_copy(0, moved, h_m.sub_(flip).abs_())
+        on = torch.nonzero(high).squeeze(1)
+        amp = state["rtn_amp"]
+        amp = amp.reshape(-1).index_select(0, on) if amp.dim() else amp
+        level = torch.zeros_like(high).index_copy_(
+            0, on, rand(on.numel()).mul_(amp).mul_(rand(on.numel())))
+        state["rtn_high"] = high.view(shape)
+        state["rtn"] = level.view(shape)
+
+    def _pulse_pink(self, state: dict[str, Tensor], flat_n: Tensor, moved: Tensor, n_max: int,
+                    generator: torch.Generator) -> None:
+        """The 1/f filter after the pulses: fresh uniforms for the min(n, taps) newest taps."""
+        dtype, dev, shape = state["t"].dtype, state["t"].device, state["t"].shape
+
+        def rand(k: int) -> Tensor:
+            return torch.rand(k, generator=generator, dtype=dtype, device=dev)
+
+        # buffer layout [fresh | taps]: after n pulses tap k is buffer[taps + k − n], i.e.
+        # the old tap k − n, or one of the n fresh uniforms for k < n (the reference roll)
+        m = self.taps
+        b = torch.as_tensor(self._b, dtype=dtype, device=dev)
+        buf = state["hold"].view(-1, 2 * m)
+        sparse = moved.numel() < self.PINK_SPARSE * buf.shape[0]
+        rows = buf.index_select(0, moved) if sparse else buf
+        k = (flat_n.index_select(0, moved) if sparse else flat_n).clamp(max=float(m))
+        start = (m - k).to(torch.long)
+        if sparse:  # exactly min(n, taps) fresh uniforms per pulsed device
+            fresh = torch.arange(m, device=dev) >= start.unsqueeze(1)  # the k newest slots
+            rows[:, :m].masked_scatter_(fresh, rand(int(k.sum())))
+        else:  # refill the min(max n, taps) newest slots of every device (cheaper in bulk)
+            rows[:, m - min(n_max, m): m].uniform_(generator=generator)
+        new = rows.unfold(1, m, 1)[torch.arange(rows.shape[0], device=dev), start]
+        if sparse:
+            buf[:, m:].index_copy_(0, moved, new)
+            pink = state["pink"].reshape(-1).index_copy(0, moved, new @ b)
+        else:
+            buf[:, m:].copy_(new)
+            pink = new @ b
+        state["pink"] = pink.view(shape)
 
     # compiled path (kernels: compiled) ---------------------------------------------------------
     has_compiled_kernel: ClassVar[bool] = True

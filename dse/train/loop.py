@@ -212,22 +212,12 @@ def _check_finite(model: QNet, exp: Experiment, epoch: int) -> None:
                            f"epoch {epoch}; lower lr (now {exp.lr}) or check the input data")
 
 
-def train(exp: Experiment, tasks: list[Dataset], device: torch.device | str = "cpu",
-          cards: dict[str, Any] | None = None, progress: bool = True,
-          on_epoch: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
-    """Train ``exp`` on one dataset (``tasks`` of length 1) or a continual-learning stream.
-
-    Deterministic on the CPU for a given seed: the initial weights, the batch order and every
-    other draw come from one generator seeded with ``exp.seed``.
-    """
-    ALGORITHMS.lookup(exp.algorithm)
-    device = torch.device(device)
+def _build(exp: Experiment, first: Dataset, device: torch.device, gen: torch.Generator,
+           cards: dict[str, Any] | None) -> tuple[ModelSpec, QNet, Trainer, str | None]:
+    """The model of ``exp`` (initial weights from ``gen``), its training BER and its trainer."""
     if not exp.batchnorm and exp.model != "mlp":
         raise DseError(f"experiments.{exp.name}.batchnorm: false is supported by model mlp only "
                        f"(got model {exp.model}); remove the key or use model: mlp")
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    gen = seeds.generator(exp.seed, "train")
-    first = tasks[0]
     spec = ModelSpec(model=exp.model, input_shape=first.input_shape, classes=first.classes,
                      precision=exp.precision, ternary_threshold=exp.ternary_threshold,
                      activation=exp.activation, input=exp.input, hidden=list(exp.hidden),
@@ -240,52 +230,75 @@ def train(exp: Experiment, tasks: list[Dataset], device: torch.device | str = "c
     if isinstance(model.encoder, StochasticInput):  # its input bits follow the experiment seed
         model.encoder.reseed(seeds.seed_for(exp.seed, "input.bits"))
     trainer = ALGORITHMS[exp.algorithm](exp, model, device, gen, cards)
-    tasks = [t.to(device) for t in tasks]
+    return spec, model, trainer, ber_source
 
+
+def _run_epoch(trainer: Trainer, task: Dataset, exp: Experiment, gen: torch.Generator,
+               desc: str, epoch: int, progress: bool) -> tuple[float, float]:
+    """One pass over ``task``'s training set; returns (mean loss, training accuracy)."""
+    n_batches = math.ceil(len(task.x_train) / exp.batch_size)
+    bar = tqdm(total=n_batches, desc=f"{desc}epoch {epoch}/{exp.epochs}",
+               disable=not progress, leave=False, unit="batch")
+    loss_sum, correct, seen = 0.0, 0, 0
+    for b, (xb, yb) in enumerate(batches(task.x_train, task.y_train, exp.batch_size, gen)):
+        loss, logits = trainer.step(xb, yb)
+        if not torch.isfinite(loss):
+            bar.close()
+            raise DseError(
+                f"experiment '{exp.name}' diverged (loss {float(loss)}) at epoch {epoch}, "
+                f"batch {b + 1}; lower lr (now {exp.lr}) or check the device card")
+        loss_sum += float(loss) * len(yb)
+        correct += int((logits.argmax(1) == yb).sum())
+        seen += len(yb)
+        bar.update()
+    bar.close()
+    return loss_sum / seen, correct / seen
+
+
+def _pulse_rows(epoch: int, tallies: dict[str, dict[str, int]]) -> list[dict[str, Any]]:
+    return [{"epoch": epoch, "layer": layer, "direction": d, "pulses": v[d]}
+            for layer, v in tallies.items() for d in ("up", "down")]
+
+
+def train(exp: Experiment, tasks: list[Dataset], device: torch.device | str = "cpu",
+          cards: dict[str, Any] | None = None, progress: bool = True,
+          on_epoch: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+    """Train ``exp`` on one dataset (``tasks`` of length 1) or a continual-learning stream.
+
+    Deterministic on the CPU for a given seed: the initial weights, the batch order and every
+    other draw come from one generator seeded with ``exp.seed``.
+    """
+    ALGORITHMS.lookup(exp.algorithm)
+    device = torch.device(device)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    gen = seeds.generator(exp.seed, "train")
+    spec, model, trainer, ber_source = _build(exp, tasks[0], device, gen, cards)
+    tasks = [t.to(device) for t in tasks]
     history: list[dict[str, Any]] = []
     pulses: list[dict[str, Any]] = []
     matrix: list[dict[str, Any]] = []
     global_epoch = 0
     for k, task in enumerate(tasks):
         trainer.start_task(k)
+        desc = f"{exp.name} " + (f"task {k + 1}/{len(tasks)} " if len(tasks) > 1 else "")
         for epoch in range(1, exp.epochs + 1):
             global_epoch += 1
             model.train()
             t0 = time.perf_counter()
-            n_batches = math.ceil(len(task.x_train) / exp.batch_size)
-            desc = f"{exp.name} " + (f"task {k + 1}/{len(tasks)} " if len(tasks) > 1 else "")
-            bar = tqdm(total=n_batches, desc=f"{desc}epoch {epoch}/{exp.epochs}",
-                       disable=not progress, leave=False, unit="batch")
-            loss_sum, correct, seen = 0.0, 0, 0
-            for b, (xb, yb) in enumerate(batches(task.x_train, task.y_train, exp.batch_size, gen)):
-                loss, logits = trainer.step(xb, yb)
-                if not torch.isfinite(loss):
-                    bar.close()
-                    raise DseError(
-                        f"experiment '{exp.name}' diverged (loss {float(loss)}) at epoch {epoch}, "
-                        f"batch {b + 1}; lower lr (now {exp.lr}) or check the device card")
-                loss_sum += float(loss) * len(yb)
-                correct += int((logits.argmax(1) == yb).sum())
-                seen += len(yb)
-                bar.update()
-            bar.close()
+            loss, train_acc = _run_epoch(trainer, task, exp, gen, desc, epoch, progress)
             _check_finite(model, exp, epoch)
             trainer.end_epoch(epoch)
             seconds = time.perf_counter() - t0
             test_acc = evaluate(model, task.x_test, task.y_test)
             tallies = trainer.take_pulses()
-            row = {"epoch": global_epoch, "task": k, "task_epoch": epoch,
-                   "loss": loss_sum / seen, "train_acc": correct / seen, "test_acc": test_acc,
-                   "seconds": seconds,
+            row = {"epoch": global_epoch, "task": k, "task_epoch": epoch, "loss": loss,
+                   "train_acc": train_acc, "test_acc": test_acc, "seconds": seconds,
                    "pulses_up": sum(v["up"] for v in tallies.values()),
                    "pulses_down": sum(v["down"] for v in tallies.values())}
             history.append(row)
-            for layer, v in tallies.items():
-                for direction in ("up", "down"):
-                    pulses.append({"epoch": global_epoch, "layer": layer,
-                                   "direction": direction, "pulses": v[direction]})
+            pulses += _pulse_rows(global_epoch, tallies)
             log.info("%s epoch %d: loss %.4f train %.4f test %.4f (%.1f s)", desc, epoch,
-                     row["loss"], row["train_acc"], test_acc, seconds)
+                     loss, train_acc, test_acc, seconds)
             if on_epoch is not None:
                 on_epoch(row)
         trainer.end_task(k)

@@ -49,7 +49,6 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -59,6 +58,7 @@ from dse.config import Experiment
 from dse.devices import DeviceModel, from_card
 from dse.errors import DseError
 from dse.nn import QNet
+from dse.train.converters import indices_above, install_converters
 from dse.train.loop import Trainer, register_algorithm
 from dse.train.mp_kernels import KernelTransfer, TransferFlags
 from dse.train.settings import MixedPrecisionSettings, settings_from
@@ -77,62 +77,6 @@ def experiment_card(exp: Experiment, cards: dict[str, Any], algorithm: str) -> d
         raise DseError(f"experiments.{exp.name}: device card '{exp.device_card}' was not loaded "
                        "(pass its card file, e.g. `dse train --card FILE`)")
     return cards[exp.device_card]
-
-
-# ------------------------------------------------------------------------------ DAC / ADC
-def absmax_quantize(x: Tensor, bits: int, generator: torch.Generator | None = None) -> Tensor:
-    """Quantize each sample (dim 0) to 2^bits − 1 levels over [−absmax, absmax], i.e. steps of
-    2·absmax/(2^bits − 2) (aihwkit's ``inp_res``/``out_res`` = 1/(2^bits − 2) of the signed
-    range); stochastic rounding when a generator is given."""
-    dims = tuple(range(1, x.dim()))
-    amax = x.abs().amax(dim=dims, keepdim=True) if dims else x.abs().amax()
-    step = amax.clamp_min(torch.finfo(x.dtype).tiny) * (2.0 / float(2 ** bits - 2))
-    q = x / step
-    if generator is None:
-        q = q.round_()
-    else:
-        q = q.add_(torch.rand(q.shape, generator=generator, dtype=q.dtype,
-                              device=q.device)).floor_()
-    return q.mul_(step)
-
-
-class _Converter(torch.autograd.Function):
-    """Forward: ADC quantization of the layer output; backward: quantized error δ."""
-
-    @staticmethod
-    def forward(ctx: Any, y: Tensor, adc_bits: int | None, err_bits: int | None,
-                generator: torch.Generator | None) -> Tensor:
-        ctx.err_bits, ctx.generator = err_bits, generator
-        return absmax_quantize(y, adc_bits) if adc_bits else y.view_as(y)
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None]:
-        if ctx.err_bits:
-            grad = absmax_quantize(grad, ctx.err_bits, ctx.generator)
-        return grad, None, None, None
-
-
-class _Dac(torch.autograd.Function):
-    """Forward: DAC quantization of the layer input; backward: straight through."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, bits: int) -> Tensor:
-        return absmax_quantize(x, bits)
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
-        return grad, None
-
-
-def _indices_above(x: Tensor, level: float, strict: bool = False) -> Tensor:
-    """Ascending int64 indices of the elements of a 1-d ``x`` with x ≥ ``level`` (x > ``level``
-    when ``strict``). On the CPU through NumPy, which compares in the same precision (a Python
-    float against a float32 array is a float32 comparison in both): this torch build's comparison
-    ops and ``torch.nonzero`` take ~3× as long (~2 ms against ~0.6 ms for 400k floats)."""
-    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
-        return torch.nonzero(x > level if strict else x >= level).squeeze(1)
-    a = x.detach().numpy()
-    return torch.from_numpy(np.flatnonzero(a > level if strict else a >= level))
 
 
 # ------------------------------------------------------------------------------ device pairs
@@ -267,19 +211,9 @@ class MixedPrecisionTrainer(Trainer):
 
     def _install_converters(self) -> list[Any]:
         s = self.settings
-        dac, adc, err = s.dac_bits, s.adc_bits, s.error_bits
         gen = seeds.generator(self.exp.seed, "train.converters", self.device)
-        hooks = []
-        for p in self.pairs:
-            if dac:
-                def pre(mod: nn.Module, args: tuple[Tensor, ...], bits: int = dac) -> Any:
-                    return (_Dac.apply(args[0], bits),) if mod.training else None
-                hooks.append(p.layer.register_forward_pre_hook(pre))
-            if adc or err:
-                def post(mod: nn.Module, args: Any, out: Tensor) -> Any:
-                    return _Converter.apply(out, adc, err, gen) if mod.training else None
-                hooks.append(p.layer.register_forward_hook(post))
-        return hooks
+        return install_converters([p.layer for p in self.pairs], s.dac_bits, s.adc_bits,
+                                  s.error_bits, gen)
 
     # -- device reads --------------------------------------------------------------------------
     def _set_weights(self, p: PairLayer, idx: Tensor, diff: Tensor) -> None:
@@ -355,7 +289,7 @@ class MixedPrecisionTrainer(Trainer):
         if self.exp.weight_decay:
             g = g.add(p.clean, alpha=self.exp.weight_decay)
         p.chi.add_(g, alpha=-self.lr)
-        idx = _indices_above(torch.abs(p.chi, out=p.work), p.eps)  # |χ| ≥ ε
+        idx = indices_above(torch.abs(p.chi, out=p.work), p.eps)  # |χ| ≥ ε
         k = idx.numel()
         if k == 0:
             return
@@ -389,7 +323,7 @@ class MixedPrecisionTrainer(Trainer):
             g_up, g_lo = self._refresh_levels
             margin = torch.minimum(g_a, g_b).sub_(g_lo)
             margin = torch.minimum(margin, torch.maximum(g_a, g_b).sub_(g_up), out=margin)
-            due = _indices_above(margin, 0.0, strict=True)
+            due = indices_above(margin, 0.0, strict=True)
             if due.numel():
                 sel = idx.index_select(0, due)
                 self._write_pairs(p, sel, p.clean.index_select(0, sel) / p.scale)
