@@ -5,7 +5,8 @@ ternary weights, narrow (784-128-128-10) and wide (784-512-512-10) networks.
     python benchmarks/ber_tolerance.py [--epochs 10] [--repeats 20] [--threads 2]
                                        [--out results/benchmarks/ber_tolerance.csv]
 
-Published claim (abstracts, HARDWARE.md 1(c)): "little impact" up to BER 1e-4 for RRAM BNNs
+Published claim (abstracts, Hirtzlin et al., AICAS 2019, arXiv 1904.03652; NANOARCH 2019, arXiv
+1908.04085): "little impact" up to BER 1e-4 for RRAM BNNs
 (Hirtzlin et al., AICAS 2019) and up to 1e-3 for ST-MRAM BNNs (NANOARCH 2019), on MNIST and
 CIFAR-10 with larger networks and full training; their accuracy-vs-BER tables are NOT FOUND.
 Standard training (no error-aware training); every fault map is drawn by dse.chip.inject.

@@ -34,12 +34,12 @@ def adc_table() -> pd.DataFrame:
     for (node, bits), ref in HW_SAR.items():
         e = NeuroSimSar.energy_fj(bits, node)
         rows.append({"model": "neurosim_sar", "node nm": node, "bits": bits,
-                     "HARDWARE.md": f"{ref} fJ", "dse": f"{e:.4g} fJ",
+                     "reference": f"{ref} fJ", "dse": f"{e:.4g} fJ",
                      "error %": 100 * (e / ref - 1)})
     for (node, bits), ref in HW_SURVEY.items():
         e = MurmannSurvey.energy_fj(bits, node) * 1e-3
         rows.append({"model": "murmann_survey", "node nm": node, "bits": bits,
-                     "HARDWARE.md": f"{ref} pJ", "dse": f"{e:.4g} pJ",
+                     "reference": f"{ref} pJ", "dse": f"{e:.4g} pJ",
                      "error %": 100 * (e / ref - 1)})
     return pd.DataFrame(rows)
 
@@ -51,8 +51,8 @@ def cell_table() -> pd.DataFrame:
         chip = base.replace(node_nm=node, read_voltage_v=v, lrs_fraction=1.0)
         e_l = chip.cell_read_fj
         e_h = chip.replace(lrs_fraction=0.0).cell_read_fj
-        rows.append({"node nm": node, "V_read": v, "E(LRS) HARDWARE.md": lrs, "E(LRS) dse": e_l,
-                     "error %": 100 * (e_l / lrs - 1), "E(HRS) HARDWARE.md": hrs,
+        rows.append({"node nm": node, "V_read": v, "E(LRS) reference": lrs, "E(LRS) dse": e_l,
+                     "error %": 100 * (e_l / lrs - 1), "E(HRS) reference": hrs,
                      "E(HRS) dse": e_h, "error % ": 100 * (e_h / hrs - 1)})
     return pd.DataFrame(rows)
 

@@ -1,4 +1,5 @@
-"""Fidelity benchmark of error-aware training (Hirtzlin et al. 2019; ALGORITHMS.md §2.3).
+"""Fidelity benchmark of error-aware training (Hirtzlin et al., AICAS 2019, arXiv 1904.03652;
+code Laborieux-Axel/Quantized_VGG).
 
 Trains the binarized 784-512-512-10 MLP on mnist5k twice, without weight errors and with sign
 flips at ``--train-ber`` on every training forward pass, then evaluates both under independent

@@ -1,5 +1,6 @@
 """Chip cards: loading, provenance, validation errors, and the ADC / cell-read energy models
-against the NeuroSim and Accelergy figures of HARDWARE.md §2(c)-(e)."""
+against the NeuroSim and Accelergy figures (NeuroSim SarADC.cpp, Accelergy adc_data/model.yaml,
+CiMLoop defaults)."""
 
 from __future__ import annotations
 

@@ -268,7 +268,8 @@ def _wr(**over: bool):
 
 
 def test_weak_reset_median_trajectory_reference_values() -> None:
-    """ALGORITHMS.md §4: median R 7.0 kΩ at 0, 7.4 at 100, 8.2 at 300, ~9.2 kΩ at 1000 pulses."""
+    """Majumdar et al. 2021 code (Atreya95/Learning-with-memory-device-imperfections): median R 7.0
+    kΩ at 0, 7.4 at 100, 8.2 at 300, ~9.2 kΩ at 1000 pulses."""
     m = _wr(rtn=False, pink=False)
     st = m.sample_devices((200_000,), gen(), dtype=torch.float64)
     assert float(m.resistance(st).median()) == pytest.approx(6988, rel=0.01)  # fresh: R0

@@ -1,4 +1,5 @@
-"""Error-aware training (ALGORITHMS.md §2.3): weight bit errors on every training forward pass."""
+"""Error-aware training (Hirtzlin et al., AICAS 2019, arXiv 1904.03652; code
+Laborieux-Axel/Quantized_VGG): weight bit errors on every training forward pass."""
 
 from __future__ import annotations
 

@@ -63,7 +63,8 @@ def test_one_matrix_broadcasts_over_maps_and_is_seeded() -> None:
 
 
 def test_the_groups_ternary_model_is_a_special_case() -> None:
-    # ALGORITHMS.md §2.3: q = 2·BER/(1+p0); 0 -> ±1 with q/2 each, ±1 -> 0 with q/2
+    # Hirtzlin et al., AICAS 2019, arXiv 1904.03652; code Laborieux-Axel/Quantized_VGG: q =
+    # 2·BER/(1+p0); 0 -> ±1 with q/2 each, ±1 -> 0 with q/2
     ber = 0.04
     w = torch.randint(-1, 2, (400, 500), generator=gen(11)).float()
     p0 = float((w == 0).float().mean())

@@ -47,8 +47,9 @@ def _run(opt_cls, params, grads, **kw) -> list[torch.Tensor]:
                                                    (torch.float32, 1e-8, 1e-5)])
 def test_m_zero_is_plain_adam(dtype: torch.dtype, eps: float, tol: float) -> None:
     # m = 0 everywhere: AdamMeta must be torch.optim.Adam (coupled L2 included). With eps = 0 the
-    # two are the same algebra; with eps = 1e-8 they differ only by where eps enters (ALGORITHMS
-    # §1.4 adds it to sqrt(v_t) before the bias correction, like PyTorch <= 1.4).
+    # two are the same algebra; with eps = 1e-8 they differ only by where eps enters (the
+    # Adam_meta code of Laborieux-Axel/SynapticMetaplasticityBNN adds it to sqrt(v_t) before the
+    # bias correction, like PyTorch <= 1.4).
     g = torch.Generator().manual_seed(1)
     grads = [[torch.randn(40, 30, generator=g, dtype=dtype),
               torch.randn(30, generator=g, dtype=dtype)] for _ in range(25)]

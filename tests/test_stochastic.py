@@ -1,4 +1,5 @@
-"""Stochastic-computing input (Hirtzlin et al. 2019, our reading of the abstract; ALGORITHMS §5)."""
+"""Stochastic-computing input (Hirtzlin et al. 2019, arXiv 1906.00915; our reading of the
+abstract)."""
 
 from __future__ import annotations
 

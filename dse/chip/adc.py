@@ -1,4 +1,5 @@
-"""ADC energy/area models, selectable by name on a chip card (HARDWARE.md §2(c), §2(d)).
+"""ADC energy/area models, selectable by name on a chip card (NeuroSim SarADC.cpp; the Accelergy ADC
+plug-in).
 
 ``neurosim_sar``
     The SAR-ADC model of DNN+NeuroSim V1.4 (``Inference_pytorch/NeuroSIM/SarADC.cpp``,
@@ -21,7 +22,8 @@
     bits this is an extrapolation (logged).
 
 The survey model gives ~10–25× the NeuroSim SAR energy at the same node and resolution
-(HARDWARE.md §2(d)); a chip card names the model it uses and the estimate reports it.
+(Accelergy-Project/accelergy-adc-plug-in, adc_data/model.yaml); a chip card names the model it uses
+and the estimate reports it.
 """
 
 from __future__ import annotations

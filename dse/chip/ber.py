@@ -13,7 +13,8 @@ p_1 … p_n the read bit is wrong when an odd number of them flip:
     BER = (1 − Π_i (1 − 2 p_i)) / 2          (= p_1 + p_2 − 2 p_1 p_2 for two sources)
 
 which is ≈ Σ p_i for small rates and never exceeds 1/2. Ternary weights use the same combined
-rate as their total 0↔±1 error rate (ALGORITHMS.md §2.3); how a ternary sense error composes
+rate as their total 0↔±1 error rate (Hirtzlin et al., AICAS 2019, arXiv 1904.03652; code
+Laborieux-Axel/Quantized_VGG); how a ternary sense error composes
 with a cell error is not published (NOT FOUND), so this is an approximation there.
 """
 

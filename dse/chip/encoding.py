@@ -13,7 +13,8 @@ high-conductance state (LRS, g_max). A weight's cells are the last dimension of 
   offset is modelled). One cell (sensed against a reference): +1 = LRS, −1 = HRS.
 * ``ternary``: {−1, 0, +1} in two cells read in one sense operation (Laborieux et al. 2020):
   ±1 as binary, 0 = (HRS, HRS); a pair of equal cells reads as 0 (assumption: the papers' zero
-  state and its read-out are NOT FOUND in the available text, HARDWARE.md §1(b)).
+  state and its read-out are NOT FOUND in the available text, Laborieux et al., AICAS 2020, arXiv
+  2005.01973, and arXiv 2007.14234).
 * ``analog``: a real weight w in [−w_max, w_max], w_max = max |w| of the layer (assumption: one
   linear scale per layer). Two cells = differential pair, levels (relu(w), relu(−w))/w_max and
   w = w_max·(l+ − l−); one cell = offset encoding, level (1 + w/w_max)/2 against a mid-range

@@ -10,8 +10,9 @@ weights or maps (only over layers and chunks of maps/images).
 
 Faults, in order:
 
-1. bit errors of binary/ternary weights at the point's BER (:mod:`dse.nn.faults`, ALGORITHMS.md
-   §2.3): binary sign flips; ternary 0↔±1 errors, p0 per layer and map;
+1. bit errors of binary/ternary weights at the point's BER (:mod:`dse.nn.faults`; Hirtzlin
+   et al., AICAS 2019, arXiv 1904.03652): binary sign flips; ternary 0↔±1 errors, p0 per layer and
+   map;
 2. analog chips (encoding ``analog``): each weight's cells are programmed to conductances
    g_min + level·(g_max − g_min) with the device card's one-shot programming noise
    (``program(target, generator)``) and, where the model offers ``set_conductance``, read once

@@ -32,12 +32,14 @@ from dse.devices.domains import ensure_finite
 from dse.devices.params import ParamSpec
 
 _LRS = ("source: LRS resistance R0 ~ N(6988 ohm, 381.7 ohm) of the HfOx weak-RESET model, "
-        "Majumdar et al. 2021 code (ALGORITHMS.md §4), taken as the LRS median at i_ref")
+        "Majumdar et al. 2021 code (Majumdar et al., IEEE TED 2021; code "
+        "Atreya95/Learning-with-memory-device-imperfections), taken as the LRS median at i_ref")
 _NOTE_BER = ("assumption: the papers' BER-vs-programming curves are NOT FOUND "
-             "(HARDWARE.md 1(a)); shape assumed")
+             "(Hirtzlin et al., Front. Neurosci. 13:1383 (2020)); shape assumed")
 
 
-_NOTE_PCSA = ("assumption: PCSA BER versus supply voltage is NOT FOUND (HARDWARE.md 1(b)); "
+_NOTE_PCSA = ("assumption: PCSA BER versus supply voltage is NOT FOUND (Laborieux et al., AICAS "
+              "2020, arXiv 2005.01973, and arXiv 2007.14234); "
               "near-threshold failure assumed around 0.35 V at 130 nm")
 
 
@@ -59,7 +61,8 @@ class _RramCell(_Cell):
                            note=_LRS),
         "sigma_lrs": ParamSpec("1", "std of ln R_LRS at i_ref", low=0.0, default=0.0546,
                                note="source: relative LRS spread 381.7/6988 of the same code "
-                               "(ALGORITHMS.md §4)"),
+                               "(Majumdar et al., IEEE TED 2021; code "
+                               "Atreya95/Learning-with-memory-device-imperfections)"),
         "i_ref": ParamSpec("A", "reference programming current", low=0.0, default=200e-6,
                            note="assumption: the compliance current of the LRS data is NOT "
                            "FOUND; 200 uA assumed"),
@@ -71,17 +74,17 @@ class _RramCell(_Cell):
                                     "distribution in proportion; " + _NOTE_BER),
         "r_hrs": ParamSpec("ohm", "median HRS resistance", low=0.0, default=69880.0,
                            note="source: on/off ratio 10 of the 130 nm RRAM, DNN+NeuroSim V1.4 "
-                           "manual Table VI (HARDWARE.md 2(b)), times r_lrs"),
+                           "manual Table VI, times r_lrs"),
         "sigma_hrs": ParamSpec("1", "std of ln R_HRS", low=0.0, default=0.35,
-                               note="assumption: HRS spread NOT FOUND (HARDWARE.md 1(a)); "
+                               note="assumption: HRS spread NOT FOUND (Hirtzlin et al., Front. "
+                                    "Neurosci. 13:1383 (2020)); "
                                "several times the LRS spread, as usual for HRS"),
         "v_prog": ParamSpec("V", "programming voltage (write energy)", low=0.0, default=2.0,
-                            note="source: DNN+NeuroSim V1.4 Param.cpp writeVoltage = 2 V "
-                            "(HARDWARE.md 2(b))"),
+                            note="source: DNN+NeuroSim V1.4 Param.cpp writeVoltage = 2 V"),
         "t_prog": ParamSpec("s", "programming pulse width (default of the t_prog knob)",
                             low=0.0, default=50e-9,
                             note="source: CiMLoop rram_neurosim_default.cell.yaml set pulse "
-                            "2 V / 50 ns (HARDWARE.md 2(e))"),
+                            "2 V / 50 ns (E = V^2 G t from the NeuroSim / CiMLoop defaults)"),
     }
     BER_FIT: ClassVar[tuple[str, ...]] = ("r_hrs", "sigma_lrs", "sigma_exponent")
     DEVICES_PER_BIT: ClassVar[int] = 1
@@ -203,7 +206,7 @@ class SttMram(_Cell):
                            "2·I_c0 and 10 ns"),
         "r_p": ParamSpec("ohm", "parallel-state resistance", low=0.0, default=1400.0,
                          note="source: DNN+NeuroSim V1.4 manual Table VI, 22 nm STT-MRAM "
-                         "Ron = 1.4 kOhm (HARDWARE.md 2(b))"),
+                         "Ron = 1.4 kOhm"),
         "r_ap": ParamSpec("ohm", "antiparallel-state resistance", low=0.0, default=3920.0,
                           note="source: same table, on/off ratio 2.8 times r_p"),
     }

@@ -1,7 +1,7 @@
 """``weak_reset``: the HfOx weak-RESET model of Majumdar et al., IEEE TED 68(10), 2021.
 
-Transcribed from ``Atreya95/Learning-with-memory-device-imperfections`` ``ConvNet/utils_device.py``
-(ALGORITHMS.md §4), vectorised over a state tensor:
+Transcribed from ``Atreya95/Learning-with-memory-device-imperfections`` ``ConvNet/utils_device.py``,
+vectorised over a state tensor:
 
 * R = R0·exp(w), w = w_mean(t) + w_RTN + α·w_pink, t = cumulative RESET pulses of the device.
 * w_mean(t) = m1·t + c1 for t < t*, else m2·t + t*·(m1 − m2) + c1.
@@ -35,7 +35,7 @@ from dse.devices.params import ParamSpec, TruncDist
 Tensor = torch.Tensor
 
 _CODE = ("source: Majumdar et al. 2021 code, Atreya95/Learning-with-memory-device-imperfections "
-         "ConvNet/utils_device.py (ALGORITHMS.md §4)")
+         "ConvNet/utils_device.py (Majumdar et al., IEEE TED 68(10), 2021)")
 
 
 def pink_coefficients(taps: int) -> np.ndarray:
@@ -70,7 +70,7 @@ class WeakReset(DeviceModel):
         "nominal_pulses": ParamSpec("pulse", "pulses at which the nominal g_min is taken",
                                     default=1000,
                                     note="assumption: the 1000-pulse reference point of "
-                                    "ALGORITHMS.md §4", low=1),
+                                    "Majumdar et al. 2021 code", low=1),
         "program_sigma": ParamSpec("1", "std of ln R after one-shot programming",
                                    default=0.0546,
                                    note="assumption: the relative LRS spread of R0 "

@@ -1,4 +1,5 @@
-"""Weight bit errors, shared by error-aware training and Monte-Carlo injection (ALGORITHMS.md §2.3).
+"""Weight bit errors, shared by error-aware training and Monte-Carlo injection (Hirtzlin et al.,
+AICAS 2019, arXiv 1904.03652; code Laborieux-Axel/Quantized_VGG).
 
 Both functions take quantized weights with any number of leading batch dimensions (one per fault
 map) and draw all maps in one vectorised call.

@@ -1,6 +1,7 @@
 """Quantized layers: the latent weight is kept in ``weight``; forward uses its quantized value.
 
-``QLinear`` and ``QConv2d`` carry no bias (BatchNorm follows every layer, ALGORITHMS.md §2.1).
+``QLinear`` and ``QConv2d`` carry no bias (BatchNorm follows every layer, code of Laborieux et al.
+2020, Laborieux-Axel/Quantized_VGG).
 
 Readout hook: when ``layer.readout`` is set (only while :mod:`dse.chip.adc_quant` evaluates a
 model on a chip with ADCs), the forward pass calls ``readout(layer, x, weight)`` instead of the

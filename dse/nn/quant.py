@@ -1,4 +1,5 @@
-"""Quantizers with straight-through gradients (ALGORITHMS.md §2.1–2.2).
+"""Quantizers with straight-through gradients (code of Laborieux et al. 2020,
+Laborieux-Axel/Quantized_VGG).
 
 * Weights: ``sign(W_h)`` (binary) or ``sign(W_h)·1{|W_h| > Δ}`` (ternary, Laborieux et al. 2020,
   ``Quantized_VGG``). The gradient with respect to the quantized weight is applied to the latent

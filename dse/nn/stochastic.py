@@ -12,7 +12,8 @@ restarts it for a reproducible evaluation. With ``input: stochastic`` and binary
 activations the whole network is binary.
 
 **Our reading, not the paper's procedure.** Only the abstract of the paper could be read
-(ALGORITHMS.md §5): it says the input is binarised as stochastic bitstreams, that the result "can
+(Hirtzlin et al., arXiv 1906.00915): it says the input is binarised as stochastic bitstreams, that
+the result "can
 approach the performance of conventional BNNs" and that "the training procedure should be
 adapted", without saying how, nor which bitstream lengths or networks were used. Training on
 fresh stochastic samples of length L (``bitstream_length``, default 8: an assumption, no value

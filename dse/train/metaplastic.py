@@ -2,7 +2,7 @@
 
 Follows the official code, ``Laborieux-Axel/SynapticMetaplasticityBNN``
 (``Continual_Learning_.../models_utils.py::Adam_meta`` and ``main.py``), as summarised in
-ALGORITHMS.md §1.3–1.4 and §7.1–7.2:
+Laborieux et al., Nat. Commun. 12:2549 (2021), code Laborieux-Axel/SynapticMetaplasticityBNN:
 
 * :class:`AdamMeta` is Adam whose steps that would *shrink* a latent weight |W_h| (move it towards
   zero or across it) are scaled by f_meta = 1 − tanh²(m·|W_h|); ``cond`` and ``f_meta`` are taken
@@ -15,7 +15,8 @@ ALGORITHMS.md §1.3–1.4 and §7.1–7.2:
   BatchNorm (``--scenario task``): each task's BN state is saved when the task ends and restored
   to test that task; tasks not trained yet are tested with the current BN.
 
-BatchNorm statistics (ALGORITHMS.md §7.2): the published code tests with *batch* statistics
+BatchNorm statistics (Laborieux et al., Nat. Commun. 12:2549 (2021), code
+Laborieux-Axel/SynapticMetaplasticityBNN): the published code tests with *batch* statistics
 (``track_running_stats=False`` since commit 5351570; the test batch is 1000 images, as in
 :func:`dse.train.evaluate`), the code before that commit with running statistics. ``bn_stats``
 selects which one ``tasks.csv`` and ``history.csv`` use; the running statistics are tracked in
@@ -49,7 +50,8 @@ EPS = 1e-8
 
 
 class AdamMeta(torch.optim.Optimizer):
-    """Adam with metaplastic attenuation of the updates that decrease |W| (ALGORITHMS.md §1.4).
+    """Adam with metaplastic attenuation of the updates that decrease |W| (Laborieux et al., Nat.
+    Commun. 12:2549 (2021), code Laborieux-Axel/SynapticMetaplasticityBNN).
 
     For every parameter with more than one dimension, with ``meta`` = m of its parameter group::
 

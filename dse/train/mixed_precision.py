@@ -1,8 +1,8 @@
 """``mixed_precision``: threshold-gated device updates from a digital accumulator.
 
 Nandakumar et al., Front. Neurosci. 14:406 (2020), and Wu et al., arXiv 2305.14547 (2023, the
-bulk-switching seed), in the form of aihwkit's ``MixedPrecisionCompound`` (ALGORITHMS.md §3.1,
-§7.4; PEER-AIHWKIT.md §1.2):
+bulk-switching seed), in the form of aihwkit's ``MixedPrecisionCompound`` (aihwkit
+simulator/configs/compounds.py):
 
 * Every weight of every layer is a differential pair of devices of the experiment's device card,
   W = s·(G⁺ − G⁻), with a per-layer scale s (``weight_range``: a pair at full swing, one device at

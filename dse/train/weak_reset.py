@@ -2,7 +2,8 @@
 
 Majumdar et al., IEEE TED 68(10):4925 (2021), as the code of
 ``Atreya95/Learning-with-memory-device-imperfections`` does it (``MLP/utils.py``,
-``ConvNet/utils_device.py``: ``Adam_with_device``; ALGORITHMS.md §4 and §7.5):
+``ConvNet/utils_device.py``: ``Adam_with_device``; Majumdar et al., IEEE TED 2021; code
+Atreya95/Learning-with-memory-device-imperfections):
 
 * Two devices of the experiment's device card per binary weight, BL and BLb, both starting at
   their LRS R0. The binary weight is sign(R_BL − R_BLb); the latent weight kept in the layer's
