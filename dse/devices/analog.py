@@ -123,9 +123,10 @@ class PulseDevice(DeviceModel):
     @property
     def dw_min(self) -> float:
         st = self.nominal_state(torch.float64)
-        mid = torch.tensor([(self.g_min + self.g_max) / 2], dtype=torch.float64)
-        up = self._mean_step(mid, torch.ones(1, dtype=torch.float64), st) - mid
-        down = mid - self._mean_step(mid, -torch.ones(1, dtype=torch.float64), st)
+        mid = torch.tensor([(self.g_min + self.g_max) / 2], dtype=torch.float64, device="cpu")
+        one = torch.ones(1, dtype=torch.float64, device="cpu")  # a host-side scalar
+        up = self._mean_step(mid, one, st) - mid
+        down = mid - self._mean_step(mid, -one, st)
         return float((up.abs() + down.abs())[0] / 2)
 
     @property
@@ -133,8 +134,8 @@ class PulseDevice(DeviceModel):
         s = float(self.values["program_sigma"])
         if s >= 0:
             return s
-        mid = torch.tensor([(self.g_min + self.g_max) / 2], dtype=torch.float64)
-        n = torch.ones(1, dtype=torch.float64)
+        mid = torch.tensor([(self.g_min + self.g_max) / 2], dtype=torch.float64, device="cpu")
+        n = torch.ones(1, dtype=torch.float64, device="cpu")  # a host-side scalar
         st = self.nominal_state(torch.float64)
         step = (self._mean_step(mid, n, st) - mid).abs()
         return float(self._c2c_sigma(mid, n, mid + step, st)[0])
@@ -175,7 +176,8 @@ class PulseDevice(DeviceModel):
             floor = float(v.get("g_floor", -math.inf))
             if math.isfinite(floor):  # physical cards: no bound below the HRS floor
                 st["lo"], st["hi"] = st["lo"].clamp(min=floor), st["hi"].clamp(min=floor)
-        g0 = (st["lo"] + st["hi"]) / 2 if init is None else torch.as_tensor(init, dtype=dtype)
+        g0 = (st["lo"] + st["hi"]) / 2 if init is None else torch.as_tensor(init, dtype=dtype,
+                                                                          device=dev)
         st["x"] = torch.clamp(torch.broadcast_to(g0, shape).to(dtype=dtype, device=dev).clone(),
                               st["lo"], st["hi"])
         st["wn"] = self._fresh_wn(st["x"])
@@ -189,7 +191,8 @@ class PulseDevice(DeviceModel):
 
     def set_conductance(self, state: dict[str, Tensor], target: Tensor) -> dict[str, Tensor]:
         """Put the devices at ``target`` (clipped to their bounds), clearing the noise."""
-        x = torch.broadcast_to(torch.as_tensor(target, dtype=state["x"].dtype), state["x"].shape)
+        x = torch.as_tensor(target, dtype=state["x"].dtype, device=state["x"].device)
+        x = torch.broadcast_to(x, state["x"].shape)
         state["x"] = torch.clamp(x, state["lo"], state["hi"]).clone()
         state["wn"] = self._fresh_wn(state["x"])
         return state
@@ -316,7 +319,7 @@ class PulseDevice(DeviceModel):
 
     def program(self, target: Tensor, generator: torch.Generator) -> Tensor:
         """One-shot programming of ``target`` (clipped to the nominal range) with noise."""
-        t = torch.as_tensor(target).clamp(self.g_min, self.g_max)
+        t = target.clamp(self.g_min, self.g_max)
         s = self.program_sigma
         if self.imperfections["program_noise"] and s > 0:
             t = t + s * torch.randn(t.shape, generator=generator, dtype=t.dtype, device=t.device)

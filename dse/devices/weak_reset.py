@@ -117,7 +117,7 @@ class WeakReset(DeviceModel):
     def mean_log_ratio(self, t: Tensor, m1: Tensor | float, t_star: Tensor | float,
                        c1: Tensor | float, m2: Tensor | float) -> Tensor:
         """w_mean(t) (piecewise linear in the cumulative pulse count)."""
-        t_star_t = torch.as_tensor(t_star, dtype=t.dtype)
+        t_star_t = torch.as_tensor(t_star, dtype=t.dtype, device=t.device)
         return torch.where(t < t_star_t, m1 * t + c1, m2 * t + t_star_t * (m1 - m2) + c1)
 
     def _nominal_g(self, t: Tensor) -> Tensor:
