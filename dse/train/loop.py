@@ -235,24 +235,38 @@ def _build(exp: Experiment, first: Dataset, device: torch.device, gen: torch.Gen
 
 def _run_epoch(trainer: Trainer, task: Dataset, exp: Experiment, gen: torch.Generator,
                desc: str, epoch: int, progress: bool) -> tuple[float, float]:
-    """One pass over ``task``'s training set; returns (mean loss, training accuracy)."""
+    """One pass over ``task``'s training set; returns (mean loss, training accuracy).
+
+    The loss and the correct count are summed on the model's device, so a step does not wait
+    for the device (no host synchronisation); a non-finite loss is caught after every step on
+    the CPU, where that check is free, and at the end of the epoch elsewhere (naming the batch).
+    """
     n_batches = math.ceil(len(task.x_train) / exp.batch_size)
     bar = tqdm(total=n_batches, desc=f"{desc}epoch {epoch}/{exp.epochs}",
                disable=not progress, leave=False, unit="batch")
-    loss_sum, correct, seen = 0.0, 0, 0
-    for b, (xb, yb) in enumerate(batches(task.x_train, task.y_train, exp.batch_size, gen)):
+    on_cpu = task.x_train.device.type == "cpu"
+    losses: list[torch.Tensor] = []
+    sizes: list[int] = []
+    correct = torch.zeros((), dtype=torch.long, device=task.x_train.device)
+    seen = 0
+    for xb, yb in batches(task.x_train, task.y_train, exp.batch_size, gen):
         loss, logits = trainer.step(xb, yb)
-        if not torch.isfinite(loss):
-            bar.close()
-            raise DseError(
-                f"experiment '{exp.name}' diverged (loss {float(loss)}) at epoch {epoch}, "
-                f"batch {b + 1}; lower lr (now {exp.lr}) or check the device card")
-        loss_sum += float(loss) * len(yb)
-        correct += int((logits.argmax(1) == yb).sum())
+        losses.append(loss.detach())
+        sizes.append(len(yb))
+        correct += (logits.argmax(1) == yb).sum()
         seen += len(yb)
         bar.update()
+        if on_cpu and not torch.isfinite(loss):
+            break
     bar.close()
-    return loss_sum / seen, correct / seen
+    per_batch = torch.stack(losses).double()
+    bad = torch.nonzero(~torch.isfinite(per_batch)).flatten()
+    if len(bad):
+        b = int(bad[0])
+        raise DseError(f"experiment '{exp.name}' diverged (loss {float(per_batch[b])}) at epoch "
+                       f"{epoch}, batch {b + 1}; lower lr (now {exp.lr}) or check the device card")
+    weights = torch.tensor(sizes, dtype=torch.float64, device=per_batch.device)
+    return float(per_batch @ weights) / seen, int(correct) / seen
 
 
 def _pulse_rows(epoch: int, tallies: dict[str, dict[str, int]]) -> list[dict[str, Any]]:
