@@ -1,0 +1,58 @@
+"""The validation suite (issue 14): dse's chip figures beside NeuroSim's, with tolerances."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from dse.chip.networks import vgg8_cifar10
+from dse.chip.validation import CASES, EXPLAIN, GOAL, compare, figures
+from dse.pipeline.artifacts import load_chip
+
+CHIPS = Path(__file__).resolve().parents[1] / "config" / "chips"
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return {c.name: compare(c, load_chip(CHIPS / f"{c.chip}.yaml")) for c in CASES}
+
+
+def test_every_row_has_a_source_and_a_finite_ratio(tables):
+    for t in tables.values():
+        assert len(t) and t["source"].str.len().gt(20).all()
+        assert all(math.isfinite(r) and r >= 0 for r in t["ratio"])
+
+
+def test_rows_meant_to_agree_are_within_their_tolerance(tables):
+    agree = 0
+    for t in tables.values():
+        rows = t[t["tolerance"].notna()]
+        agree += len(rows)
+        for r in rows.itertuples():
+            assert abs(r.ratio - 1) <= r.tolerance, (r.case, r.quantity, r.ratio)
+    assert agree >= 4  # operation counts and ADC conversion energy of both NeuroSim rows
+
+
+def test_every_difference_beyond_the_goal_is_explained(tables):
+    for t in tables.values():
+        off = t[(t["ratio"] - 1).abs() > GOAL]
+        assert off["explanation"].str.len().gt(0).all(), off["quantity"].tolist()
+    assert set(EXPLAIN) >= {"chip_area_mm2", "energy_uJ", "tops", "tops_per_w"}
+
+
+def test_vgg8_counts_neurosims_operations():
+    specs = vgg8_cifar10()
+    assert [s.name for s in specs][-2:] == ["fc1", "fc2"]
+    assert 2 * sum(s.positions * s.rows * s.cols for s in specs) == 1_231_835_136
+
+
+def test_input_bits_scale_energy_and_latency_linearly():
+    chip = load_chip(CHIPS / "neurosim-v14-rram-22nm.yaml")
+    f8, f4 = figures(chip, vgg8_cifar10(activation_bits=8)), \
+        figures(chip, vgg8_cifar10(activation_bits=4))
+    for key in ("adc_energy_uJ", "accum_energy_uJ"):
+        assert f8[key] == pytest.approx(2 * f4[key], rel=1e-12)
+    # array time is b_in x (reads + conversions); the pipeline drain per position is not
+    assert 1.9 < f8["latency_us"] / f4["latency_us"] < 2.0
