@@ -71,6 +71,7 @@ import torch.nn.functional as F
 
 from dse.chip.encoding import ENCODINGS
 from dse.chip.mapping import Mapping
+from dse.chip.slicing import Slicing, mapping_slicing
 from dse.errors import DseError
 
 
@@ -113,11 +114,16 @@ class AdcSpec:
     cells_per_weight: int
     encoding: str
     offset: float = 0.0  # rho = g_min / (g_max - g_min), in cell-level units
+    slicing: Slicing | None = None  # bit-sliced weights (dse.chip.slicing)
 
     def __post_init__(self) -> None:
         if self.bits < 1:
             raise DseError(f"adc_bits: {self.bits} must be >= 1")
-        if self.cells_per_weight not in (1, 2):
+        if self.slicing is not None:
+            if self.cells_per_weight != self.slicing.cells:
+                raise DseError(f"cells_per_weight: {self.cells_per_weight} is not the "
+                               f"{self.slicing.cells} cells of {self.slicing}")
+        elif self.cells_per_weight not in (1, 2):
             raise DseError(f"cells_per_weight: the ADC read-out model handles 1 or 2 cells per "
                            f"weight, not {self.cells_per_weight}")
 
@@ -134,7 +140,8 @@ class AdcSpec:
         return cls(bits=int(mapping.adc_bits if bits is None else bits),
                    array_rows=mapping.array_rows, parallel_rows=int(mapping.parallel_rows),
                    cells_per_weight=mapping.cells_per_weight, encoding=mapping.encoding,
-                   offset=0.0 if ratio is None else 1.0 / (ratio - 1.0))
+                   offset=0.0 if ratio is None else 1.0 / (ratio - 1.0),
+                   slicing=mapping_slicing(mapping))
 
 
 class LayerReadout:
@@ -159,14 +166,46 @@ class LayerReadout:
         """The level matrix of the physical columns, ``(..., k*C, R)``: row j*C + c holds what
         column j of output c sums per unit input (offset rho, or minus the reference)."""
         k = self.spec.cells_per_weight
+        sl = self.spec.slicing
         if levels is None:
-            levels = ENCODINGS[self.spec.encoding].to_levels(w, k, self.w_max)
+            levels = ENCODINGS[self.spec.encoding].to_levels(w, k, self.w_max) if sl is None \
+                else sl.to_levels(w, self.w_max)
         lv = levels.flatten(-self.weight_dim, -2).movedim(-1, -3).flatten(-3, -2)
+        if sl is not None:  # every cell carries its HRS current; offset: + the reference column
+            lv = lv + self.spec.offset
+            if sl.signing == "offset":
+                lv = torch.cat([lv, torch.ones_like(lv[..., :1, :])], dim=-2)
+            return lv
         return lv + self.spec.offset if k == 2 else lv - 0.5
+
+    def _read_sliced(self, p: torch.Tensor, g: int, dim: int) -> torch.Tensor:
+        """:meth:`read` of bit-sliced weights: every slice column converted on its own (one
+        range per row group), shift-added, the pair subtracted or the offset's reference (the
+        last column, Σx, read exactly: assumption, the map stage counts no conversion of it)
+        removed."""
+        sl = self.spec.slicing
+        assert sl is not None
+        ref = None
+        if sl.signing == "offset":
+            n = p.shape[dim] - 1
+            ref, p = p.narrow(dim, n, 1), p.narrow(dim, 0, n)
+        if self._calib is not None:
+            lo, hi = self._calib
+            lo[g] = min(lo[g], float(p.min()))
+            hi[g] = max(hi[g], float(p.max()))
+        elif self.quantize:
+            p = quantize_uniform(p, self.lo[g], self.hi[g], self.spec.bits)
+        code = sl.combine(p.unflatten(dim, (sl.cells, -1)), dim=dim - 1)
+        if ref is not None:
+            place = float(sl.place_values(p).sum())
+            code = code - (sl.offset + self.spec.offset * place) * ref
+        return code * (self.w_max / sl.q_max)
 
     def read(self, p: torch.Tensor, g: int, dim: int) -> torch.Tensor:
         """Convert group ``g``'s partial sums ``p`` (k*C physical columns along ``dim`` < 0) and
         combine each weight's columns: -> the group's contribution to the layer output."""
+        if self.spec.slicing is not None:
+            return self._read_sliced(p, g, dim)
         k = self.spec.cells_per_weight
         scale, shift = self.w_max * (1.0 if k == 2 else 2.0), None
         if self._calib is not None:

@@ -27,10 +27,10 @@ A card is YAML (or JSON). Every number is a mapping ``{value, unit, source: ...}
       read_pulse: {unit: s|ns}
       lrs_fraction: {value: 0.5, unit: "1"}
       weight_bits: {value: 8, unit: "1"}       # optional (analog chips): N-bit fixed-point
-      bits_per_cell: {value: 1, unit: "1"}     #   weights sliced over ceil(N/b) cells of b bits,
-      signing: differential | offset           #   shift-added; signed by a differential pair per
-                                               #   slice (cells_per_weight = 2 ceil(N/b)) or an
-                                               #   offset/reference column (= ceil(N/b))
+      bits_per_cell: {value: 1, unit: "1"}     #   weights sliced over b-bit cells, shift-added
+      signing: differential | offset           #   (dse.chip.slicing); cells_per_weight must be
+                                               #   2 ceil((N-1)/b) (differential, the default)
+                                               #   or ceil(N/b) (offset + a reference column)
     sensing:
       kind: pcsa | adc                          # (dse.chip.sensing)
       # pcsa: sense_energy (per sense at supply_ref), sense_amp_area; optional sense_time
@@ -75,6 +75,7 @@ from typing import Any
 
 from dse.chip.encoding import ENCODINGS
 from dse.chip.sensing import SENSING, Sensing
+from dse.chip.slicing import SIGNINGS, Slicing
 from dse.devices.domains import check_knob
 from dse.errors import DseError
 
@@ -109,7 +110,6 @@ STRING_FIELDS: dict[str, tuple[str, bool]] = {
     "signing": ("cell.signing", False),
 }
 INTEGER_FIELDS = ("rows", "cols", "cells_per_weight", "weight_bits", "bits_per_cell")
-SIGNINGS = {"differential": 2, "offset": 1}  # cells per slice
 SECTIONS = {
     "technology": {"node", "supply", "supply_ref", "temperature"},
     "array": {"rows", "cols"},
@@ -193,11 +193,17 @@ class ChipCard:
         return self.weight_bits is not None
 
     @property
-    def slices(self) -> int:
-        """Cells of b bits per weight magnitude, ceil(N/b) (1 without bit slicing)."""
+    def slicing(self) -> Slicing | None:
+        """The bit slicing of the weights (None: one analog value per cell or pair)."""
         if self.weight_bits is None or self.bits_per_cell is None:
-            return 1
-        return math.ceil(self.weight_bits / self.bits_per_cell)
+            return None
+        return Slicing(self.weight_bits, self.bits_per_cell, self.signing or "differential")
+
+    @property
+    def slices(self) -> int:
+        """Cells per weight and sign (1 without bit slicing)."""
+        sl = self.slicing
+        return 1 if sl is None else sl.slices
 
     @property
     def supply_scale(self) -> float:
@@ -334,13 +340,13 @@ def _check_slicing(chip: ChipCard, fail: Any) -> bool:
         if getattr(chip, f) is None:
             fail(_FIELD_PATH[f], "missing: bit slicing needs both cell.weight_bits and "
                  "cell.bits_per_cell (add {value: ..., unit: \"1\", source: ...})")
-    signing = chip.signing or "differential"
-    if signing not in SIGNINGS:
-        fail("cell.signing", f"unknown signing '{signing}' (known: {', '.join(SIGNINGS)})")
-    want = chip.slices * SIGNINGS[signing]
-    if chip.cells_per_weight != want:
+    sl = chip.slicing
+    assert sl is not None
+    for key, what in sl.problems():
+        fail(key, what)
+    if chip.cells_per_weight != sl.cells:
+        stored = "N-1" if sl.signing == "differential" else "N"
         fail("cell.cells_per_weight", f"{chip.cells_per_weight} cells per weight do not hold "
-             f"{chip.weight_bits}-bit weights in {chip.bits_per_cell}-bit cells signed by "
-             f"{signing}: use {want} (= ceil({chip.weight_bits}/{chip.bits_per_cell})"
-             f" x {SIGNINGS[signing]})")
+             f"{sl.weight_bits}-bit weights in {sl.bits_per_cell}-bit cells signed by "
+             f"{sl.signing}: use {sl.cells} (= ceil({stored}/b) x {SIGNINGS[sl.signing]})")
     return True
