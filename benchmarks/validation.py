@@ -16,6 +16,8 @@ import pandas as pd
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from dse.chip.adc import NeuroSimSar
+from dse.chip.technology import NODES, default_energy_fj, factor
 from dse.chip.validation import CASES, GOAL, compare
 from dse.pipeline.artifacts import load_chip
 
@@ -26,6 +28,18 @@ COMMAND = "python benchmarks/validation.py"
 def table() -> pd.DataFrame:
     frames = [compare(c, load_chip(ROOT / "config" / "chips" / f"{c.chip}.yaml")) for c in CASES]
     return pd.concat(frames, ignore_index=True)
+
+
+def technology_table() -> pd.DataFrame:
+    rows = []
+    for nm, n in sorted(NODES.items(), reverse=True):
+        rows.append({"node nm": nm, "vdd V": n.vdd, "wire nm": n.wire_nm,
+                     "tau ps": n.tau_s * 1e12, "energy x (vs 45 nm)": factor("energy", 45, nm),
+                     "delay x (vs 45 nm)": factor("delay", 45, nm),
+                     "16-bit add fJ": default_energy_fj("add_fj", nm, n.vdd)[0],
+                     "buffer fJ/bit": default_energy_fj("buffer_fj", nm, n.vdd)[0],
+                     "SAR 5-bit ADC fJ": NeuroSimSar.energy_fj(5, nm)})
+    return pd.DataFrame(rows)
 
 
 def markdown(t: pd.DataFrame) -> str:
@@ -42,6 +56,12 @@ def markdown(t: pd.DataFrame) -> str:
                 f"* **{q}**: {e}" for q, e in expl.itertuples(index=False)))
         srcs = g["source"].drop_duplicates()
         parts.append("Sources:\n\n" + "\n".join(f"* {s}" for s in srcs))
+    parts.append("## Technology scaling (dse.chip.technology)\n\nPer-node LSTP data of "
+                 "DNN+NeuroSim V1.4 Technology.cpp / Param.cpp; energy rule C V^2 with C ~ F "
+                 "(Dennard et al. 1974), delay rule tau = c_gate vdd / i_on; the digital "
+                 "defaults a card inherits (Horowitz ISSCC 2014 at 45 nm / 0.9 V) at each "
+                 "node's vdd; the SAR ADC is NeuroSim's own per-node table.\n\n"
+                 + technology_table().to_markdown(index=False, floatfmt=".4g"))
     return "\n\n".join(parts) + "\n"
 
 

@@ -42,6 +42,8 @@ A card is YAML (or JSON). Every number is a mapping ``{value, unit, source: ...}
     digital:
       add_energy:    {unit: fJ}   # one partial-sum addition / popcount accumulate (supply_ref)
       buffer_energy: {unit: fJ}   # one bit read from or written to the activation buffer
+                                  # (either left out: the default of dse.chip.technology at the
+                                  # card's node and supply_ref, with its source)
       clock:         {unit: Hz|MHz|GHz}   # optional: accumulation clock at supply_ref (latency)
     periphery:
       row_area:    {unit: F2 | um2 | transistors}   # per array row (word-line decoder/driver)
@@ -97,8 +99,8 @@ NUMBER_FIELDS: dict[str, tuple[str, str, float, bool]] = {
     "lrs_fraction": ("cell.lrs_fraction", "count", 1.0, False),
     "weight_bits": ("cell.weight_bits", "count", 1.0, False),      # bit slicing (issue 14)
     "bits_per_cell": ("cell.bits_per_cell", "count", 1.0, False),
-    "add_fj": ("digital.add_energy", "energy", 1e-15, True),
-    "buffer_fj": ("digital.buffer_energy", "energy", 1e-15, True),
+    "add_fj": ("digital.add_energy", "energy", 1e-15, False),  # default: dse.chip.technology
+    "buffer_fj": ("digital.buffer_energy", "energy", 1e-15, False),
     "periphery_row_f2": ("periphery.row_area", "area", 1.0, True),
     "periphery_col_f2": ("periphery.column_area", "area", 1.0, True),
     "write_pj": ("programming.write_energy", "energy", 1e-12, False),
