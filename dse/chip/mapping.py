@@ -80,6 +80,7 @@ class LayerMapping:
     adc_conversions: int
     partial_sum_additions: int
     buffer_accesses: int
+    dac_conversions: int = 0  # inputs: dac (one per input element and position)
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,16 @@ def _slicing_dict(chip: ChipCard) -> dict[str, Any] | None:
                                     "bits_per_cell": sl.bits_per_cell, "signing": sl.signing}
 
 
+def _extra(chip: ChipCard) -> dict[str, Any]:
+    """What the accuracy path needs beyond the counts: bit slicing, the input scheme."""
+    out: dict[str, Any] = {}
+    if (sl := _slicing_dict(chip)) is not None:
+        out["slicing"] = sl
+    if (inputs := getattr(chip.sensing, "inputs", None)) is not None:
+        out["inputs"] = inputs
+    return out
+
+
 def layer_specs(model: Any, activation_bits: int = ACTIVATION_BITS) -> list[LayerSpec]:
     """The weight layers of a :class:`dse.nn.QNet`, with output positions from a dummy pass."""
     import torch
@@ -260,4 +271,4 @@ def map_model(model_or_layers: Any | Sequence[LayerSpec], chip: ChipCard,
                    cells_per_weight=chip.cells_per_weight,
                    parallel_rows=readout["parallel_rows"], layers=layers, experiment=experiment,
                    adc_bits=readout["adc_bits"], on_off_ratio=on_off,
-                   extra={"slicing": sl} if (sl := _slicing_dict(chip)) else {})
+                   extra=_extra(chip))
