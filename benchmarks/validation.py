@@ -18,16 +18,15 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from dse.chip.adc import NeuroSimSar
 from dse.chip.technology import NODES, default_energy_fj, factor
-from dse.chip.validation import CASES, GOAL, compare
-from dse.pipeline.artifacts import load_chip
+from dse.chip.validation import GOAL
+from dse.pipeline.recipes import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = "python benchmarks/validation.py"
 
 
 def table() -> pd.DataFrame:
-    frames = [compare(c, load_chip(ROOT / "config" / "chips" / f"{c.chip}.yaml")) for c in CASES]
-    return pd.concat(frames, ignore_index=True)
+    return validate(ROOT / "config" / "chips")  # the recipe behind `dse validate`
 
 
 def technology_table() -> pd.DataFrame:

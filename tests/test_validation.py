@@ -56,3 +56,15 @@ def test_input_bits_scale_energy_and_latency_linearly():
         assert f8[key] == pytest.approx(2 * f4[key], rel=1e-12)
     # array time is b_in x (reads + conversions); the pipeline drain per position is not
     assert 1.9 < f8["latency_us"] / f4["latency_us"] < 2.0
+
+
+def test_dse_validate_writes_the_table(tmp_path):
+    import pandas as pd
+
+    from dse.cli import main
+
+    out = tmp_path / "validation.csv"
+    assert main(["-q", "validate", "--chips", str(CHIPS), "--out", str(out)]) == 0
+    t = pd.read_csv(out)
+    assert set(t["case"]) == {c.name for c in CASES} and t["source"].notna().all()
+    assert main(["-q", "validate", "--chips", str(tmp_path), "--out", str(out)]) == 2

@@ -72,17 +72,22 @@ EXPLAIN: dict[str, str] = {
     "30 transistors per column of periphery.column_area).",
     "other_area_mm2": "buffers, interconnect, decoders, switch matrices and pooling are not "
     "modelled by dse beyond 4 transistors per row and 30 per column.",
-    "energy_uJ": "dominated by dse's cell-read term: every cell counted in every one of the 8 "
-    "input-bit cycles for the full 10 ns read pulse at mean half-LRS conductance (activity 1, "
-    "an upper bound); NeuroSim charges the column current only during sensing and weighs "
-    "inputs by their real bit activity. NeuroSim's is the realistic figure.",
+    "energy_uJ": "dominated by dse's cell-read term (97 %): V_read^2 G t_read for every cell "
+    "in every one of the 8 input-bit cycles for the full 10 ns read pulse at mean half-LRS "
+    "conductance (input activity 1, an upper bound). NeuroSim's array energy "
+    "(SubArray.cpp, readDynamicEnergyArray) is only bit-line and word-line charging, "
+    "capBL V_read^2 per column + capRow VDD^2 per active row; the DC cell current enters only "
+    "through the ADC/MLSA power's column-resistance term during one conversion (a few ns) and "
+    "only for the rows whose input bit is 1 (activityRowRead from real traces). NeuroSim's is "
+    "the realistic figure; dse's cell term needs an input activity and a sensing window.",
     "adc_energy_uJ": "SAR (dse) vs current-mode MLSA (NeuroSim default), and NeuroSim's MLSA "
     "energy includes the column current while sensing.",
     "accum_energy_uJ": "dse charges one 16-bit shift-add (19 fJ, assumption from Horowitz ISSCC "
     "2014) per ADC output; NeuroSim's adder/shift-add/accumulation models with switching "
     "activities (calibration factors gamma 0.5, delta 0.15).",
-    "other_energy_uJ": "dse: cell reads (upper bound, see energy) + activation buffer bits; "
-    "NeuroSim: array, decoders, muxes, buffers, interconnect (6.09 uJ of IC alone).",
+    "other_energy_uJ": "dse: cell reads (632 uJ, the upper bound explained under energy) + "
+    "activation-buffer bits (1.4 uJ); NeuroSim: array charging, decoders, muxes, buffers "
+    "(0.2 uJ) and interconnect (6.09 uJ).",
     "latency_us": "dse runs layers one after another with each weight stored once; NeuroSim "
     "pipelines the layers (the figure is the pipeline's clock cycle per image) and duplicates "
     "early layers 8x (speedUpDegree 8).",

@@ -224,3 +224,20 @@ def trial_settings(config: Mapping[str, Any], repeats: int, seed: int) -> Inject
     trial's seed (its injection point is the design's own)."""
     return dataclasses.replace(InjectSettings.from_config(config), repeats=int(repeats),
                                seed=int(seed), ber=(), operating_points=None)
+
+
+def validate(chips_dir: str | Path) -> pd.DataFrame:
+    """The validation suite (:mod:`dse.chip.validation`): every case's chip card from
+    ``chips_dir``, dse beside the published references, one row per reference."""
+    from dse.chip.validation import CASES, compare
+
+    chips_dir = Path(chips_dir)
+    frames = []
+    for case in CASES:
+        path = chips_dir / f"{case.chip}.yaml"
+        if not path.exists():
+            raise DseError(f"validation case '{case.name}' needs the chip card {path.name}; "
+                           "point --chips at config/chips", source=str(chips_dir))
+        frames.append(compare(case, load_chip(path)))
+    return pd.concat(frames, ignore_index=True)
+
