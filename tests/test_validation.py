@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dse.chip.networks import vgg8_cifar10
+from dse.chip.networks import resnet18_imagenet, vgg8_cifar10
 from dse.chip.validation import CASES, EXPLAIN, GOAL, compare, figures
 from dse.pipeline.artifacts import load_chip
 
@@ -46,6 +46,15 @@ def test_vgg8_counts_neurosims_operations():
     specs = vgg8_cifar10()
     assert [s.name for s in specs][-2:] == ["fc1", "fc2"]
     assert 2 * sum(s.positions * s.rows * s.cols for s in specs) == 1_231_835_136
+
+
+def test_resnet18_has_its_published_size():
+    specs = resnet18_imagenet()
+    assert len(specs) == 21 and specs[0].positions == 112 * 112
+    weights = sum(s.rows * s.cols for s in specs)
+    macs = sum(s.positions * s.rows * s.cols for s in specs)
+    assert weights == pytest.approx(11.7e6, rel=0.01)  # He et al. 2016: 11.7 M parameters
+    assert macs == pytest.approx(1.81e9, rel=0.01)     # 1.8 GFLOPs (multiply-adds), Table 1
 
 
 def test_input_bits_scale_energy_and_latency_linearly():
