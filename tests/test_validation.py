@@ -77,3 +77,18 @@ def test_dse_validate_writes_the_table(tmp_path):
     t = pd.read_csv(out)
     assert set(t["case"]) == {c.name for c in CASES} and t["source"].notna().all()
     assert main(["-q", "validate", "--chips", str(tmp_path), "--out", str(out)]) == 2
+
+
+def test_the_report_shows_the_table_when_asked(tables):
+    import pandas as pd
+
+    from dse.report.data import ReportData
+    from dse.report.sections import _validation
+
+    assert _validation(ReportData(config={}), 50) is None  # report.validation: null (default)
+    data = ReportData(config={})
+    data.validation = pd.concat(tables.values(), ignore_index=True)
+    section = _validation(data, 50)
+    assert section is not None and section.id == "validation" and not section.failed
+    assert [i.title for i in section.items if i.kind == "table"] == [c.name for c in CASES]
+    assert "1.4_Release_test.csv" in section.items[0].caption
