@@ -75,7 +75,12 @@ def test_dse_validate_writes_the_table(tmp_path):
     out = tmp_path / "validation.csv"
     assert main(["-q", "validate", "--chips", str(CHIPS), "--out", str(out)]) == 0
     t = pd.read_csv(out)
-    assert set(t["case"]) == {c.name for c in CASES} and t["source"].notna().all()
+    assert set(t["case"]) == {c.name for c in CASES} | {"seed claims"}
+    assert t["source"].notna().all()
+    claims = t[t["case"] == "seed claims"].set_index("quantity")
+    assert claims["explanation"].str.len().gt(40).all()  # every claim: what would make it hold
+    assert claims.loc["rram_write_energy_reduction", "dse"] == pytest.approx(4.68, rel=0.01)
+    assert claims.loc["mram_system_gain_once", "dse"] == pytest.approx(1.0, abs=0.01)
     assert main(["-q", "validate", "--chips", str(tmp_path), "--out", str(out)]) == 2
 
 
