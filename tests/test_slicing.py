@@ -119,3 +119,40 @@ def test_inject_stores_the_quantised_weight_on_a_sliced_chip(chip):
         w_max = wq.abs().max()
         assert torch.equal(out[f"{name}.weight"][0], sl.quantize(wq, w_max))
         assert out[f"{name}.cell_levels"].shape[-1] == 4
+
+
+class _GaussDevice:
+    """One-shot programming with N(0, sigma) conductance noise, not clipped (closed form)."""
+
+    g_min, g_max, sigma = 0.0, 10.0, 0.2
+
+    def program(self, target: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return target + self.sigma * torch.randn(target.shape, generator=generator,
+                                                 dtype=target.dtype)
+
+
+@pytest.mark.parametrize("signing,cells", [("differential", 4), ("offset", 2)])
+def test_programming_noise_per_slice_matches_the_closed_form(chip, signing, cells):
+    """Second method: Monte-Carlo weight errors of noisy slice cells vs the closed form
+    Var = Δ² σ_l² Σ_j place_j² (× 2 for a pair), mean 0."""
+    from dse.chip.inject import AnalogNoise
+
+    net = build_model(ModelSpec("mlp", (1, 4, 4), 3, "float", hidden=[8]),
+                      torch.Generator().manual_seed(0)).double()
+    c = chip.replace(weight_bits=4, bits_per_cell=2, signing=signing, cells_per_weight=cells)
+    m = map_model(net, c)
+    dev = _GaussDevice()
+    out = perturbed_weights(net, m, torch.zeros(400, dtype=torch.float64),
+                            torch.Generator().manual_seed(5),
+                            analog=AnalogNoise(dev, read=False))
+    sl = mapping_slicing(m)
+    sigma_l = dev.sigma / (dev.g_max - dev.g_min)
+    place2 = float((sl.place_values(torch.zeros(1, dtype=torch.float64)) ** 2).sum())
+    for name, layer in net.quant_layers():
+        wq = layer.quantized_weight().detach()
+        w_max = wq.abs().max()
+        err = out[f"{name}.weight"] - sl.quantize(wq, w_max)
+        delta = float(w_max) / sl.q_max
+        want = delta ** 2 * sigma_l ** 2 * place2 * (2 if signing == "differential" else 1)
+        assert float(err.var()) == pytest.approx(want, rel=0.05)
+        assert abs(float(err.mean())) < 4 * (want / err.numel()) ** 0.5
