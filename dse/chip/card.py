@@ -39,6 +39,9 @@ A card is YAML (or JSON). Every number is a mapping ``{value, unit, source: ...}
       # adc:  adc_model (neurosim_sar | murmann_survey), adc_roadmap (lp | hp), adc_bits,
       #       cols_per_adc, parallel_rows, optional adc_area (overrides the model's area),
       #       optional adc_time {unit: s|ns} (one conversion; default NeuroSim's SAR (bits+1) ns)
+      #       optional inputs: bit_serial | dac (how b-bit inputs are applied, in the counts and
+      #       in the accuracy path alike; dac needs dac_energy {unit: fJ}; left out: legacy,
+      #       see dse.chip.sensing.INPUTS)
     digital:
       add_energy:    {unit: fJ}   # one partial-sum addition / popcount accumulate (supply_ref)
       buffer_energy: {unit: fJ}   # one bit read from or written to the activation buffer
