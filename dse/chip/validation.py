@@ -92,6 +92,13 @@ EXPLAIN: dict[str, str] = {
     "pipelines the layers (the figure is the pipeline's clock cycle per image) and duplicates "
     "early layers 8x (speedUpDegree 8).",
     "fps": "see latency: pipelining and weight duplication, which dse does not model.",
+    "pipeline_cycle_us": "like for like with NeuroSim's pipeline (layers overlapped, the "
+    "slowest layer sets the cycle); the rest of the gap is NeuroSim's weight duplication of "
+    "early layers (speedUpDegree 8), which dse does not model.",
+    "core_area_mm2": "the arrays and converters only, which both models have: the ADC term "
+    "(SAR in dse vs MLSA in NeuroSim) dominates the difference.",
+    "adc_accum_energy_uJ": "the converters and the shift-add/accumulation, which both models "
+    "have: SAR vs MLSA, and dse's assumed 19 fJ per shift-add.",
     "tops": "see latency: pipelining and weight duplication, which dse does not model.",
     "tops_per_w": "see energy; NeuroSim also multiplies its energy by the post-layout factor "
     "zeta = 1.22.",
@@ -125,7 +132,7 @@ class Case:
 def _csv(row: int, values: Mapping[str, tuple[int, str, float]]) -> list[Reference]:
     """References read from row ``row`` of NeuroSim's release record: {quantity: (column,
     NeuroSim name, value in dse's unit)}."""
-    units = {"ops": "1", "latency_us": "us", "tops": "TOPS", "tops_per_w": "TOPS/W",
+    units = {"ops": "1", "latency_us": "us", "pipeline_cycle_us": "us", "tops": "TOPS", "tops_per_w": "TOPS/W",
              "tops_per_mm2": "TOPS/mm2", "fps": "1/s"}
     out = []
     for q, (col, name, v) in values.items():
@@ -150,6 +157,10 @@ def _neurosim_row(row: int, r: Sequence[float]) -> tuple[Reference, ...]:
         "accum_energy_uJ": (24, "chipEnergyAccum", e_acc * 1e-6),
         "other_energy_uJ": (25, "chipEnergyOther", e_oth * 1e-6),
         "latency_us": (12, "chipReadLatency (pipeline cycle per image)", lat_ns * 1e-3),
+        "pipeline_cycle_us": (12, "chipReadLatency (pipeline cycle per image)", lat_ns * 1e-3),
+        "core_area_mm2": (6, "chipAreaArray + chipAreaADC (column 8)", (arr + adc) * 1e-6),
+        "adc_accum_energy_uJ": (23, "chipEnergyADC + chipEnergyAccum (column 24)",
+                                (e_adc + e_acc) * 1e-6),
         "fps": (28, "FPS", fps),
         "tops": (27, "TOPS", tops),
         "tops_per_w": (26, "TOPS/W", topsw),
@@ -196,8 +207,8 @@ def figures(chip: ChipCard, layers: Sequence[LayerSpec]) -> dict[str, float]:
     comp = by_component(table)
     e = comp["energy_pJ"] * 1e-6
     a = comp["area_um2"] * 1e-6
-    perf = lat.throughput(lat.latency(mapping, chip, lat.timing(chip)),
-                          tot["energy_per_inference_pJ"], tot["area_mm2"])
+    layer_lat = lat.latency(mapping, chip, lat.timing(chip))
+    perf = lat.throughput(layer_lat, tot["energy_per_inference_pJ"], tot["area_mm2"])
     return {
         "ops": perf["ops_per_inference"], "chip_area_mm2": tot["area_mm2"],
         "array_area_mm2": a["cells"], "adc_area_mm2": a["adc"],
@@ -207,6 +218,11 @@ def figures(chip: ChipCard, layers: Sequence[LayerSpec]) -> dict[str, float]:
         "latency_us": perf["latency_ns"] * 1e-3, "fps": perf["inferences_per_s"],
         "tops": perf["tops"], "tops_per_w": perf["tops_per_w"],
         "tops_per_mm2": perf["tops_per_mm2"], "adc_conversion_fJ": chip.adc_fj,
+        # like for like: the pipeline's cycle (slowest layer, layers overlapped), the parts
+        # of the area and energy both models have
+        "pipeline_cycle_us": float(layer_lat["latency_ns"].max()) * 1e-3,
+        "core_area_mm2": a["cells"] + a["adc"],
+        "adc_accum_energy_uJ": e["adc"] + e["accumulate"],
     }
 
 
