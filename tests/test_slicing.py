@@ -156,3 +156,37 @@ def test_programming_noise_per_slice_matches_the_closed_form(chip, signing, cell
         want = delta ** 2 * sigma_l ** 2 * place2 * (2 if signing == "differential" else 1)
         assert float(err.var()) == pytest.approx(want, rel=0.05)
         assert abs(float(err.mean())) < 4 * (want / err.numel()) ** 0.5
+
+
+@pytest.mark.parametrize("inputs", [None, "bit_serial"])
+def test_vectorised_fault_maps_equal_per_map_reads_on_a_sliced_chip(chip, inputs):
+    """The vmapped evaluation (with the first-layer shortcut when inputs are applied whole)
+    equals loading each fault map into a copy of the model and reading it through the ADCs."""
+    import copy
+
+    from dse.chip.adc_quant import build_readout
+    from dse.chip.fault_eval import map_accuracies
+    from dse.chip.inject import StuckAt
+    from dse.nn import evaluate
+
+    g = torch.Generator().manual_seed(2)
+    net = build_model(ModelSpec("mlp", (1, 4, 4), 3, "float", hidden=[12]), g).eval()
+    c = chip.replace(bits_per_cell=2, cells_per_weight=4, inputs=inputs, adc_bits=5,
+                     parallel_rows=8)
+    m = map_model(net, c)
+    x, y = torch.rand(60, 1, 4, 4, generator=g), torch.randint(0, 3, (60,), generator=g)
+    ro = build_readout(net, m, x)
+    w = perturbed_weights(net, m, torch.zeros(3), g, cell_levels=True,
+                          stuck_at=StuckAt(sa0=0.05, sa1=0.05))
+    with ro.attached(net):
+        vec = map_accuracies(net, w, x, y).tolist()
+    ref = []
+    for i in range(3):
+        one = copy.deepcopy(net)
+        for name, layer in one.quant_layers():
+            layer.weight.data.copy_(w[f"{name}.weight"][i])
+            layer.cell_columns = ro.layers[name].columns(w[f"{name}.weight"][i],
+                                                         w[f"{name}.cell_levels"][i])
+        with ro.attached(one):
+            ref.append(evaluate(one, x, y))
+    assert vec == pytest.approx(ref, abs=1.01 / len(x))
