@@ -132,8 +132,8 @@ class Case:
 def _csv(row: int, values: Mapping[str, tuple[int, str, float]]) -> list[Reference]:
     """References read from row ``row`` of NeuroSim's release record: {quantity: (column,
     NeuroSim name, value in dse's unit)}."""
-    units = {"ops": "1", "latency_us": "us", "pipeline_cycle_us": "us", "tops": "TOPS", "tops_per_w": "TOPS/W",
-             "tops_per_mm2": "TOPS/mm2", "fps": "1/s"}
+    units = {"ops": "1", "latency_us": "us", "pipeline_cycle_us": "us", "tops": "TOPS",
+             "tops_per_w": "TOPS/W", "tops_per_mm2": "TOPS/mm2", "fps": "1/s"}
     out = []
     for q, (col, name, v) in values.items():
         unit = units.get(q, "mm2" if q.endswith("mm2") else "uJ")
