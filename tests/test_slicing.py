@@ -190,3 +190,20 @@ def test_vectorised_fault_maps_equal_per_map_reads_on_a_sliced_chip(chip, inputs
         with ro.attached(one):
             ref.append(evaluate(one, x, y))
     assert vec == pytest.approx(ref, abs=1.01 / len(x))
+
+
+def test_a_device_too_noisy_for_its_levels_is_reported(chip, caplog):
+    from dse.chip.inject import AnalogNoise
+
+    net = build_model(ModelSpec("mlp", (1, 4, 4), 3, "float", hidden=[8]),
+                      torch.Generator().manual_seed(0))
+    dev = _GaussDevice()
+    dev.program_sigma = 0.2  # 2-bit cells: levels 3.33 apart, sigma well below half of it
+    c = chip.replace(weight_bits=4, bits_per_cell=2, cells_per_weight=2)
+    args = (net, map_model(net, c), torch.zeros(1), torch.Generator().manual_seed(0))
+    with caplog.at_level("WARNING", logger="dse.chip.inject"):
+        perturbed_weights(*args, analog=AnalogNoise(dev, read=False))
+        assert "overlap" not in caplog.text
+        dev.program_sigma = 2.0
+        perturbed_weights(*args, analog=AnalogNoise(dev, read=False))
+    assert "2-bit cells need 4 conductance levels" in caplog.text

@@ -132,6 +132,19 @@ def _analog_levels(levels: torch.Tensor, analog: AnalogNoise,
     return (g - g_min) / span
 
 
+def _check_levels(bits: int, model: Any, chip: str) -> None:
+    """Warn when the device card's programming spread blurs the 2^b levels of a b-bit cell
+    (σ above half the level spacing: neighbouring levels overlap at ±1σ)."""
+    sigma = getattr(model, "program_sigma", None)
+    if sigma is None:
+        return
+    spacing = (float(model.g_max) - float(model.g_min)) / (2 ** bits - 1)
+    if float(sigma) > spacing / 2:
+        log.warning("chip %s: %d-bit cells need %d conductance levels %.3g apart, but the "
+                    "device card programs them with sigma %.3g: neighbouring levels overlap",
+                    chip, bits, 2 ** bits, spacing, float(sigma))
+
+
 def perturbed_weights(model: Any, mapping: Mapping, ber: torch.Tensor,
                       generator: torch.Generator, *, stuck_at: StuckAt | None = None,
                       analog: AnalogNoise | None = None, noise: torch.Tensor | None = None,
@@ -147,6 +160,8 @@ def perturbed_weights(model: Any, mapping: Mapping, ber: torch.Tensor,
     enc = ENCODINGS[mapping.encoding]
     k = mapping.cells_per_weight
     sl = mapping_slicing(mapping)  # bit-sliced weights: every slice cell programmed and read
+    if sl is not None and analog is not None:
+        _check_levels(sl.bits_per_cell, analog.model, mapping.chip)
     m = int(ber.shape[0])
     stuck = stuck_at if stuck_at is not None and stuck_at.active else None
     use_analog = analog is not None and mapping.encoding == "analog"
