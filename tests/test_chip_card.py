@@ -94,7 +94,12 @@ def test_missing_provenance_is_an_error() -> None:
 
 def test_bad_cards_name_the_key_and_the_fix() -> None:
     cases = [
-        (lambda d: d.pop("digital"), "digital.add_energy: missing"),
+        # digital energies default from dse.chip.technology, but only at a node of its table
+        (lambda d: (d.pop("digital"), d["technology"].update(node=q(100, "nm"))),
+         "digital.add_energy: missing, and no default"),
+        (lambda d: d["cell"].update(weight_bits=q(8)), "needs both cell.weight_bits and"),
+        (lambda d: d["cell"].update(weight_bits=q(8), bits_per_cell=q(1)),
+         "cells per weight do not hold 8-bit weights"),
         (lambda d: d["array"].update(rows=q(0)), "array.rows"),
         (lambda d: d["array"].update(cols=q(127)), "multiple of 2"),
         (lambda d: d["cell"].update(area=q(48, "V")), "not a unit of area"),

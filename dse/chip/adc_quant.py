@@ -45,12 +45,14 @@ range/(2^N − 1)). The calibration batch defaults to the evaluated images (what
 per-batch rule sees); pass training images to keep the test set out of it. With N → ∞ the read
 equals the ideal product (tested); with 16 bits the accuracy is the clean one within one image.
 
-**Inputs (DAC).** Not quantized: each group's partial sum is converted once for the whole
-(multi-bit) input, as with analog inputs (CrossSim ``adc_per_ibit = False``; aihwkit's one-pass
-read, whose DAC ``inp_res`` we do not model). The map stage's energy counts follow NeuroSim's
-bit-serial inputs instead (one conversion per input bit); a bit-serial read converts smaller
-partial sums, so for the same N this model somewhat overstates the quantization error of such a
-chip. Not modelled either: ADC noise/offset/non-linearity (aihwkit ``out_noise``), IR drop.
+**Inputs.** The chip card's ``sensing.inputs`` is the one source of truth for how a b-bit
+input is applied, here and in the energy/latency counts (:data:`dse.chip.sensing.INPUTS`):
+``bit_serial`` (one read per bit plane, each converted and shift-added) or ``dac`` (one read of
+the quantized input), both quantizing inputs to the mapping's ``in_bits`` over a calibrated
+full scale (:mod:`dse.chip.adc_read`). Without the key (the shipped cards) the input is applied
+whole and unquantized (CrossSim ``adc_per_ibit = False``) while the counts stay bit-serial, the
+legacy disagreement. Bit-sliced weights (:mod:`dse.chip.slicing`) convert every slice column
+on its own and shift-add. Not modelled: ADC noise/offset/non-linearity, IR drop.
 
 Vectorised: the readout is called from the layers' forward (:mod:`dse.nn.layers` hook), so it runs
 inside ``torch.vmap(functional_call(...))`` over stacked fault maps unchanged; the only Python
@@ -69,8 +71,15 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from dse.chip.adc_read import (  # noqa: F401 (quantize_uniform: re-exported)
+    STEP_FLOOR,
+    quantize_uniform,
+    quantized_inputs,
+    read_sliced,
+)
 from dse.chip.encoding import ENCODINGS
 from dse.chip.mapping import Mapping
+from dse.chip.slicing import Slicing, mapping_slicing
 from dse.errors import DseError
 
 
@@ -87,22 +96,6 @@ def row_groups(rows: int, array_rows: int, parallel_rows: int) -> list[tuple[int
     return out
 
 
-# Smallest ADC step: a group whose calibration partial sums are all equal (e.g. rows that only
-# see always-black border pixels) gets a zero range; its step must stay invertible in float32.
-STEP_FLOOR = 1e-30
-
-
-def quantize_uniform(p: torch.Tensor, lo: torch.Tensor | float, hi: torch.Tensor | float,
-                     bits: int) -> torch.Tensor:
-    """An N-bit uniform converter: 2^N codes from ``lo`` to ``hi`` (round to nearest, values
-    outside the range clipped to its ends)."""
-    top = float(2 ** int(bits) - 1)
-    lo_t = torch.as_tensor(lo, dtype=p.dtype, device=p.device)
-    hi_t = torch.as_tensor(hi, dtype=p.dtype, device=p.device)
-    step = ((hi_t - lo_t) / top).clamp(min=STEP_FLOOR)
-    return lo_t + step * torch.round((p - lo_t) / step).clamp(0.0, top)
-
-
 @dataclass(frozen=True)
 class AdcSpec:
     """How a chip reads partial sums (from its mapping, :meth:`from_mapping`)."""
@@ -113,11 +106,17 @@ class AdcSpec:
     cells_per_weight: int
     encoding: str
     offset: float = 0.0  # rho = g_min / (g_max - g_min), in cell-level units
+    slicing: Slicing | None = None  # bit-sliced weights (dse.chip.slicing)
+    inputs: str | None = None  # sensing.inputs: bit_serial | dac | None (legacy: whole input)
 
     def __post_init__(self) -> None:
         if self.bits < 1:
             raise DseError(f"adc_bits: {self.bits} must be >= 1")
-        if self.cells_per_weight not in (1, 2):
+        if self.slicing is not None:
+            if self.cells_per_weight != self.slicing.cells:
+                raise DseError(f"cells_per_weight: {self.cells_per_weight} is not the "
+                               f"{self.slicing.cells} cells of {self.slicing}")
+        elif self.cells_per_weight not in (1, 2):
             raise DseError(f"cells_per_weight: the ADC read-out model handles 1 or 2 cells per "
                            f"weight, not {self.cells_per_weight}")
 
@@ -134,7 +133,8 @@ class AdcSpec:
         return cls(bits=int(mapping.adc_bits if bits is None else bits),
                    array_rows=mapping.array_rows, parallel_rows=int(mapping.parallel_rows),
                    cells_per_weight=mapping.cells_per_weight, encoding=mapping.encoding,
-                   offset=0.0 if ratio is None else 1.0 / (ratio - 1.0))
+                   offset=0.0 if ratio is None else 1.0 / (ratio - 1.0),
+                   slicing=mapping_slicing(mapping), inputs=mapping.extra.get("inputs"))
 
 
 class LayerReadout:
@@ -142,8 +142,12 @@ class LayerReadout:
     layer's forward hook. ``lo``/``hi`` (per row group) are set by calibration or by hand."""
 
     def __init__(self, spec: AdcSpec, rows: int, weight_dim: int, w_max: float,
-                 kernel: int = 1) -> None:
+                 kernel: int = 1, in_bits: int = 1) -> None:
         self.spec = spec
+        self.in_bits = int(in_bits)  # bits per input element (the mapping's in_bits)
+        self.x_max = math.nan        # input full scale, set by calibration (inputs: ...)
+        self.signed = False          # inputs seen negative in calibration: x+ and x- passes
+        self._x_calib = 0.0
         self.groups = row_groups(rows, spec.array_rows, spec.parallel_rows)
         self.weight_dim = int(weight_dim)
         self.w_max = float(w_max)
@@ -159,14 +163,23 @@ class LayerReadout:
         """The level matrix of the physical columns, ``(..., k*C, R)``: row j*C + c holds what
         column j of output c sums per unit input (offset rho, or minus the reference)."""
         k = self.spec.cells_per_weight
+        sl = self.spec.slicing
         if levels is None:
-            levels = ENCODINGS[self.spec.encoding].to_levels(w, k, self.w_max)
+            levels = ENCODINGS[self.spec.encoding].to_levels(w, k, self.w_max) if sl is None \
+                else sl.to_levels(w, self.w_max)
         lv = levels.flatten(-self.weight_dim, -2).movedim(-1, -3).flatten(-3, -2)
+        if sl is not None:  # every cell carries its HRS current; offset: + the reference column
+            lv = lv + self.spec.offset
+            if sl.signing == "offset":
+                lv = torch.cat([lv, torch.ones_like(lv[..., :1, :])], dim=-2)
+            return lv
         return lv + self.spec.offset if k == 2 else lv - 0.5
 
     def read(self, p: torch.Tensor, g: int, dim: int) -> torch.Tensor:
         """Convert group ``g``'s partial sums ``p`` (k*C physical columns along ``dim`` < 0) and
         combine each weight's columns: -> the group's contribution to the layer output."""
+        if self.spec.slicing is not None:
+            return read_sliced(self, p, g, dim)
         k = self.spec.cells_per_weight
         scale, shift = self.w_max * (1.0 if k == 2 else 2.0), None
         if self._calib is not None:
@@ -193,9 +206,16 @@ class LayerReadout:
         cols = getattr(layer, "cell_columns", None)
         if cols is None:
             cols = self.columns(w)
-        if self.weight_dim == 2:
-            return self._linear(x, cols)
-        return self._conv(layer, x, cols)
+        run = self._linear if self.weight_dim == 2 else \
+            (lambda xi, c: self._conv(layer, xi, c))
+        if self.spec.inputs is None or self.in_bits == 1:  # applied whole (a 1-bit input as is)
+            return run(x, cols)
+        return quantized_inputs(self, run, x, cols)
+
+    @property
+    def serial(self) -> bool:
+        """True when this layer's inputs are quantized / applied bit by bit."""
+        return self.spec.inputs is not None and self.in_bits > 1
 
     def _linear(self, x: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         out = None
@@ -249,6 +269,7 @@ class LayerReadout:
             raise DseError("ADC calibration saw no partial sums (empty calibration batch?)")
         self.lo = torch.tensor(lo, device=device)
         self.hi = torch.tensor(hi, device=device)
+        self.x_max = self._x_calib
 
 
 class AdcReadout:
@@ -309,8 +330,10 @@ class AdcReadout:
         return pd.DataFrame(rows)
 
 
-def layer_readouts(model: Any, spec: AdcSpec) -> dict[str, LayerReadout]:
-    """Uncalibrated readouts of ``model``'s weight layers (w_max from the clean weights)."""
+def layer_readouts(model: Any, spec: AdcSpec,
+                   in_bits: dict[str, int] | None = None) -> dict[str, LayerReadout]:
+    """Uncalibrated readouts of ``model``'s weight layers (w_max from the clean weights;
+    ``in_bits``: bits per input element of each layer, from the mapping)."""
     out = {}
     with torch.no_grad():
         for name, layer in model.quant_layers():
@@ -321,7 +344,8 @@ def layer_readouts(model: Any, spec: AdcSpec) -> dict[str, LayerReadout]:
             w_max = float(wq.abs().max().clamp(min=torch.finfo(wq.dtype).tiny))
             rows = int(wq[0].numel())
             kernel = int(math.prod(wq.shape[2:])) if wq.dim() == 4 else 1
-            out[name] = LayerReadout(spec, rows, wq.dim(), w_max, kernel)
+            out[name] = LayerReadout(spec, rows, wq.dim(), w_max, kernel,
+                                     (in_bits or {}).get(name, 1))
     return out
 
 
@@ -335,6 +359,7 @@ def build_readout(model: Any, mapping: Mapping, calibration: torch.Tensor,
     spec = AdcSpec.from_mapping(mapping, bits)
     if spec is None:
         return None
-    readout = AdcReadout(spec, layer_readouts(model, spec))
+    bits_in = {lm.name: lm.in_bits for lm in mapping.layers}
+    readout = AdcReadout(spec, layer_readouts(model, spec, bits_in))
     readout.calibrate(model, calibration, batch_size)
     return readout

@@ -26,6 +26,11 @@ A card is YAML (or JSON). Every number is a mapping ``{value, unit, source: ...}
       read_voltage: {unit: V}                   #     (f_LRS/R_on + (1 - f_LRS)/R_off)
       read_pulse: {unit: s|ns}
       lrs_fraction: {value: 0.5, unit: "1"}
+      weight_bits: {value: 8, unit: "1"}       # optional (analog chips): N-bit fixed-point
+      bits_per_cell: {value: 1, unit: "1"}     #   weights sliced over b-bit cells, shift-added
+      signing: differential | offset           #   (dse.chip.slicing); cells_per_weight must be
+                                               #   2 ceil((N-1)/b) (differential, the default)
+                                               #   or ceil(N/b) (offset + a reference column)
     sensing:
       kind: pcsa | adc                          # (dse.chip.sensing)
       # pcsa: sense_energy (per sense at supply_ref), sense_amp_area; optional sense_time
@@ -34,9 +39,14 @@ A card is YAML (or JSON). Every number is a mapping ``{value, unit, source: ...}
       # adc:  adc_model (neurosim_sar | murmann_survey), adc_roadmap (lp | hp), adc_bits,
       #       cols_per_adc, parallel_rows, optional adc_area (overrides the model's area),
       #       optional adc_time {unit: s|ns} (one conversion; default NeuroSim's SAR (bits+1) ns)
+      #       optional inputs: bit_serial | dac (how b-bit inputs are applied, in the counts and
+      #       in the accuracy path alike; dac needs dac_energy {unit: fJ}; left out: legacy,
+      #       see dse.chip.sensing.INPUTS)
     digital:
       add_energy:    {unit: fJ}   # one partial-sum addition / popcount accumulate (supply_ref)
       buffer_energy: {unit: fJ}   # one bit read from or written to the activation buffer
+                                  # (either left out: the default of dse.chip.technology at the
+                                  # card's node and supply_ref, with its source)
       clock:         {unit: Hz|MHz|GHz}   # optional: accumulation clock at supply_ref (latency)
     periphery:
       row_area:    {unit: F2 | um2 | transistors}   # per array row (word-line decoder/driver)
@@ -70,6 +80,7 @@ from typing import Any
 
 from dse.chip.encoding import ENCODINGS
 from dse.chip.sensing import SENSING, Sensing
+from dse.chip.slicing import SIGNINGS, Slicing
 from dse.devices.domains import check_knob
 from dse.errors import DseError
 
@@ -89,8 +100,10 @@ NUMBER_FIELDS: dict[str, tuple[str, str, float, bool]] = {
     "read_voltage_v": ("cell.read_voltage", "voltage", 1.0, False),
     "read_pulse_s": ("cell.read_pulse", "time", 1.0, False),
     "lrs_fraction": ("cell.lrs_fraction", "count", 1.0, False),
-    "add_fj": ("digital.add_energy", "energy", 1e-15, True),
-    "buffer_fj": ("digital.buffer_energy", "energy", 1e-15, True),
+    "weight_bits": ("cell.weight_bits", "count", 1.0, False),      # bit slicing (issue 14)
+    "bits_per_cell": ("cell.bits_per_cell", "count", 1.0, False),
+    "add_fj": ("digital.add_energy", "energy", 1e-15, False),  # default: dse.chip.technology
+    "buffer_fj": ("digital.buffer_energy", "energy", 1e-15, False),
     "periphery_row_f2": ("periphery.row_area", "area", 1.0, True),
     "periphery_col_f2": ("periphery.column_area", "area", 1.0, True),
     "write_pj": ("programming.write_energy", "energy", 1e-12, False),
@@ -99,13 +112,14 @@ NUMBER_FIELDS: dict[str, tuple[str, str, float, bool]] = {
 STRING_FIELDS: dict[str, tuple[str, bool]] = {
     "encoding": ("encoding", True),
     "analog_card": ("errors.analog_card", False),
+    "signing": ("cell.signing", False),
 }
-INTEGER_FIELDS = ("rows", "cols", "cells_per_weight")
+INTEGER_FIELDS = ("rows", "cols", "cells_per_weight", "weight_bits", "bits_per_cell")
 SECTIONS = {
     "technology": {"node", "supply", "supply_ref", "temperature"},
     "array": {"rows", "cols"},
     "cell": {"cells_per_weight", "area", "read_energy", "r_on", "r_off", "read_voltage",
-             "read_pulse", "lrs_fraction"},
+             "read_pulse", "lrs_fraction", "weight_bits", "bits_per_cell", "signing"},
     "digital": {"add_energy", "buffer_energy", "clock"},
     "periphery": {"row_area", "column_area"},
     "programming": {"write_energy"},
@@ -151,6 +165,9 @@ class ChipCard:
     read_voltage_v: float | None = None
     read_pulse_s: float | None = None
     lrs_fraction: float = 0.5
+    weight_bits: int | None = None
+    bits_per_cell: int | None = None
+    signing: str | None = None
     write_pj: float | None = None
     clock_hz: float | None = None
     error_sources: tuple[ErrorSource, ...] = ()
@@ -174,6 +191,24 @@ class ChipCard:
     def weight_cols(self) -> int:
         """Weight columns per array (physical columns / cells per weight)."""
         return self.cols // self.cells_per_weight
+
+    @property
+    def sliced(self) -> bool:
+        """True when the card stores N-bit weights over several b-bit cells (bit slicing)."""
+        return self.weight_bits is not None
+
+    @property
+    def slicing(self) -> Slicing | None:
+        """The bit slicing of the weights (None: one analog value per cell or pair)."""
+        if self.weight_bits is None or self.bits_per_cell is None:
+            return None
+        return Slicing(self.weight_bits, self.bits_per_cell, self.signing or "differential")
+
+    @property
+    def slices(self) -> int:
+        """Cells per weight and sign (1 without bit slicing)."""
+        sl = self.slicing
+        return 1 if sl is None else sl.slices
 
     @property
     def supply_scale(self) -> float:
@@ -274,7 +309,7 @@ def validate(chip: ChipCard) -> None:
         if getattr(chip, name) is not None and getattr(chip, name) <= 0:
             fail(_FIELD_PATH[name], "must be > 0")
     enc = ENCODINGS[chip.encoding]
-    if chip.cells_per_weight not in enc.cells:
+    if not _check_slicing(chip, fail) and chip.cells_per_weight not in enc.cells:
         fail("cell.cells_per_weight", f"{chip.cells_per_weight} cells per weight is not "
              f"possible with encoding {chip.encoding} (allowed: {', '.join(map(str, enc.cells))})")
     if chip.cols % chip.cells_per_weight:
@@ -296,3 +331,27 @@ def validate(chip: ChipCard) -> None:
         if not isinstance(v, int | float) or not math.isfinite(v):
             fail(f"errors.operating_point.{k}", f"value {v!r} is not a finite number")
         check_knob(k, v, f"errors.operating_point.{k}", src)  # physical domain (issue 18)
+
+
+def _check_slicing(chip: ChipCard, fail: Any) -> bool:
+    """Validate the bit-slicing keys; True when the card slices its weights."""
+    given = [f for f in ("weight_bits", "bits_per_cell", "signing") if getattr(chip, f)]
+    if not given:
+        return False
+    if ENCODINGS[chip.encoding].native != "float":
+        fail(_FIELD_PATH[given[0]], f"bit slicing needs encoding analog (this card is "
+             f"{chip.encoding}); remove {_FIELD_PATH[given[0]]} or use encoding analog")
+    for f in ("weight_bits", "bits_per_cell"):
+        if getattr(chip, f) is None:
+            fail(_FIELD_PATH[f], "missing: bit slicing needs both cell.weight_bits and "
+                 "cell.bits_per_cell (add {value: ..., unit: \"1\", source: ...})")
+    sl = chip.slicing
+    assert sl is not None
+    for key, what in sl.problems():
+        fail(key, what)
+    if chip.cells_per_weight != sl.cells:
+        stored = "N-1" if sl.signing == "differential" else "N"
+        fail("cell.cells_per_weight", f"{chip.cells_per_weight} cells per weight do not hold "
+             f"{sl.weight_bits}-bit weights in {sl.bits_per_cell}-bit cells signed by "
+             f"{sl.signing}: use {sl.cells} (= ceil({stored}/b) x {SIGNINGS[sl.signing]})")
+    return True

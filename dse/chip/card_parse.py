@@ -22,7 +22,10 @@ from dse.chip.card import (
     ErrorSource,
 )
 from dse.chip.sensing import SENSING, Sensing
+from dse.chip.technology import DEFAULTS, default_energy_fj
 from dse.errors import DseError
+
+_FIELD = {f: spec[0] for f, spec in NUMBER_FIELDS.items()}
 
 # unit symbol -> (dimension, factor to SI)
 _UNITS: dict[str, tuple[str, float]] = {
@@ -205,6 +208,14 @@ def chip_from_dict(data: Any, source: str = "chip card", name: str | None = None
                           "node_nm", source)
     kw = _numbers(data, NUMBER_FIELDS, INTEGER_FIELDS, "", node_nm, sources, source)
     kw.update(_strings(data, STRING_FIELDS, "", source))
+    for fld in DEFAULTS:  # the card names its node and inherits the technology defaults
+        if fld not in kw and "node_nm" in kw and "supply_v" in kw:
+            try:
+                kw[fld], sources[fld] = default_energy_fj(
+                    fld, kw["node_nm"], kw.get("supply_ref_v", kw["supply_v"]))
+            except DseError as exc:
+                raise DseError(f"{_FIELD[fld]}: missing, and no default: {exc}",
+                               source=source) from None
     sensing = _sensing(data, node_nm, sources, source)
     err_sources, op = _errors(data.get("errors") or {}, node_nm, sources, source)
     card_name = data.get("name", name)

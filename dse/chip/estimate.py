@@ -10,6 +10,7 @@ sense_amps        sense_ops                   sensing.sense_energy · (V/V_ref)�
 adc               adc_conversions             the card's ADC model (dse.chip.adc) at its bits
 accumulate        partial_sum_additions       digital.add_energy · (V/V_ref)²
 buffer            buffer_accesses (bits)      digital.buffer_energy · (V/V_ref)²
+dac               dac_conversions             sensing.dac_energy (ADC chips with inputs: dac)
 periphery         tiles (area only)           —
 programming       cells (one write pulse per  write energy per pulse (deployment, once)
                   cell)
@@ -59,6 +60,7 @@ def energy_per_op(chip: ChipCard) -> dict[str, float]:
         "adc_conversions": chip.adc_fj,
         "partial_sum_additions": chip.add_fj * s,
         "buffer_accesses": chip.buffer_fj * s,
+        "dac_conversions": chip.sensing.dac_energy_fj(),
     }
 
 
@@ -73,6 +75,7 @@ def array_area(chip: ChipCard) -> dict[str, float]:
         "adc": sensing.adcs_per_array(chip.cols) * chip.adc_area_um2,
         "accumulate": 0.0,
         "buffer": 0.0,
+        "dac": 0.0,  # input DACs: area not modelled
         "periphery": (chip.rows * chip.periphery_row_f2 + chip.cols * chip.periphery_col_f2) * f2,
     }
 
@@ -83,6 +86,7 @@ def _details(chip: ChipCard) -> dict[str, str]:
             f"V={chip.read_voltage_v:g} V, t={chip.read_pulse_s:g} s, f={chip.lrs_fraction:g}")
     adc = chip.sensing.describe(chip.node_nm)["adc"]
     return {"cells": cell, "sense_amps": f"supply {chip.supply_v:g} V", "adc": adc,
+            "dac": "input DAC, one conversion per input element and position",
             "accumulate": f"supply {chip.supply_v:g} V", "buffer": f"supply {chip.supply_v:g} V",
             "periphery": ""}
 
@@ -112,7 +116,9 @@ def estimate(mapping: Mapping, chip: ChipCard, pulses: pd.DataFrame | None = Non
     w_pj = write_energy_pj if write_energy_pj is not None else chip.write_pj
     rows: list[dict] = []
     for lm in mapping.layers:
-        for comp, count_name in ENERGY_COMPONENTS:
+        comps = ENERGY_COMPONENTS + ((("dac", "dac_conversions"),) if lm.dac_conversions
+                                     else ())
+        for comp, count_name in comps:
             n = getattr(lm, count_name)
             rows.append({"layer": lm.name, "component": comp, "scope": "inference", "count": n,
                          "energy_per_op_fJ": e_op[count_name],

@@ -114,7 +114,8 @@ def _split_first_layer(model: Any, weights: dict[str, torch.Tensor],
     first = next(i for i, (_, c) in enumerate(children) if hasattr(c, "quantized_weight"))
     name, layer = children[first]
     prefix = nn.Sequential(OrderedDict(children[:first]))
-    if not (isinstance(layer, nn.Linear) and f"{name}.weight" in weights):
+    serial = getattr(getattr(layer, "readout", None), "serial", False)
+    if not (isinstance(layer, nn.Linear) and f"{name}.weight" in weights) or serial:
         return prefix, None, nn.Sequential(OrderedDict(children[first:])), dict(weights)
     with torch.no_grad():
         if layer.readout is not None:

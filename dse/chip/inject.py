@@ -64,6 +64,7 @@ from dse.chip.ber import OperatingPoint
 from dse.chip.encoding import ENCODINGS
 from dse.chip.fault_eval import map_accuracies
 from dse.chip.mapping import Mapping
+from dse.chip.slicing import mapping_slicing
 from dse.errors import DseError
 from dse.nn import evaluate
 from dse.nn.faults import apply_weight_errors
@@ -132,6 +133,19 @@ def _analog_levels(levels: torch.Tensor, analog: AnalogNoise,
     return (g - g_min) / span
 
 
+def _check_levels(bits: int, model: Any, chip: str) -> None:
+    """Warn when the device card's programming spread blurs the 2^b levels of a b-bit cell
+    (σ above half the level spacing: neighbouring levels overlap at ±1σ)."""
+    sigma = getattr(model, "program_sigma", None)
+    if sigma is None:
+        return
+    spacing = (float(model.g_max) - float(model.g_min)) / (2 ** bits - 1)
+    if float(sigma) > spacing / 2:
+        log.warning("chip %s: %d-bit cells need %d conductance levels %.3g apart, but the "
+                    "device card programs them with sigma %.3g: neighbouring levels overlap",
+                    chip, bits, 2 ** bits, spacing, float(sigma))
+
+
 def perturbed_weights(model: Any, mapping: Mapping, ber: torch.Tensor,
                       generator: torch.Generator, *, stuck_at: StuckAt | None = None,
                       analog: AnalogNoise | None = None, noise: torch.Tensor | None = None,
@@ -146,6 +160,9 @@ def perturbed_weights(model: Any, mapping: Mapping, ber: torch.Tensor,
     layers = _check_layers(model, mapping)
     enc = ENCODINGS[mapping.encoding]
     k = mapping.cells_per_weight
+    sl = mapping_slicing(mapping)  # bit-sliced weights: every slice cell programmed and read
+    if sl is not None and analog is not None:
+        _check_levels(sl.bits_per_cell, analog.model, mapping.chip)
     m = int(ber.shape[0])
     stuck = stuck_at if stuck_at is not None and stuck_at.active else None
     use_analog = analog is not None and mapping.encoding == "analog"
@@ -159,9 +176,9 @@ def perturbed_weights(model: Any, mapping: Mapping, ber: torch.Tensor,
                 b = ber.to(wq.dtype).view(m, *([1] * d)) if layer.precision == "binary" \
                     else ber.to(wq.dtype)
                 w = apply_weight_errors(w, layer.precision, b, d, generator)
-            if use_analog or stuck is not None:
+            if use_analog or stuck is not None or sl is not None:
                 w_max = wq.abs().max().clamp(min=torch.finfo(wq.dtype).tiny)
-                levels = enc.to_levels(w, k, w_max)
+                levels = enc.to_levels(w, k, w_max) if sl is None else sl.to_levels(w, w_max)
                 if use_analog:
                     assert analog is not None
                     noisy = _analog_levels(levels, analog, generator)
@@ -174,7 +191,8 @@ def perturbed_weights(model: Any, mapping: Mapping, ber: torch.Tensor,
                                    device=levels.device)
                     levels = torch.where(u < stuck.sa0, 0.0,
                                          torch.where(u < stuck.sa0 + stuck.sa1, 1.0, levels))
-                w = enc.from_levels(levels, k, w_max, generator)
+                w = enc.from_levels(levels, k, w_max, generator) if sl is None \
+                    else sl.from_levels(levels, w_max)
                 if cell_levels:
                     out[f"{name}.cell_levels"] = levels
             out[f"{name}.weight"] = w

@@ -25,6 +25,9 @@ Chips with ADC sensing also record how their partial sums are read, for the accu
 the inject stage (:mod:`dse.chip.adc_quant`): ``parallel_rows`` (the rows summed in one read),
 ``adc_bits`` and ``on_off_ratio`` (R_off/R_on of the card's cell, whose HRS current adds to every
 column; null when the card gives no r_on/r_off). All three are null for other sensing schemes.
+A chip with bit-sliced weights (:mod:`dse.chip.slicing`) also records ``slicing: {weight_bits,
+bits_per_cell, signing}``; its k = cells_per_weight columns per weight are counted like any
+other (k conversions per weight column and input bit, one per slice and sign).
 
 Activation widths: a binary (sign) activation is 1 bit; other activations and real-valued input
 pixels are ``ACTIVATION_BITS`` = 8 bits (DNN+NeuroSim V2.1 ``train.py`` default wl_activate=8;
@@ -77,6 +80,7 @@ class LayerMapping:
     adc_conversions: int
     partial_sum_additions: int
     buffer_accesses: int
+    dac_conversions: int = 0  # inputs: dac (one per input element and position)
 
 
 @dataclass(frozen=True)
@@ -157,14 +161,32 @@ class Mapping:
         """Raise if ``chip``'s geometry differs from the one this mapping was made for."""
         want = {"rows": chip.rows, "cols": chip.cols, "cells_per_weight": chip.cells_per_weight,
                 "sensing": chip.sensing.kind, "encoding": chip.encoding,
-                "parallel_rows": chip.sensing.readout()["parallel_rows"]}
+                "parallel_rows": chip.sensing.readout()["parallel_rows"],
+                "slicing": _slicing_dict(chip)}
         have = {"rows": self.array_rows, "cols": self.array_cols,
                 "cells_per_weight": self.cells_per_weight, "sensing": self.sensing,
-                "encoding": self.encoding, "parallel_rows": self.parallel_rows}
+                "encoding": self.encoding, "parallel_rows": self.parallel_rows,
+                "slicing": self.extra.get("slicing")}
         diff = [f"{k} {have[k]} vs {want[k]}" for k in want if have[k] != want[k]]
         if diff:
             raise DseError(f"the mapping was made for another chip geometry ({'; '.join(diff)} "
                            f"on chip '{chip.name}'); re-run map_model / `dse map` with this chip")
+
+
+def _slicing_dict(chip: ChipCard) -> dict[str, Any] | None:
+    sl = chip.slicing
+    return None if sl is None else {"weight_bits": sl.weight_bits,
+                                    "bits_per_cell": sl.bits_per_cell, "signing": sl.signing}
+
+
+def _extra(chip: ChipCard) -> dict[str, Any]:
+    """What the accuracy path needs beyond the counts: bit slicing, the input scheme."""
+    out: dict[str, Any] = {}
+    if (sl := _slicing_dict(chip)) is not None:
+        out["slicing"] = sl
+    if (inputs := getattr(chip.sensing, "inputs", None)) is not None:
+        out["inputs"] = inputs
+    return out
 
 
 def layer_specs(model: Any, activation_bits: int = ACTIVATION_BITS) -> list[LayerSpec]:
@@ -248,4 +270,5 @@ def map_model(model_or_layers: Any | Sequence[LayerSpec], chip: ChipCard,
                    array_rows=chip.rows, array_cols=chip.cols,
                    cells_per_weight=chip.cells_per_weight,
                    parallel_rows=readout["parallel_rows"], layers=layers, experiment=experiment,
-                   adc_bits=readout["adc_bits"], on_off_ratio=on_off)
+                   adc_bits=readout["adc_bits"], on_off_ratio=on_off,
+                   extra=_extra(chip))

@@ -17,7 +17,8 @@ element and b_out per output element, k cells per weight and R_a array rows:
     P·R·C·b_in, counted in 1-bit accumulate units (a b_in-bit input adds b_in bits); one PCSA
     per weight column.
 ``adc`` — analog current summation with an ADC shared by ``cols_per_adc`` columns (NeuroSim)
-    Inputs are applied bit-serially (b_in cycles, DNN+NeuroSim's bit-serial inputs), with
+    Inputs are applied bit-serially (b_in cycles, DNN+NeuroSim's bit-serial inputs; with
+    ``sensing.inputs: dac`` in one cycle instead, b_in → 1 below, plus P·R DAC conversions), with
     ``parallel_rows`` word lines active at once, so each row tile of r rows needs ceil(r /
     parallel_rows) reads per input bit. Every physical column (k per weight) is converted.
     G = Σ over row tiles of ceil(r_t / parallel_rows); ADC conversions = P·b_in·G·C·k;
@@ -92,6 +93,10 @@ class Sensing:
         """Energy of one sense operation at the card's reference supply (fJ)."""
         return 0.0
 
+    def dac_energy_fj(self) -> float:
+        """Energy of one input DAC conversion (fJ; 0 without DACs)."""
+        return 0.0
+
     def conversion_energy_fj(self, node_nm: float, temperature_k: float) -> float:
         """Energy of one ADC conversion (fJ)."""
         return 0.0
@@ -128,6 +133,17 @@ class Sensing:
     @classmethod
     def field_names(cls) -> set[str]:
         return {f.name for f in dataclasses.fields(cls)}
+
+
+# sensing.inputs of an ADC chip: how a b-bit input is applied, in the energy/latency counts and
+# in the accuracy path (dse.chip.adc_quant) alike
+INPUTS = {
+    None: "legacy: energy and latency count b bit-serial cycles, the accuracy path applies the "
+          "input whole and unquantized (the two disagree; kept for the shipped cards)",
+    "bit_serial": "b cycles of 1-bit inputs (DNN+NeuroSim); each cycle's partial sums converted "
+                  "and shift-added; inputs quantized to b bits",
+    "dac": "one cycle, the b-bit input applied by a DAC per row; inputs quantized to b bits",
+}
 
 
 def _buffer(layer: LayerSpec) -> int:
@@ -207,9 +223,11 @@ class Adc(Sensing):
         "parallel_rows": ("parallel_rows", "count", 1.0, True),
         "adc_area_f2": ("adc_area", "area", 1.0, False),
         "adc_time_s": ("adc_time", "time", 1.0, False),
+        "dac_fj": ("dac_energy", "energy", 1e-15, False),
     }
     STRINGS: ClassVar[dict[str, tuple[str, bool]]] = {
-        "adc_model": ("adc_model", True), "adc_roadmap": ("adc_roadmap", False)}
+        "adc_model": ("adc_model", True), "adc_roadmap": ("adc_roadmap", False),
+        "inputs": ("inputs", False)}
     INTEGERS: ClassVar[tuple[str, ...]] = ("adc_bits", "cols_per_adc", "parallel_rows")
     adc_model: str = "neurosim_sar"
     adc_bits: int = 5
@@ -218,11 +236,24 @@ class Adc(Sensing):
     adc_roadmap: str = "lp"
     adc_area_f2: float | None = None
     adc_time_s: float | None = None  # one conversion (latency); None: NeuroSim's (bits+1) ns
+    inputs: str | None = None  # bit_serial | dac (both paths); None: legacy (see INPUTS)
+    dac_fj: float | None = None  # one DAC conversion (one row, one read), inputs: dac
+
+    @property
+    def cycles_per_input(self) -> bool:
+        """True when a b-bit input takes b read cycles (bit-serial, also the legacy default)."""
+        return self.inputs != "dac"
 
     def problems(self, rows: int, cols: int, cells_per_weight: int) -> list[tuple[str, str]]:
         out = []
         if self.adc_time_s is not None and self.adc_time_s <= 0:
             out.append(("adc_time_s", "must be > 0"))
+        if self.inputs not in INPUTS:
+            out.append(("inputs", f"unknown input scheme '{self.inputs}' (known: "
+                        f"{', '.join(i for i in INPUTS if i)})"))
+        if self.inputs == "dac" and self.dac_fj is None:
+            out.append(("dac_fj", "missing: inputs: dac needs the energy of one DAC "
+                        "conversion (add {value: ..., unit: fJ, source: ...})"))
         if self.adc_model not in ADC_MODELS:
             out.append(("adc_model", f"unknown ADC model '{self.adc_model}' (known: "
                         f"{', '.join(sorted(ADC_MODELS))})"))
@@ -242,10 +273,14 @@ class Adc(Sensing):
         last = r - (tiles_rows - 1) * array_rows
         groups = ((tiles_rows - 1) * math.ceil(array_rows / self.parallel_rows)
                   + math.ceil(last / self.parallel_rows))
-        conversions = p * layer.in_bits * groups * c * k
-        return {"cell_reads": p * layer.in_bits * r * c * k, "sense_ops": 0,
-                "adc_conversions": conversions, "partial_sum_additions": conversions,
-                "buffer_accesses": _buffer(layer)}
+        cycles = layer.in_bits if self.cycles_per_input else 1
+        conversions = p * cycles * groups * c * k
+        out = {"cell_reads": p * cycles * r * c * k, "sense_ops": 0,
+               "adc_conversions": conversions, "partial_sum_additions": conversions,
+               "buffer_accesses": _buffer(layer)}
+        if self.inputs == "dac":  # one conversion per input element and position
+            out["dac_conversions"] = p * r
+        return out
 
     def adcs_per_array(self, cols: int) -> int:
         return math.ceil(cols / self.cols_per_adc)
@@ -261,6 +296,9 @@ class Adc(Sensing):
 
     def readout(self) -> dict[str, int | None]:
         return {"parallel_rows": self.parallel_rows, "adc_bits": self.adc_bits}
+
+    def dac_energy_fj(self) -> float:
+        return self.dac_fj or 0.0
 
     def timing(self, clock_hz: float, read_pulse_s: float | None,
                sense_cycle_s: float | None) -> tuple[Timing | None, str]:
@@ -278,7 +316,8 @@ class Adc(Sensing):
         n_adc = math.ceil(array_weight_cols * cells_per_weight / self.cols_per_adc)
         conv = math.ceil(cells_per_weight * weight_cols / n_adc)
         step = max(t.adc_s, t.clock_s)
-        return in_bits * groups * conv, step, in_bits * groups * (t.read_s + conv * step)
+        cycles = in_bits if self.cycles_per_input else 1
+        return cycles * groups * conv, step, cycles * groups * (t.read_s + conv * step)
 
     def describe(self, node_nm: float) -> dict[str, str]:
         return {"sense_amps": "", "adc": f"{self.adc_model} {self.adc_bits}-bit at {node_nm:g} "

@@ -35,7 +35,8 @@ def _setup(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------------------- main
 SECTIONS: list[Callable[[argparse._SubParsersAction], None]] = [
     devices.add_synthesize, devices.add_calibrate, stages.add_train, stages.add_map,
-    stages.add_inject, stages.add_estimate, stages.add_deploy, study.add_search,
+    stages.add_inject, stages.add_estimate, stages.add_deploy, stages.add_validate,
+    study.add_search,
     study.add_report]
 
 

@@ -185,3 +185,31 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     log.info("%s on %s: %.4g pJ per inference, %.4g mm2 -> %s", mapping.experiment, chip.name,
              t["energy_per_inference_pJ"], t["area_mm2"], args.out)
     return 0
+
+
+def add_validate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("validate", help="dse's chip estimates beside published tables "
+                       "(NeuroSim V1.4 VGG-8), term by term")
+    p.add_argument("--chips", type=Path, default=Path("config/chips"),
+                   help="folder of the cases' chip cards (default: config/chips)")
+    p.add_argument("--out", required=True, type=Path,
+                   help="table: case, quantity, reference, dse, ratio, tolerance, source, ...")
+    p.set_defaults(func=_cmd_validate)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from dse.pipeline import files, recipes
+
+    files.check_writable(args.out)
+    table = recipes.validate(args.chips)
+    files.write_csv(args.out, table)
+    agree = table[table["tolerance"].notna()]
+    failed = agree[~agree["within"].astype(bool)]
+    for case, g in table.groupby("case", sort=False):
+        log.info("%s: %d references, %d within tolerance or +-25 %%", case, len(g),
+                 int(g["within"].sum()))
+    for r in failed.itertuples():
+        log.error("%s %s: dse %.4g vs %.4g (ratio %.4g) outside +-%g", r.case, r.quantity,
+                  r.dse, r.reference, r.ratio, r.tolerance)
+    return 1 if len(failed) else 0
+

@@ -170,6 +170,14 @@ def load_results(config: dict[str, Any], layout: Layout,
             data.file_sha256[str(path)] = file_sha256(path)
     data.benchmarks = load_benchmarks(Path(benchmarks) if benchmarks is not None
                                       else layout.benchmarks)
+    chips = (config.get("report") or {}).get("validation")
+    if chips:
+        from dse.pipeline.recipes import validate
+
+        try:
+            data.validation = validate(chips)
+        except DseError as exc:
+            data.problem("validation", chips, exc)
     return data
 
 

@@ -62,6 +62,7 @@ class ReportData:
     estimates: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
     studies: dict[str, Study] = field(default_factory=dict)
     benchmarks: pd.DataFrame = field(default_factory=pd.DataFrame)
+    validation: pd.DataFrame = field(default_factory=pd.DataFrame)  # dse.chip.validation
     problems: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
 
     def problem(self, section: str, path: Path | str, exc: BaseException) -> None:

@@ -276,6 +276,24 @@ def _energy(data: ReportData, dpi: int) -> Section | None:
     return s
 
 
+def _validation(data: ReportData, dpi: int) -> Section | None:
+    if data.validation.empty and not data.problems.get("validation"):
+        return None
+    s = Section("validation", "Validation against published chip tables",
+                "dse's estimates of a chip described once (dse/chip/validation.py) beside the "
+                "published figures for it, term by term; ratio = dse / reference. Rows with a "
+                "tolerance are where the models are meant to agree; every other difference "
+                "beyond ±25 % is explained by component.")
+    b = Builder(s, dpi)
+    _problems(b, data, "validation")
+    t = data.validation
+    for case, g in t.groupby("case", sort=False):
+        b.table(case, lambda g=g: g[["quantity", "unit", "reference", "dse", "ratio",
+                                     "tolerance", "within", "explanation"]],
+                "Sources: " + "; ".join(dict.fromkeys(g["source"])))
+    return s
+
+
 def _front_table(st) -> pd.DataFrame:
     p = st.pareto
     cols = ["number"] + [c for c in p.columns if c.startswith("param_")] + \
@@ -346,4 +364,5 @@ def provenance_section(prov: Provenance, dpi: int) -> Section:
 RUNTIME_COLUMNS = {"total_s": "wall time (s)", "longest_job": "longest job",
                    "longest_s": "longest (s)", "cpu_time_s": "CPU time (s)",
                    "max_rss_mb": "peak memory (MB)"}
-SECTIONS = (_calibration, _training, _continual, _mapping, _robustness, _energy, _codesign)
+SECTIONS = (_calibration, _training, _continual, _mapping, _robustness, _energy, _validation,
+            _codesign)
