@@ -220,7 +220,7 @@ def inject(model: Any, mapping: Mapping, x: torch.Tensor, y: torch.Tensor,
     stuck = stuck_at if stuck_at is not None and stuck_at.active else None
     use_analog = analog is not None and mapping.encoding == "analog"
     noise_label = analog.label if use_analog and analog is not None else "none"
-    if mapping.encoding == "analog" and analog is None:
+    if mapping.encoding == "analog" and analog is None and any(p.noise for p in pts):
         log.warning("analog chip %s without a device card: no programming noise injected",
                     mapping.chip)
     readout = None

@@ -59,6 +59,7 @@ from dse.devices import DeviceModel, from_card
 from dse.errors import DseError
 from dse.nn import QNet
 from dse.train.converters import indices_above, install_converters
+from dse.train.device_state import pack as pack_devices
 from dse.train.loop import Trainer, register_algorithm
 from dse.train.mp_kernels import KernelTransfer, TransferFlags
 from dse.train.settings import MixedPrecisionSettings, settings_from
@@ -377,6 +378,10 @@ class MixedPrecisionTrainer(Trainer):
             for name, (up, down) in self._k.flush().items():
                 self.add_pulses(name, up=up, down=down)
         return super().take_pulses()
+
+    def device_state(self) -> dict[str, Tensor]:
+        """The trained pairs (conductances + D2D parameters, float16) and their scales."""
+        return pack_devices((p.name, p.state, p.scale) for p in self.pairs)
 
     def finalize(self) -> None:
         """``weight`` = the deployed weights read from the devices without noise; no hooks."""
