@@ -1,4 +1,4 @@
-"""Issue 12 item 4: a mixed-precision LeNet deployed on the devices it was trained on vs a fresh chip.
+"""Issue 12 item 4: a mixed-precision LeNet deployed on its trained devices vs on a fresh chip.
 
 A model trained by ``dse train`` (lenet-mixed-precision of config/config.yaml, which saves its
 trained devices in ``devices.pt``, float16) goes onto ``rram-1t1r-adc`` through the inject
@@ -75,7 +75,7 @@ def main() -> int:  # long: one benchmark table, its rows in order
             times: tuple[float, ...] = ()) -> pd.DataFrame:
         gen = torch.Generator().manual_seed(a.seed)
         s = DeploySettings(devices=(devices,), programming=scheme, times=times)
-        table, prog = deploy(model, mapping, x, y, dev, ph, a.repeats, gen, s, trained=state,
+        table, _ = deploy(model, mapping, x, y, dev, ph, a.repeats, gen, s, trained=state,
                              calibration=cal, adc=adc)
         return table
 

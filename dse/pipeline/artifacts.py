@@ -287,7 +287,9 @@ def inject_tables(inject_csv: str | Path, summary_csv: str | Path,
         summary = summarize(dep, table.attrs.get("clean_accuracy"))
         summary["adc_accuracy"] = table.attrs.get("adc_accuracy", float("nan"))
         out[dep_path] = summary
-        out[prog_path] = table.attrs.get("programming", pd.DataFrame())
+        prog = table.attrs.get("programming")
+        if prog is not None and len(prog):
+            out[prog_path] = prog
     return out
 
 
