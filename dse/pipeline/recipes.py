@@ -147,8 +147,9 @@ def inject_chip(config: Mapping[str, Any], trained: TrainedModel, mapping: ChipM
     generator = seeds.generator(settings.seed, "inject", device)
     deployable = analog is not None and "inference" in (getattr(analog.model, "card", None)
                                                         or {})
+    asked_clean = any(not p.noise for p in points)
     if deployable:  # the noisy rows come from the deployment (programming, devices, time)
-        points = [p for p in points if not p.noise]
+        points = [p for p in points if not p.noise] or [OperatingPoint(ber=0.0, noise=False)]
     table = inject(trained.model, mapping, data.x_test[:n], data.y_test[:n], points,
                    settings.repeats, generator, batch=settings.batch,
                    stuck_at=settings.stuck_at, analog=None if deployable else analog,
@@ -157,6 +158,10 @@ def inject_chip(config: Mapping[str, Any], trained: TrainedModel, mapping: ChipM
         assert analog is not None
         table = with_deployment(table, trained, mapping, analog.model, settings, generator,
                                 data.x_test[:n], data.y_test[:n], data.x_train[:1000])
+        if not asked_clean:  # only the deployment was asked for (a co-design trial)
+            attrs = table.attrs
+            table = table[table["noise"] != "none"].reset_index(drop=True)
+            table.attrs.update(attrs)
     return table
 
 
