@@ -128,3 +128,30 @@ def test_bad_deploy_settings_are_one_line() -> None:
         DeploySettings(programming="magic")
     with pytest.raises(DseError, match="inject.times"):
         DeploySettings(times=(0.0,))
+
+
+def test_the_report_shows_time_curves_side_by_side_and_programming() -> None:
+    from dse.report.data import ReportData
+    from dse.report.deployment import deployment_section
+
+    rows = []
+    for devices, scheme in (("trained", "in_situ"), ("fresh", "write_verify")):
+        for t, comp in ((0.0, False), (1.0, False), (1.0, True)):
+            rows.append({"devices": devices, "programming": scheme, "time_s": t,
+                         "compensated": comp, "n": 3, "mean": 0.9 - 0.1 * t,
+                         "ci95_low": 0.85 - 0.1 * t, "ci95_high": 0.95 - 0.1 * t,
+                         "clean_accuracy": 0.95, "adc_accuracy": 0.94})
+    data = ReportData(config={})
+    data.deployment[("mp", "rram-1t1r-adc")] = pd.DataFrame(rows)
+    data.programming[("mp", "rram-1t1r-adc")] = pd.DataFrame([{
+        "devices": "fresh", "scheme": "write_verify", "layer": "fc1", "pairs": 10,
+        "residual_rms": 0.1, "residual_mean": 0.0, "unreachable": 0.01, "unconverged": 0.0,
+        "pulses": 40, "energy_j": 1e-10, "time_s": 1e-6}])
+    data.models["mp"] = {"test_accuracy": 0.95}
+    section = deployment_section(data, 40)
+    kinds = [(i.kind, i.title) for i in section.items]
+    assert kinds == [("figure", "rram-1t1r-adc"), ("table", "In situ vs deployed (t = 0)"),
+                     ("table", "Programming per layer (fresh devices)")]
+    side = section.items[1].content
+    assert "t = 0, trained (in_situ)" in side and "t = 0, fresh (write_verify)" in side
+    assert deployment_section(ReportData(config={}), 40) is None
