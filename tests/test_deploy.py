@@ -155,3 +155,13 @@ def test_the_report_shows_time_curves_side_by_side_and_programming() -> None:
     side = section.items[1].content
     assert "t = 0, trained (in_situ)" in side and "t = 0, fresh (write_verify)" in side
     assert deployment_section(ReportData(config={}), 40) is None
+
+
+def test_a_stuck_exp_step_device_stays_finite_under_pulses() -> None:
+    dev = from_card(load_card(REPO / "config" / "devices" / "reram-es-gong2018.yaml"))
+    st = dev.sample_devices((4,), torch.Generator().manual_seed(0))
+    st["hi"][0] = st["lo"][0]  # a device whose bounds crossed: stuck in the middle
+    st["x"][0] = st["lo"][0]
+    out = dev.apply_pulses(st, torch.tensor([5.0, 5.0, -5.0, 0.0]), torch.Generator())
+    g = dev.read(out)
+    assert torch.isfinite(g).all() and float(g[0]) == pytest.approx(float(st["lo"][0]))
