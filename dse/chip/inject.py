@@ -16,6 +16,9 @@ Faults, in order:
    g_min + level·(g_max − g_min) with the device card's one-shot programming noise
    (``program(target, generator)``) and, where the model offers ``set_conductance``, read once
    through ``read(state, generator)`` (read noise drawn once per map, frozen over the test set);
+   a card with an ``inference:`` block is instead deployed by :mod:`dse.chip.deploy` (the inject
+   recipe, :func:`dse.pipeline.recipes.inject_chip`: programming scheme, fresh or trained
+   devices, relaxation over time, drift compensation);
 3. optional stuck-at cells (:class:`StuckAt`): each cell is stuck in its low-conductance state
    with probability ``sa0`` and in its high-conductance state with ``sa1``; the weight is decoded
    from its cells by the chip's encoding (:mod:`dse.chip.encoding`).
