@@ -149,6 +149,9 @@ def inject_chip(config: Mapping[str, Any], trained: TrainedModel, mapping: ChipM
                                                         or {})
     asked_clean = any(not p.noise for p in points)
     if deployable:  # the noisy rows come from the deployment (programming, devices, time)
+        if settings.stuck_at.active:
+            log.warning("%s: inject.stuck_at applies to the noise-free rows only, not to the "
+                        "deployment (dse/chip/deploy.py)", mapping.chip)
         points = [p for p in points if not p.noise] or [OperatingPoint(ber=0.0, noise=False)]
     table = inject(trained.model, mapping, data.x_test[:n], data.y_test[:n], points,
                    settings.repeats, generator, batch=settings.batch,
