@@ -65,7 +65,11 @@ def test_map_inject_estimate_run_in_the_dag(repo: Path, tmp_path: Path) -> None:
     table = pd.read_csv(res / "inject" / "b" / "rram-2t2r-pcsa-130nm.csv")
     assert len(table) == 3 * 2 and "i_prog" in table.columns  # 2 direct BERs + 1 point
     summary = pd.read_csv(res / "inject" / "f" / "rram-1t1r-adc.summary.csv")
-    assert set(summary["noise"]) == {"none", "program+read"}
+    # the analog card has an inference block: deployed on a fresh chip (a standard trainer
+    # has no trained devices), over time in rram-1t1r-adc.deploy.csv
+    assert set(summary["noise"]) == {"none", "fresh: write_verify"}
+    deployed = pd.read_csv(res / "inject" / "f" / "rram-1t1r-adc.deploy.csv")
+    assert set(deployed["devices"]) == {"fresh"} and deployed["time_s"].max() > 0
     est = pd.read_csv(res / "estimate" / "f" / "rram-1t1r-adc.csv")
     assert est[est["component"] == "adc"]["energy_pJ"].sum() > 0
     assert (res / "map" / "b" / "rram-2t2r-pcsa-130nm.json").is_file()

@@ -17,6 +17,9 @@ Faults, in order:
    g_min + level·(g_max − g_min) with the device card's one-shot programming noise
    (``program(target, generator)``) and, where the model offers ``set_conductance``, read once
    through ``read(state, generator)`` (read noise drawn once per map, frozen over the test set);
+   a card with an ``inference:`` block is instead deployed by :mod:`dse.chip.deploy` (the inject
+   recipe, :func:`dse.pipeline.recipes.inject_chip`: programming scheme, fresh or trained
+   devices, relaxation over time, drift compensation);
 3. optional stuck-at cells (:class:`StuckAt`): each cell is stuck in its low-conductance state
    with probability ``sa0`` and in its high-conductance state with ``sa1``; the weight is decoded
    from its cells by the chip's encoding (:mod:`dse.chip.encoding`).
@@ -239,7 +242,7 @@ def inject(model: Any, mapping: Mapping, x: torch.Tensor, y: torch.Tensor,
     stuck = stuck_at if stuck_at is not None and stuck_at.active else None
     use_analog = analog is not None and mapping.encoding == "analog"
     noise_label = analog.label if use_analog and analog is not None else "none"
-    if mapping.encoding == "analog" and analog is None:
+    if mapping.encoding == "analog" and analog is None and any(p.noise for p in pts):
         log.warning("analog chip %s without a device card: no programming noise injected",
                     mapping.chip)
     readout = None

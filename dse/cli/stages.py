@@ -83,7 +83,6 @@ def add_inject(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_inject(args: argparse.Namespace) -> int:
-    from dse.chip.inject import summarize
     from dse.config import check_config, load_config
     from dse.pipeline import InjectSettings, artifacts, files, recipes
     from dse.train import resolve_device
@@ -101,7 +100,7 @@ def _cmd_inject(args: argparse.Namespace) -> int:
     trained = artifacts.load_model(args.model, resolve_device(config["device"]))
     table = recipes.inject_chip(config, trained, mapping, chip, models, settings,
                                 progress=not args.quiet)
-    artifacts.write_tables({args.out: table, summary_path: summarize(table)})
+    artifacts.write_tables(artifacts.inject_tables(args.out, summary_path, table))
     log.info("injected %d fault maps on %s (clean accuracy %.4f) -> %s", len(table),
              mapping.chip, table.attrs["clean_accuracy"], args.out)
     return 0
@@ -127,7 +126,6 @@ def add_deploy(sub: argparse._SubParsersAction) -> None:
 def _cmd_deploy(args: argparse.Namespace) -> int:
     """``dse map`` + ``dse inject`` + ``dse estimate`` on one model and chip, in one process
     (one import of torch instead of three); the same recipes, the same files."""
-    from dse.chip.inject import summarize
     from dse.chip.mapping import map_model
     from dse.config import check_config, load_config
     from dse.pipeline import InjectSettings, artifacts, files, recipes
@@ -147,7 +145,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     pulses = artifacts.load_pulses(trained.directory / "history.csv")
     energy = recipes.estimate_chip(mapping, chip, models, pulses)
     artifacts.write_mapping(args.mapping, mapping, chip)
-    artifacts.write_tables({args.inject: table, summary: summarize(table),
+    artifacts.write_tables({**artifacts.inject_tables(args.inject, summary, table),
                             args.estimate: energy})
     log.info("deployed %s on %s: clean accuracy %.4f, %d fault maps -> %s, %s", mapping.experiment,
              chip.name, table.attrs["clean_accuracy"], len(table), args.inject, args.estimate)

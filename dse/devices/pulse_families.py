@@ -186,6 +186,8 @@ class ExpStep(PulseDevice):
             step = torch.lerp(torch.broadcast_to(-co["s_dn"] * y_dn, x.shape),
                               co["s_up"] * y_up, u)
             new = step.mul_(k).add_(x)
+        # a stuck device (hi = lo: aihwkit's max < min case) has c = ±inf and a NaN move
+        new = torch.where(torch.isnan(new), x, new)
         return torch.minimum(torch.maximum(new, st["lo"]), st["hi"])
 
     FIX_A: ClassVar[float] = -0.5  # calibration convention (aihwkit ReRamESPresetDevice a, b)

@@ -5,6 +5,7 @@ Writes are atomic (:mod:`dse.pipeline.files`); reads check the content and raise
 take and return the values these functions read and write.
 
 Train stage (``Layout.train_dir``): ``model.pt`` (state dict, loaded with ``weights_only``),
+``devices.pt`` (device-in-the-loop trainers: the trained devices, float16, ``weights_only``),
 ``model.json`` (everything needed to rebuild the model, the experiment, and the sha256 of
 ``model.pt``, checked on load), ``history.csv`` (per epoch), ``pulses.csv`` (per epoch, layer
 and direction) and ``tasks.csv`` (test accuracy on every task after each task).
@@ -40,6 +41,7 @@ from dse.pipeline.files import (
 )
 
 MODEL_FORMAT = "dse-model/1"
+DEVICES_FILE = "devices.pt"  # the trained devices of device-in-the-loop trainers
 
 
 # ---------------------------------------------------------------------------------- cards
@@ -98,6 +100,8 @@ class TrainedModel:
     spec: ModelSpec
     meta: dict[str, Any]
     directory: Path
+    # the devices a device-in-the-loop trainer left (dse.train.device_state layout), or None
+    device_state: dict[str, torch.Tensor] | None = None
 
     @property
     def experiment(self) -> dict[str, Any]:
@@ -134,6 +138,12 @@ def save_model(result: Any, out_dir: str | Path, card: dict[str, Any] | None = N
             "model_sha256": _sha256(tmp / "model.pt"),
             **result.extra,
         }
+        devices = getattr(result, "device_state", None)
+        if devices:
+            torch.save(devices, tmp / DEVICES_FILE)
+            meta["device_state"] = {"file": DEVICES_FILE, "sha256": _sha256(tmp / DEVICES_FILE),
+                                    "dtype": sorted({str(t.dtype).removeprefix("torch.")
+                                                     for t in devices.values()})}
         (tmp / "model.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
         result.history.to_csv(tmp / "history.csv", index=False)
         result.pulses.to_csv(tmp / "pulses.csv", index=False)
@@ -184,7 +194,29 @@ def load_model(model_dir: str | Path, device: torch.device | str = "cpu") -> Tra
         raise DseError(f"cannot load the weights ({first}); the file is corrupt or does not "
                        "match model.json, re-run `dse train`", source=str(pt_path)) from None
     model.to(device).eval()
-    return TrainedModel(model=model, spec=spec, meta=meta, directory=d)
+    return TrainedModel(model=model, spec=spec, meta=meta, directory=d,
+                        device_state=_load_devices(d, meta, device))
+
+
+def _load_devices(d: Path, meta: dict[str, Any], device: torch.device | str
+                  ) -> dict[str, torch.Tensor] | None:
+    """The trained devices of ``model.json``'s ``device_state`` entry (None without one)."""
+    entry = meta.get("device_state")
+    if not entry:
+        return None
+    path = d / str(entry.get("file", DEVICES_FILE))
+    if not path.is_file() or _sha256(path) != entry.get("sha256"):
+        raise DseError("missing or does not match model.json (sha256); re-run `dse train`",
+                       source=str(path))
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception:
+        raise DseError("cannot load the trained devices (not a tensor file); re-run "
+                       "`dse train`", source=str(path)) from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
+                                              for v in state.values()):
+        raise DseError("not a mapping of tensors; re-run `dse train`", source=str(path))
+    return state
 
 
 def read_table(path: str | Path, what: str, fix: str) -> pd.DataFrame:
@@ -231,6 +263,34 @@ def load_mapping(path: str | Path) -> ChipMapping:
         raise DseError(f"not valid JSON (line {line}); re-run `dse map`", source=str(p)) \
             from None
     return ChipMapping.from_dict(data, source=str(p))
+
+
+def deployment_paths(inject_csv: str | Path) -> tuple[Path, Path]:
+    """The deployment tables beside an inject table ``{chip}.csv``: ``{chip}.deploy.csv``
+    (per devices, programming, time and compensation: mean and 95 % CI over the maps) and
+    ``{chip}.programming.csv`` (per devices option and layer: residual, unreachable, cost)."""
+    p = Path(inject_csv)
+    return p.with_suffix(".deploy.csv"), p.with_suffix(".programming.csv")
+
+
+def inject_tables(inject_csv: str | Path, summary_csv: str | Path,
+                  table: pd.DataFrame) -> dict[Path, pd.DataFrame]:
+    """The inject stage's tables to write: the per-map table, its summary and, on an analog
+    chip that deployed the network (``table.attrs["deployment"]``), the deployment tables of
+    :func:`deployment_paths`."""
+    from dse.chip.inject import summarize
+
+    out = {Path(inject_csv): table, Path(summary_csv): summarize(table)}
+    dep = table.attrs.get("deployment")
+    if dep is not None and len(dep):
+        dep_path, prog_path = deployment_paths(inject_csv)
+        summary = summarize(dep, table.attrs.get("clean_accuracy"))
+        summary["adc_accuracy"] = table.attrs.get("adc_accuracy", float("nan"))
+        out[dep_path] = summary
+        prog = table.attrs.get("programming")
+        if prog is not None and len(prog):
+            out[prog_path] = prog
+    return out
 
 
 def write_mapping(path: str | Path, mapping: ChipMapping, chip: Any | None = None) -> None:

@@ -28,7 +28,7 @@ import yaml
 from dse import __version__
 from dse.config import config_hash
 from dse.errors import DseError
-from dse.pipeline.artifacts import load_card, load_chip
+from dse.pipeline.artifacts import deployment_paths, load_card, load_chip
 from dse.pipeline.layout import Layout
 from dse.report.data import Calibration, ReportData, Study
 from dse.report.provenance import (
@@ -134,7 +134,10 @@ def _chips(data: ReportData, config: dict[str, Any], layout: Layout) -> None:
             for section, attr, file, reader in (
                     ("mapping", "mappings", layout.mapping_json(exp, chip), _json),
                     ("robustness", "inject", layout.inject_summary_csv(exp, chip), _csv),
-                    ("energy", "estimates", layout.estimate_csv(exp, chip), _csv)):
+                    ("energy", "estimates", layout.estimate_csv(exp, chip), _csv),
+                    *zip(("deployment", "deployment"), ("deployment", "programming"),
+                         deployment_paths(layout.inject_csv(exp, chip)), (_csv, _csv),
+                         strict=True)):
                 value = _read(data, section, file, reader)
                 if value is not None:
                     getattr(data, attr)[key] = value

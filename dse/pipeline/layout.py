@@ -11,6 +11,8 @@ calibrate/{device}.json, .png           :meth:`calibrated_card`, :meth:`calibrat
 train/{exp}/model.pt, model.json, ...   :meth:`train_dir`, :meth:`train_file`, :meth:`train_files`
 map/{exp}/{chip}.json                   :meth:`mapping_json`
 inject/{exp}/{chip}.csv, .summary.csv   :meth:`inject_csv`, :meth:`inject_summary_csv`
+inject/{exp}/{chip}.deploy.csv,         analog deployments (written beside the inject table,
+.programming.csv                        :func:`dse.pipeline.artifacts.deployment_paths`)
 estimate/{exp}/{chip}.csv               :meth:`estimate_csv`
 search/{study}/...                      :meth:`study_dir`, :meth:`study_file`, :meth:`journal`,
                                         :meth:`worker_json`, :meth:`trial_dir`, :meth:`model_cache`

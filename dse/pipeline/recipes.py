@@ -145,9 +145,57 @@ def inject_chip(config: Mapping[str, Any], trained: TrainedModel, mapping: ChipM
                        config["data_root"], config["download"])[-1].to(device)
     n = settings.max_images or len(data.x_test)
     generator = seeds.generator(settings.seed, "inject", device)
-    return inject(trained.model, mapping, data.x_test[:n], data.y_test[:n], points,
-                  settings.repeats, generator, batch=settings.batch, stuck_at=settings.stuck_at,
-                  analog=analog, progress=progress, adc_calibration=data.x_train[:1000])
+    deployable = analog is not None and "inference" in (getattr(analog.model, "card", None)
+                                                        or {})
+    asked_clean = any(not p.noise for p in points)
+    if deployable:  # the noisy rows come from the deployment (programming, devices, time)
+        if settings.stuck_at.active:
+            log.warning("%s: inject.stuck_at applies to the noise-free rows only, not to the "
+                        "deployment (dse/chip/deploy.py)", mapping.chip)
+        points = [p for p in points if not p.noise] or [OperatingPoint(ber=0.0, noise=False)]
+    table = inject(trained.model, mapping, data.x_test[:n], data.y_test[:n], points,
+                   settings.repeats, generator, batch=settings.batch,
+                   stuck_at=settings.stuck_at, analog=None if deployable else analog,
+                   progress=progress, adc_calibration=data.x_train[:1000])
+    if deployable:
+        assert analog is not None
+        table = with_deployment(table, trained, mapping, analog.model, settings, generator,
+                                data.x_test[:n], data.y_test[:n], data.x_train[:1000])
+        if not asked_clean:  # only the deployment was asked for (a co-design trial)
+            attrs = table.attrs
+            table = table[table["noise"] != "none"].reset_index(drop=True)
+            table.attrs.update(attrs)
+    return table
+
+
+def with_deployment(table: pd.DataFrame, trained: TrainedModel, mapping: ChipMapping,
+                    dev: Any, settings: InjectSettings, generator: Any, x: Any, y: Any,
+                    calibration: Any) -> pd.DataFrame:
+    """``table`` plus the analog deployment (:func:`dse.chip.deploy.deploy`): its t = 0 rows
+    (noise ``"<devices>: <programming>"``, one per devices option) appended, the whole
+    deployment table in ``attrs["deployment"]`` and the per-layer programming in
+    ``attrs["programming"]``."""
+    from dse.chip.deploy import deploy
+    from dse.devices.inference import inference_physics
+    from dse.train.device_state import unpack
+
+    state = unpack(trained.device_state) if trained.device_state else None
+    dep, prog = deploy(trained.model, mapping, x, y, dev, inference_physics(dev),
+                       settings.repeats, generator, settings.deploy, trained=state,
+                       calibration=calibration)
+    now = dep[(dep["time_s"] == 0) & ~dep["compensated"].astype(bool)]
+    bits = table["adc_bits"].iloc[0] if "adc_bits" in table and len(table) else None
+    extra = pd.DataFrame({
+        "ber": 0.0, "stuck_sa0": 0.0, "stuck_sa1": 0.0,
+        "noise": now["devices"] + ": " + now["programming"],
+        **({"adc_bits": bits} if "adc_bits" in table else {}),
+        "repeat": now["repeat"], "accuracy": now["accuracy"]})
+    out = pd.concat([table, extra[[c for c in table.columns if c in extra]]],
+                    ignore_index=True)
+    out.attrs.update(table.attrs)
+    out.attrs["deployment"] = dep
+    out.attrs["programming"] = prog
+    return out
 
 
 def estimate_chip(mapping: ChipMapping, chip: ChipCard, models: Mapping[str, Any],

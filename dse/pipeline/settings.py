@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dse.chip.deploy import DeploySettings
 from dse.chip.inject import StuckAt
 
 
@@ -27,6 +28,7 @@ class InjectSettings:
     stuck_at: StuckAt = field(default_factory=StuckAt)
     analog_read_noise: bool = True
     max_images: int | None = None
+    deploy: DeploySettings = field(default_factory=DeploySettings)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], chip: str | None = None,
@@ -44,7 +46,12 @@ class InjectSettings:
             ber=tuple(float(b) for b in inj["ber"]), operating_points=ops,
             stuck_at=StuckAt(float(sa.get("sa0", 0.0)), float(sa.get("sa1", 0.0))),
             analog_read_noise=bool(inj["analog_read_noise"]),
-            max_images=inj["max_images"])
+            max_images=inj["max_images"],
+            deploy=DeploySettings(
+                devices=tuple(inj.get("devices", ("trained", "fresh"))),
+                programming=str(inj.get("programming", "write_verify")),
+                times=tuple(float(t) for t in inj.get("times", ())),
+                compensation=bool(inj.get("compensation", True))))
         return settings.replace(**{k: v for k, v in overrides.items() if v is not None})
 
     def replace(self, **changes: Any) -> InjectSettings:
@@ -55,4 +62,6 @@ class InjectSettings:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["ber"] = list(self.ber)
+        d["deploy"] = {k: list(v) if isinstance(v, tuple) else v
+                       for k, v in d["deploy"].items()}
         return d

@@ -59,6 +59,9 @@ class ReportData:
     chip_files: dict[str, Path] = field(default_factory=dict)
     mappings: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     inject: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)  # summaries
+    # analog deployments: {chip}.deploy.csv (summaries) and {chip}.programming.csv (per layer)
+    deployment: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
+    programming: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
     estimates: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
     studies: dict[str, Study] = field(default_factory=dict)
     benchmarks: pd.DataFrame = field(default_factory=pd.DataFrame)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from dse.report import figures as F
 from dse.report.data import ReportData
+from dse.report.deployment import deployment_section
 from dse.report.front import front_figure, hypervolume_figure
 from dse.report.items import Builder, Item, Section
 from dse.report.provenance import Provenance
@@ -364,5 +365,5 @@ def provenance_section(prov: Provenance, dpi: int) -> Section:
 RUNTIME_COLUMNS = {"total_s": "wall time (s)", "longest_job": "longest job",
                    "longest_s": "longest (s)", "cpu_time_s": "CPU time (s)",
                    "max_rss_mb": "peak memory (MB)"}
-SECTIONS = (_calibration, _training, _continual, _mapping, _robustness, _energy, _validation,
-            _codesign)
+SECTIONS = (_calibration, _training, _continual, _mapping, _robustness, deployment_section,
+            _energy, _validation, _codesign)

@@ -83,6 +83,11 @@ class Trainer:
         self._levels: dict[str, tuple[torch.Tensor, float]] = {}  # quantized weight, its sum
 
     # -- hooks an algorithm overrides ------------------------------------------------------
+    def device_state(self) -> dict[str, torch.Tensor] | None:
+        """The trained devices to save with the model (device-in-the-loop trainers; the
+        :mod:`dse.train.device_state` layout), None for trainers without devices."""
+        return None
+
     def start_task(self, task: int) -> None:
         """Called before the first epoch of each task (task 0 included): build the optimizer."""
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.exp.lr,
@@ -187,6 +192,8 @@ class TrainResult:
     pulses: pd.DataFrame
     tasks: pd.DataFrame
     extra: dict[str, Any] = field(default_factory=dict)
+    # device-in-the-loop trainers: the trained devices (dse.train.device_state.pack layout)
+    device_state: dict[str, torch.Tensor] | None = None
 
     @property
     def test_accuracy(self) -> float:
@@ -323,4 +330,5 @@ def train(exp: Experiment, tasks: list[Dataset], device: torch.device | str = "c
         pulses=pd.DataFrame(pulses, columns=["epoch", "layer", "direction", "pulses"]),
         tasks=pd.DataFrame(matrix),
         extra={"train_ber_resolved": ber_source} if ber_source else {},
+        device_state=trainer.device_state(),
     )

@@ -58,7 +58,9 @@ from dse.config import Experiment
 from dse.devices import DeviceModel, from_card
 from dse.errors import DseError
 from dse.nn import QNet
+from dse.train.backward_read import install_backward_reads
 from dse.train.converters import indices_above, install_converters
+from dse.train.device_state import pack as pack_devices
 from dse.train.loop import Trainer, register_algorithm
 from dse.train.mp_kernels import KernelTransfer, TransferFlags
 from dse.train.settings import MixedPrecisionSettings, settings_from
@@ -212,8 +214,13 @@ class MixedPrecisionTrainer(Trainer):
     def _install_converters(self) -> list[Any]:
         s = self.settings
         gen = seeds.generator(self.exp.seed, "train.converters", self.device)
-        return install_converters([p.layer for p in self.pairs], s.dac_bits, s.adc_bits,
-                                  s.error_bits, gen)
+        hooks = install_converters([p.layer for p in self.pairs], s.dac_bits, s.adc_bits,
+                                   s.error_bits, gen)
+        if s.backward == "array":  # the transposed read (dse/train/backward_read.py)
+            hooks += install_backward_reads(self.dev, self.pairs, self.read_sigma or 0.0,
+                                            s.backward_dac_bits, s.backward_adc_bits,
+                                            self.noise_gen)
+        return hooks
 
     # -- device reads --------------------------------------------------------------------------
     def _set_weights(self, p: PairLayer, idx: Tensor, diff: Tensor) -> None:
@@ -377,6 +384,10 @@ class MixedPrecisionTrainer(Trainer):
             for name, (up, down) in self._k.flush().items():
                 self.add_pulses(name, up=up, down=down)
         return super().take_pulses()
+
+    def device_state(self) -> dict[str, Tensor]:
+        """The trained pairs (conductances + D2D parameters, float16) and their scales."""
+        return pack_devices((p.name, p.state, p.scale) for p in self.pairs)
 
     def finalize(self) -> None:
         """``weight`` = the deployed weights read from the devices without noise; no hooks."""

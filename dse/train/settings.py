@@ -54,6 +54,10 @@ class MixedPrecisionSettings:
         None = none (aihwkit MixedPrecisionCompound n_d_bins = 0).
     bn_lr: Adam rate of the (digital) BatchNorm parameters: 0.005, the group's BNN MLP rate.
     device: overrides of the device card (imperfection switches or parameter values).
+    backward: digital (autograd's exact δ·W) or array (the transposed read through the array,
+        with its own DAC/ADC and the card's per-read noise; dse/train/backward_read.py).
+    backward_dac_bits, backward_adc_bits: that read's converters (aihwkit's backward IO
+        parameters default to the forward's: inp_res 1/(2^7 - 2), out_res 1/(2^9 - 2)).
     """
 
     threshold: float = 1.0
@@ -68,6 +72,9 @@ class MixedPrecisionSettings:
     error_bits: int | None = None
     bn_lr: float = 0.005
     device: dict[str, Any] = field(default_factory=dict)
+    backward: str = "digital"
+    backward_dac_bits: int | None = 7
+    backward_adc_bits: int | None = 9
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from dse.config import Experiment
 from dse.devices import DeviceModel, from_card
 from dse.errors import DseError
 from dse.nn import QNet
+from dse.train.device_state import pack as pack_devices
 from dse.train.loop import Trainer, register_algorithm
 from dse.train.mixed_precision import experiment_card
 from dse.train.settings import WeakResetSettings, settings_from
@@ -128,6 +129,10 @@ class WeakResetTrainer(Trainer):
                         exp.name)
         log.info("weak_reset_bnn: %s, imperfections %s, lr %g, at most %d pulses per step",
                  dev.describe(), dev.imperfections, self.lr, int(self.max_pulses))
+
+    def device_state(self) -> dict[str, Tensor]:
+        """The trained BL/BLb devices (conductances + D2D parameters, float16)."""
+        return pack_devices((p.name, p.state, None) for p in self.pairs)
 
     def _read(self, p: DevicePairs) -> None:
         """Latent weight = R_BL − R_BLb (kΩ for a card in µS), written into the layer."""
