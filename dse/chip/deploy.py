@@ -189,6 +189,24 @@ def _trained_readout(model: Any, mapping: ChipMapping, layers: list[_Layer], g_m
     return readout
 
 
+def _warn_offset(mapping: ChipMapping, phys: Any) -> None:
+    """The ADC read-out adds the chip card's HRS offset (cell.r_on / r_off); say so when the
+    deployed device card's own floor g_min / (g_max - g_min) is far from it (the ADC figures
+    are then optimistic or pessimistic: benchmarks/README.md, in-situ deployment)."""
+    from dse.chip.adc_quant import AdcSpec
+
+    spec = AdcSpec.from_mapping(mapping)
+    span = phys.g_max - phys.g_min
+    if spec is None or span <= 0:
+        return
+    own = phys.g_min / span
+    if not 0.5 <= (spec.offset + 1e-12) / (own + 1e-12) <= 2.0:
+        log.warning("%s: the ADC read-out uses the chip card's HRS offset %.3g of the cell "
+                    "range (cell.r_on/r_off), the device card's cells have %.3g (g_min/(g_max - "
+                    "g_min)); give the chip card the device's r_on/r_off for a consistent "
+                    "read-out", mapping.chip, spec.offset, own)
+
+
 def deploy(model: Any, mapping: ChipMapping, x: Tensor, y: Tensor, dev: Any, phys: Any,
            repeats: int, generator: torch.Generator, settings: DeploySettings, *,
            trained: Mapping[str, Mapping[str, Any]] | None = None,
@@ -211,6 +229,8 @@ def deploy(model: Any, mapping: ChipMapping, x: Tensor, y: Tensor, dev: Any, phy
                     mapping.chip, list(settings.times))
     floor = float(dev.values.get("g_floor", 0.0)) if hasattr(dev, "values") else 0.0
     cal = x if calibration is None else calibration
+    if adc:
+        _warn_offset(mapping, phys)
     model.eval()
     rows: list[dict[str, Any]] = []
     reports: list[dict[str, Any]] = []
