@@ -165,5 +165,8 @@ def map_accuracies(model: Any, weights: dict[str, torch.Tensor], x: torch.Tensor
                 logits = vmap(run, in_dims=(0, 0))(params, head(z))
             else:
                 logits = vmap(run, in_dims=(0, None))(params, z)
+            fold = getattr(model.encoder, "fold", None)  # several passes per image
+            if fold is not None:
+                logits = fold(logits, min(chunk, len(x) - i))
             correct += (logits.argmax(-1) == y[i:i + chunk]).sum(1)
     return correct.double() / max(len(x), 1)
