@@ -1,0 +1,142 @@
+"""Writes per device during training: every device's count, its histogram and maximum.
+
+The trainers tally pulses per layer and direction (``pulses.csv``); endurance needs them per
+device. :func:`recording_writes` counts, for the run(s) trained inside it, how many times each
+device was programmed:
+
+* binary/ternary weights (``standard``, ``metaplastic``, error-aware training): each change of a
+  quantized weight is one write of its cell (a 2T2R pair or a differential MTJ pair: both
+  devices are programmed, so each device of the pair sees the count of its weight). The counts
+  come from the same quantized weights as the trainer's level-change tally, so they sum to the
+  ``pulses.csv`` total;
+* ``weak_reset_bnn`` (eager kernels): the weak-RESET pulses of each device (BL and BLb), from the
+  signed pulse-count tensor the trainer tallies (one pulse = one write).
+
+Layers whose trainer tallies only totals (``mixed_precision``, and ``kernels: compiled`` of the
+weak-RESET trainer, which sum their pulses inside the kernels) are left out of the per-device
+counts: :meth:`WriteTally.summary` lists what was counted, and the report says which runs have no
+per-device record.
+
+How it hooks in: for the duration of the ``with`` block the algorithm registry holds a counting
+subclass of every trainer (:func:`counting_class`; its ``_tally_levels`` and ``count_pulses`` add
+the per-element counts before calling the trainer's own), and the tally of the current context
+(a :class:`contextvars.ContextVar`, so threads training at once keep their own) receives them.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pandas as pd
+import torch
+
+from dse.train.loop import ALGORITHMS
+
+HISTOGRAM_COLUMNS = ["layer", "writes", "devices"]
+_CURRENT: contextvars.ContextVar[WriteTally | None] = contextvars.ContextVar("dse_write_tally",
+                                                                            default=None)
+_LOCK = threading.Lock()
+_ACTIVE = [0]  # open recording_writes blocks (the registry is swapped while > 0)
+_ORIGINAL: dict[str, type] = {}
+_SUBCLASSES: dict[type, type] = {}
+
+
+class WriteTally:
+    """Per layer, an int64 count of writes per device (flattened device order)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, torch.Tensor] = {}
+        self.kind: dict[str, str] = {}  # layer -> "level changes" | "pulses"
+
+    def add(self, layer: str, counts: torch.Tensor, kind: str) -> None:
+        c = counts.detach().reshape(-1).to(device="cpu", dtype=torch.int64)
+        if layer in self.counts:
+            self.counts[layer] += c
+        else:
+            self.counts[layer] = c.clone()
+            self.kind[layer] = kind
+
+    def histogram(self) -> pd.DataFrame:
+        """``layer, writes, devices``: how many devices of each layer were written k times."""
+        rows = []
+        for layer, c in self.counts.items():
+            values, n = torch.unique(c, return_counts=True)
+            rows += [{"layer": layer, "writes": int(v), "devices": int(k)}
+                     for v, k in zip(values.tolist(), n.tolist(), strict=True)]
+        return pd.DataFrame(rows, columns=HISTOGRAM_COLUMNS)
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Per layer: devices, total, maximum, mean and 99th percentile of the writes."""
+        out = {}
+        for layer, c in self.counts.items():
+            f = c.double()
+            out[layer] = {"kind": self.kind[layer], "devices": int(c.numel()),
+                          "total": int(c.sum()), "max": int(c.max()) if c.numel() else 0,
+                          "mean": float(f.mean()) if c.numel() else 0.0,
+                          "p99": float(torch.quantile(f, 0.99)) if 0 < c.numel() < 2**24
+                          else float("nan")}
+        return out
+
+
+def histogram_summary(hist: pd.DataFrame) -> pd.DataFrame:
+    """Per layer and overall (``(all)``): devices, total, max and mean writes of a histogram."""
+    if hist.empty:
+        return pd.DataFrame(columns=["layer", "devices", "total", "max", "mean"])
+    h = pd.concat([hist, hist.assign(layer="(all)")], ignore_index=True)
+    h["product"] = h["writes"] * h["devices"]
+    g = h.groupby("layer", sort=False)
+    out = pd.DataFrame({"devices": g["devices"].sum(), "total": g["product"].sum(),
+                        "max": g["writes"].max()})
+    out["mean"] = out["total"] / out["devices"]
+    return out.reset_index()
+
+
+def counting_class(cls: type) -> type:
+    """``cls`` with its per-element tallies also sent to the current :class:`WriteTally`."""
+    if cls in _SUBCLASSES:
+        return _SUBCLASSES[cls]
+
+    class Counting(cls):  # type: ignore[misc, valid-type]
+        @torch.no_grad()
+        def _tally_levels(self, name: str, q: torch.Tensor, binary: bool) -> None:
+            tally, prev = _CURRENT.get(), self._levels.get(name)
+            if tally is not None and prev is not None:
+                tally.add(name, q != prev[0], "level changes")
+            super()._tally_levels(name, q, binary)
+
+        def count_pulses(self, layer: str, n: torch.Tensor) -> None:
+            tally = _CURRENT.get()
+            if tally is not None:
+                tally.add(layer, n.detach().abs().round(), "pulses")
+            super().count_pulses(layer, n)
+
+    Counting.__name__ = Counting.__qualname__ = cls.__name__
+    Counting.__module__ = cls.__module__
+    _SUBCLASSES[cls] = Counting
+    return Counting
+
+
+@contextmanager
+def recording_writes() -> Iterator[WriteTally]:
+    """Count the writes per device of every training run inside the block."""
+    tally = WriteTally()
+    token = _CURRENT.set(tally)
+    with _LOCK:
+        if _ACTIVE[0] == 0:
+            _ORIGINAL.clear()
+            _ORIGINAL.update(ALGORITHMS)
+            for name, cls in _ORIGINAL.items():
+                ALGORITHMS[name] = counting_class(cls)
+        _ACTIVE[0] += 1
+    try:
+        yield tally
+    finally:
+        _CURRENT.reset(token)
+        with _LOCK:
+            _ACTIVE[0] -= 1
+            if _ACTIVE[0] == 0:
+                ALGORITHMS.update(_ORIGINAL)
