@@ -7,7 +7,9 @@ take and return the values these functions read and write.
 Train stage (``Layout.train_dir``): ``model.pt`` (state dict, loaded with ``weights_only``),
 ``model.json`` (everything needed to rebuild the model, the experiment, and the sha256 of
 ``model.pt``, checked on load), ``history.csv`` (per epoch), ``pulses.csv`` (per epoch, layer
-and direction) and ``tasks.csv`` (test accuracy on every task after each task).
+and direction), ``tasks.csv`` (test accuracy on every task after each task) and ``writes.csv``
+(``layer, writes, devices``: how many devices were programmed k times, :mod:`dse.train.writes`;
+empty when the run's trainer tallies only totals).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from dse.pipeline.files import (
 )
 
 MODEL_FORMAT = "dse-model/1"
+WRITE_HISTOGRAM = "write_histogram"  # TrainResult.extra key of the writes.csv table
 
 
 # ---------------------------------------------------------------------------------- cards
@@ -48,6 +51,14 @@ def load_card(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     data = load_yaml(p, "device card")  # YAML or JSON: UTF-8, no duplicate keys
     return validate_card(data, source=str(p))
+
+
+def load_endurance(path: str | Path) -> dict[str, Any]:
+    """Read the endurance data (device -> regime -> cycles; :mod:`dse.devices.endurance`)."""
+    from dse.devices.endurance import parse_endurance
+
+    p = Path(path)
+    return parse_endurance(load_yaml(p, "endurance file"), source=str(p))
 
 
 def read_measurements(path: str | Path, fmt: str = "auto", direction: str = "auto",
@@ -132,12 +143,16 @@ def save_model(result: Any, out_dir: str | Path, card: dict[str, Any] | None = N
             "test_accuracy": result.test_accuracy,
             "device_card": card,
             "model_sha256": _sha256(tmp / "model.pt"),
-            **result.extra,
+            **{k: v for k, v in result.extra.items() if k != WRITE_HISTOGRAM},
         }
         (tmp / "model.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
         result.history.to_csv(tmp / "history.csv", index=False)
         result.pulses.to_csv(tmp / "pulses.csv", index=False)
         result.tasks.to_csv(tmp / "tasks.csv", index=False)
+        writes = result.extra.get(WRITE_HISTOGRAM)  # per-device writes (dse.train.writes)
+        if writes is None:
+            writes = pd.DataFrame(columns=["layer", "writes", "devices"])
+        writes.to_csv(tmp / "writes.csv", index=False)
     return out
 
 

@@ -28,7 +28,7 @@ import yaml
 from dse import __version__
 from dse.config import config_hash
 from dse.errors import DseError
-from dse.pipeline.artifacts import load_card, load_chip
+from dse.pipeline.artifacts import load_card, load_chip, load_endurance
 from dse.pipeline.layout import Layout
 from dse.report.data import Calibration, ReportData, Study
 from dse.report.provenance import (
@@ -117,7 +117,8 @@ def _training(data: ReportData, config: dict[str, Any], layout: Layout) -> None:
         data.history[exp] = hist
         for attr, fname, reader in (("models", "model.json", _json),
                                     ("pulses", "pulses.csv", _csv),
-                                    ("tasks", "tasks.csv", _csv)):
+                                    ("tasks", "tasks.csv", _csv),
+                                    ("writes", "writes.csv", _csv)):
             value = _read(data, "training", layout.train_file(exp, fname), reader)
             if value is not None:
                 getattr(data, attr)[exp] = value
@@ -163,6 +164,10 @@ def load_results(config: dict[str, Any], layout: Layout,
     data = ReportData(config=config)
     _devices(data, config, layout)
     _training(data, config, layout)
+    endurance = layout.endurance_file(config)
+    if endurance is not None:
+        value = _read(data, "endurance", endurance, load_endurance)
+        data.endurance = value or {}
     _chips(data, config, layout)
     _studies(data, config, layout)
     for path in [*data.device_files.values(), *data.chip_files.values()]:

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-TRAIN_FILES = ("model.pt", "model.json", "history.csv", "pulses.csv", "tasks.csv")
+TRAIN_FILES = ("model.pt", "model.json", "history.csv", "pulses.csv", "tasks.csv",
+               "writes.csv")
 STUDY_FILES = ("trials.csv", "pareto.csv", "hypervolume.csv", "pareto.png", "hypervolume.png",
                "summary.json")
 TRIAL_FILES = ("trial.json", "mapping.json", "inject.csv", "estimate.csv")
@@ -40,6 +41,7 @@ class Layout:
     reports: Path = Path("reports")
     logs: Path = Path("logs")
     shipped_devices: Path = Path("config") / "devices"
+    shipped_endurance: Path = Path("config") / "endurance.yaml"
     state: Path = Path(".snakemake") / "dse"  # the workflow's own files (effective config, ...)
 
     @classmethod
@@ -69,6 +71,12 @@ class Layout:
                 return self.calibrated_card(name)
         shipped = self.shipped_devices / f"{name}.yaml"
         return shipped if shipped.is_file() else None
+
+    def endurance_file(self, config: dict[str, Any]) -> Path | None:
+        """The endurance data: the config's ``endurance:`` file, else the shipped one (if any)."""
+        if config.get("endurance"):
+            return Path(config["endurance"])
+        return self.shipped_endurance if self.shipped_endurance.is_file() else None
 
     # -- train ------------------------------------------------------------------------------
     def train_dir(self, exp: str) -> Path:

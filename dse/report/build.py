@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from dse.report.data import ReportData
+from dse.report.endurance import endurance_section
 from dse.report.items import Item, Section
 from dse.report.provenance import Provenance
 from dse.report.sections import SECTIONS, provenance_section
@@ -25,7 +26,7 @@ DEFAULT_DPI = 100
 def build_sections(data: ReportData, prov: Provenance, dpi: int = DEFAULT_DPI) -> list[Section]:
     """The report's sections in pipeline order (stages without outputs left out)."""
     sections = []
-    for make in SECTIONS:
+    for make in (*SECTIONS, endurance_section):
         try:
             section = make(data, dpi)
         except Exception as exc:  # a bug in one section must not lose the others
