@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from dse.chip.mapping import layer_specs
-from dse.chip.sc_cost import compare_first_layer
+from dse.chip.sc_cost import ScAssumptions, compare_first_layer
 from dse.config import Experiment
 from dse.data import load_dataset
 from dse.nn import evaluate
@@ -101,6 +101,9 @@ def cost_tables(args: argparse.Namespace) -> dict[str, pd.DataFrame]:
     for name in ("stt-mram-binary", "rram-2t2r-pcsa-130nm"):
         chip = load_chip(ROOT / "config" / "chips" / f"{name}.yaml")
         out[name] = compare_first_layer(layer_specs(net), chip, list(args.lengths))
+        out[f"{name}, one first-layer accumulator per output (per_tile=False)"] = \
+            compare_first_layer(layer_specs(net), chip, list(args.lengths),
+                                ScAssumptions(per_tile=False))
     return out
 
 

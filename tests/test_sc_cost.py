@@ -36,3 +36,6 @@ def test_the_designs_are_charged_their_passes_and_logic() -> None:
     # a wider pixel makes the conventional datapath proportionally larger
     wide = compare_first_layer(layer_specs(net), chip, [1], ScAssumptions(pixel_bits=16))
     assert wide.iloc[0]["datapath_um2"] == pytest.approx(2 * conv["datapath_um2"])
+    # one accumulator per output neuron instead of one per tile column: far less area
+    shared = compare_first_layer(layer_specs(net), chip, [1], ScAssumptions(per_tile=False))
+    assert shared.iloc[0]["datapath_um2"] < conv["datapath_um2"]

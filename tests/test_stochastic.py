@@ -1,4 +1,4 @@
-"""Stochastic-computing input (Hirtzlin et al. 2019, our reading of the abstract; ALGORITHMS §5)."""
+"""Stochastic-computing input (Hirtzlin et al., IEEE Access 2019, arXiv 1906.00915)."""
 
 from __future__ import annotations
 

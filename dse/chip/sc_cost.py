@@ -25,6 +25,10 @@ SC, first-layer accumulation  per weight column of its tiles: ceil(log2 L) more 
 SC, output accumulation       ceil(log2 L) more bits per class score
 SC, both                      one SNG per first-layer array (its rows are read one at a time)
 ============================  =================================================================
+
+``per_tile=False`` puts one accumulator per first-layer output neuron instead of one per
+column of every tile (a serial read-out of the tiles): the area saving then all but vanishes,
+so the −62 % claim hinges on how parallel the conventional first layer is (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class ScAssumptions:
     xor_t: int = 12  # a static CMOS XOR gate (assumption)
     sng_fa_equivalents: float = 1.0  # SNG energy per bit, in pixel_bits full-adder operations
     lfsr_bits: int = 8  # the shared LFSR of each SNG (pixel_bits comparator + lfsr flip-flops)
+    per_tile: bool = True  # first-layer datapath in every tile's columns (False: one per output)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,7 +69,8 @@ def _transistors_um2(n: float, chip: ChipCard) -> float:
 def _logic_area(first: Any, classes: int, design: str, length: int, chip: ChipCard,
                 a: ScAssumptions) -> tuple[float, float]:
     """(datapath µm², SNG µm²) beyond the common arrays and periphery."""
-    columns = first.tiles * chip.weight_cols  # weight columns of the first layer's tiles
+    # weight columns of the first layer's tiles, or one accumulator per output neuron
+    columns = first.tiles * chip.weight_cols if a.per_tile else first.cols
     acc_bit = a.full_adder_t + a.flip_flop_t
     if design == "conventional":
         return _transistors_um2(columns * a.pixel_bits * (a.xor_t + acc_bit), chip), 0.0
