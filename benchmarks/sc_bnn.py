@@ -82,7 +82,7 @@ def accuracy_table(args: argparse.Namespace) -> pd.DataFrame:
             model.encoder = saved
             rows.append({"design": "no adaptation (real-trained, L passes)", "L": length,
                          "seed": seed, "test_acc": acc, "std": 0.0})
-            for design in ("stochastic", "stochastic_output"):
+            for design in args.designs:
                 exp = Experiment.from_dict(design, {**base, "input": design,
                                                     "bitstream_length": length})
                 res = train(exp, [data], progress=False)
@@ -117,6 +117,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--lr", type=float, default=0.005)
     p.add_argument("--eval-repeats", type=int, default=3)
+    p.add_argument("--designs", nargs="+", default=["stochastic", "stochastic_output"],
+                   choices=["stochastic", "stochastic_output"])
     p.add_argument("--cost-only", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
