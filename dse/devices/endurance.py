@@ -1,10 +1,11 @@
 """Device endurance (cycles to failure per programming regime) against the writes of training.
 
 Endurance data is a mapping ``device card name -> regime -> {cycles, source | assumption,
-conditions}`` (shipped in ``config/endurance.yaml``; the config key ``endurance`` names another
-file). A regime is how the device is programmed (e.g. ``strong``: the nominal SET/RESET
-conditions; ``weak``: the low-current / low-voltage conditions of the C2N papers); ``weak`` and
-``strong`` are compared side by side where a device has both.
+conditions}`` (shipped as package data, ``dse/endurance.yaml``, linked from
+``config/endurance.yaml``; the config key ``endurance`` names another file). A regime is how
+the device is programmed (e.g. ``strong``: the nominal SET/RESET conditions; ``weak``: the
+low-current / low-voltage conditions of the C2N papers); ``weak`` and ``strong`` are compared
+side by side where a device has both.
 
 :func:`endurance_table` compares a training run's writes per device (the ``writes.csv``
 histogram of :mod:`dse.train.writes`) with each regime:

@@ -41,7 +41,8 @@ class Layout:
     reports: Path = Path("reports")
     logs: Path = Path("logs")
     shipped_devices: Path = Path("config") / "devices"
-    shipped_endurance: Path = Path("config") / "endurance.yaml"
+    # package data (config/endurance.yaml links here): found from any working directory
+    shipped_endurance: Path = Path(__file__).parents[1] / "endurance.yaml"
     state: Path = Path(".snakemake") / "dse"  # the workflow's own files (effective config, ...)
 
     @classmethod
