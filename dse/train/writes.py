@@ -46,19 +46,49 @@ _SUBCLASSES: dict[type, type] = {}
 
 
 class WriteTally:
-    """Per layer, an int64 count of writes per device (flattened device order)."""
+    """Per layer, the count of writes per device (flattened device order).
+
+    The counts stay on the training device until read (:attr:`counts`, int64 on the CPU). A
+    ±1 layer's flips are accumulated as ``Σ q·q_prev`` by one fused ``addcmul_`` per step
+    (flips = (steps − Σ)/2, exact in float32 up to 2^24 steps): comparisons are slow on
+    this CPU build (see ``Trainer._tally_levels``)."""
 
     def __init__(self) -> None:
-        self.counts: dict[str, torch.Tensor] = {}
+        self._sums: dict[str, torch.Tensor] = {}  # generic counts (float64)
+        self._dots: dict[str, tuple[torch.Tensor, list[int]]] = {}  # ±1 layers: Σ q·q_prev
         self.kind: dict[str, str] = {}  # layer -> "level changes" | "pulses"
 
     def add(self, layer: str, counts: torch.Tensor, kind: str) -> None:
-        c = counts.detach().reshape(-1).to(device="cpu", dtype=torch.int64)
-        if layer in self.counts:
-            self.counts[layer] += c
-        else:
-            self.counts[layer] = c.clone()
-            self.kind[layer] = kind
+        """Add a per-device count tensor (any shape, flattened)."""
+        c = counts.detach().reshape(-1)
+        if layer not in self._sums:
+            self._sums[layer] = torch.zeros(c.numel(), dtype=torch.float64, device=c.device)
+            self.kind.setdefault(layer, kind)
+        self._sums[layer].add_(c)
+
+    def add_flips(self, layer: str, q: torch.Tensor, prev: torch.Tensor) -> None:
+        """Add the sign flips between two ±1 weight tensors (one write per flipped weight)."""
+        if layer not in self._dots:
+            self._dots[layer] = (torch.zeros(q.numel(), dtype=q.dtype, device=q.device), [0])
+            self.kind.setdefault(layer, "level changes")
+        dots, steps = self._dots[layer]
+        dots.addcmul_(q.reshape(-1), prev.reshape(-1))
+        steps[0] += 1
+
+    @property
+    def counts(self) -> dict[str, torch.Tensor]:
+        """Writes per device of every layer (int64, CPU)."""
+        out: dict[str, torch.Tensor] = {}
+        for layer in self.kind:
+            total = torch.zeros(0, dtype=torch.float64)
+            if layer in self._dots:
+                dots, steps = self._dots[layer]
+                total = (steps[0] - dots.double().cpu()) / 2
+            if layer in self._sums:
+                s = self._sums[layer].cpu()
+                total = s if total.numel() == 0 else total + s
+            out[layer] = total.round().to(torch.int64)
+        return out
 
     def histogram(self) -> pd.DataFrame:
         """``layer, writes, devices``: how many devices of each layer were written k times."""
@@ -105,7 +135,10 @@ def counting_class(cls: type) -> type:
         def _tally_levels(self, name: str, q: torch.Tensor, binary: bool) -> None:
             tally, prev = _CURRENT.get(), self._levels.get(name)
             if tally is not None and prev is not None:
-                tally.add(name, q != prev[0], "level changes")
+                if binary:
+                    tally.add_flips(name, q, prev[0])
+                else:  # ternary levels: |Δ| ∈ {0, 1, 2}, one write per change
+                    tally.add(name, (q - prev[0]).abs_().clamp_(max=1), "level changes")
             super()._tally_levels(name, q, binary)
 
         def count_pulses(self, layer: str, n: torch.Tensor) -> None:
