@@ -69,3 +69,14 @@ def test_report_section_uses_the_experiment_card_and_compares_regimes() -> None:
     s = endurance_section(data, 50)
     assert s is not None and not any(i.kind == "failed" for i in s.items)
     assert any("b" in i.content for i in s.items if i.kind == "text")  # no record for b
+
+
+def test_a_configured_endurance_file_that_is_missing_is_reported(tmp_path: Path) -> None:
+    from dse.pipeline.collect import load_results
+    from dse.pipeline.layout import Layout
+
+    data = load_results({"endurance": str(tmp_path / "none.yaml")}, Layout.at(tmp_path),
+                        benchmarks=tmp_path)
+    assert "not found (config key endurance)" in data.problems["endurance"][0]
+    shipped = load_results({}, Layout.at(tmp_path), benchmarks=tmp_path)
+    assert "hfo2-2t2r" in shipped.endurance  # package data, from any working directory

@@ -165,7 +165,9 @@ def load_results(config: dict[str, Any], layout: Layout,
     _devices(data, config, layout)
     _training(data, config, layout)
     endurance = layout.endurance_file(config)
-    if endurance is not None:
+    if endurance is not None and not endurance.is_file():  # named by the config, absent
+        data.problem("endurance", endurance, DseError("not found (config key endurance)"))
+    elif endurance is not None:
         value = _read(data, "endurance", endurance, load_endurance)
         data.endurance = value or {}
     _chips(data, config, layout)
