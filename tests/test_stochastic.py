@@ -156,3 +156,12 @@ def test_stochastic_output_run_learns_and_maps_l_passes() -> None:
     m = map_model(a.model, chip)
     assert [ly.in_bits for ly in m.layers] == [1, 1]
     assert [ly.positions for ly in m.layers] == [4, 4]  # the whole network runs L times
+    # fault injection folds the L passes too: clean stacked weights give the clean accuracy
+    from dse.chip.fault_eval import map_accuracies
+
+    model = a.model.eval()
+    weights = {f"{n}.weight": torch.stack([ly.quantized_weight().detach()] * 2)
+               for n, ly in model.quant_layers()}
+    acc = map_accuracies(model, weights, digits.x_test, digits.y_test)
+    assert acc.shape == (2,)
+    assert (acc - a.test_accuracy).abs().max() < 0.05  # fresh bits: close, not equal
