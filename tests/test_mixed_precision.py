@@ -78,7 +78,8 @@ def test_learns_digits_and_writes_the_contract_files(tmp_path: Path, digits) -> 
     assert res.test_accuracy > 0.7  # chance is 0.1
     out = save(res, tmp_path / "mp", card=BULK)
     assert sorted(p.name for p in out.iterdir()) == [
-        "devices.pt", "history.csv", "model.json", "model.pt", "pulses.csv", "tasks.csv"]
+        "devices.pt", "history.csv", "model.json", "model.pt", "pulses.csv", "tasks.csv",
+        "writes.csv"]
     hist = pd.read_csv(out / "history.csv")
     pulses = pd.read_csv(out / "pulses.csv")
     assert set(pulses["layer"]) == {"fc1", "fc2"}

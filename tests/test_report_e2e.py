@@ -24,8 +24,8 @@ from dse.cli import main
 from dse.config import config_hash, load_config
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ["calibration", "training", "continual", "mapping", "robustness", "energy",
-            "codesign", "provenance"]
+SECTIONS = ["calibration", "training", "continual", "endurance", "mapping", "robustness",
+            "energy", "codesign", "provenance"]
 
 
 def tiny_config() -> dict:
@@ -110,7 +110,7 @@ def test_every_section_has_its_figures(run: Path) -> None:
     # calibration: fit + BER curves; training: learning curves (+ pulses when any were
     # counted); continual: the meta task matrix; robustness / energy: one per chip; co-design: 2
     assert counts == {"calibration": 2, "training": 1 + int(pulses > 0), "continual": 1,
-                      "mapping": 1,
+                      "endurance": 1, "mapping": 1,
                       "robustness": 1, "energy": 1, "codesign": 2, "provenance": 0}
     assert "<script" not in html.lower()  # nothing to fetch: a self-contained file
 
@@ -146,7 +146,8 @@ def test_a_stage_left_out_leaves_no_section(run: Path, monkeypatch: pytest.Monke
     assert main(["-q", "report", "--config", "partial.yaml", "--results", "results",
                  "--out", "partial.html"]) == 0
     html = (run / "partial.html").read_text()
-    assert list(sections_of(html)) == ["calibration", "training", "provenance"]
+    # endurance: the writes per device of the training runs (no chip: no endurance rows)
+    assert list(sections_of(html)) == ["calibration", "training", "endurance", "provenance"]
     for body in sections_of(html).values():
         assert "<figure" in body or "<table" in body
 

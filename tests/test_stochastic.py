@@ -1,8 +1,8 @@
-"""Stochastic-computing input (Hirtzlin et al. 2019, arXiv 1906.00915; our reading of the
-abstract)."""
+"""Stochastic-computing input (Hirtzlin et al., IEEE Access 2019, arXiv 1906.00915)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -81,3 +81,87 @@ def test_stochastic_input_run_learns_is_reproducible_and_writes_the_contract(
     for f in ("model.pt", "model.json", "history.csv", "pulses.csv", "tasks.csv"):
         assert (out / f).is_file()
     assert math.isfinite(a.history["loss"].iloc[-1])
+
+
+# -- fully binary passes (input: stochastic_output) and the first layer's L passes -----------
+def test_a_stochastic_output_pass_sees_only_pm1_inputs() -> None:
+    from dse.nn import ModelSpec, build_model
+
+    spec = ModelSpec(model="mlp", input_shape=(1, 8, 8), classes=10, hidden=[32],
+                     input="stochastic_output", bitstream_length=5)
+    net = build_model(spec, torch.Generator().manual_seed(0))
+    seen: list[torch.Tensor] = []
+    net.body.fc1.register_forward_pre_hook(lambda m, a: seen.append(a[0].detach()))
+    x = torch.rand(7, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    for mode in (True, False):
+        net.train(mode)
+        out = net(x)
+        assert out.shape == (7, 10)
+    for z in seen:
+        assert z.shape == (5 * 7, 64)  # L passes stacked on the batch axis
+        assert set(z.unique().tolist()) <= {-1.0, 1.0}
+    # the output is the mean of the L single-pass outputs
+    net.eval()
+    net.encoder.reseed(9)
+    folded = net(x)
+    net.encoder.reseed(9)
+    passes = net.body(net.encoder(x)).view(5, 7, 10)
+    assert torch.allclose(folded, passes.mean(0))
+
+
+def test_first_layer_passes_average_converges_to_the_real_input_preactivation() -> None:
+    from dse.nn.layers import QLinear
+    from dse.nn.stochastic import first_layer_passes
+
+    g = torch.Generator().manual_seed(3)
+    layer = QLinear(64, 16, "binary")
+    with torch.no_grad():
+        layer.weight.copy_(torch.rand(16, 64, generator=g) - 0.5)
+    x = torch.rand(32, 64, generator=g)
+    w = layer.quantized_weight().detach()
+    target = layer(2 * x - 1).detach()  # the real input in ±1 coding
+    sigma = torch.sqrt((w ** 2) @ (4 * x * (1 - x)).T).T  # closed-form std of one pass
+    errors = []
+    for length in (1, 4, 16, 64, 256):
+        passes = first_layer_passes(layer, x, length, torch.Generator().manual_seed(length))
+        assert passes.shape == (length, 32, 16)  # (L, B, out): one binary pass each
+        mean = passes.mean(0)
+        rms = float(((mean - target) ** 2).mean().sqrt())
+        errors.append(rms)
+        expected = float((sigma ** 2 / length).mean().sqrt())
+        assert 0.8 * expected < rms < 1.2 * expected  # Monte-Carlo vs closed form
+    assert all(b < a for a, b in itertools.pairwise(errors))
+    assert errors[-1] < errors[0] / 12  # ~1/sqrt(L): 16x fewer at 256x the passes
+    # one pass on the stream mean (what input: stochastic computes) equals the L-pass average
+    gen = torch.Generator().manual_seed(11)
+    passes = first_layer_passes(layer, x, 8, gen)
+    gen = torch.Generator().manual_seed(11)
+    from dse.nn.stochastic import bit_samples
+
+    stream_mean = bit_samples(x, 8, gen).mean(0)
+    assert torch.allclose(passes.mean(0), layer(stream_mean), atol=1e-5)
+
+
+def test_stochastic_output_run_learns_and_maps_l_passes() -> None:
+    from dse.chip.mapping import map_model
+    from dse.pipeline.artifacts import load_chip
+
+    digits = load_dataset("digits")
+    exp = Experiment.from_dict("sco", {"dataset": "digits", "hidden": [64], "epochs": 2,
+                                       "input": "stochastic_output", "bitstream_length": 4,
+                                       "seed": 3})
+    a = train(exp, [digits], progress=False)
+    assert a.test_accuracy > 0.5
+    chip = load_chip(Path(__file__).parents[1] / "config/chips/stt-mram-binary.yaml")
+    m = map_model(a.model, chip)
+    assert [ly.in_bits for ly in m.layers] == [1, 1]
+    assert [ly.positions for ly in m.layers] == [4, 4]  # the whole network runs L times
+    # fault injection folds the L passes too: clean stacked weights give the clean accuracy
+    from dse.chip.fault_eval import map_accuracies
+
+    model = a.model.eval()
+    weights = {f"{n}.weight": torch.stack([ly.quantized_weight().detach()] * 2)
+               for n, ly in model.quant_layers()}
+    acc = map_accuracies(model, weights, digits.x_test, digits.y_test)
+    assert acc.shape == (2,)
+    assert (acc - a.test_accuracy).abs().max() < 0.05  # fresh bits: close, not equal

@@ -77,7 +77,7 @@ def test_checkpoint_round_trip(tmp_path: Path, digits) -> None:
     res = train(exp, [digits], progress=False)
     out = save(res, tmp_path / "rt")
     assert sorted(p.name for p in out.iterdir()) == [
-        "history.csv", "model.json", "model.pt", "pulses.csv", "tasks.csv"]
+        "history.csv", "model.json", "model.pt", "pulses.csv", "tasks.csv", "writes.csv"]
     back = load(out)
     assert back.spec == res.spec and back.experiment["precision"] == "ternary"
     x = digits.x_test

@@ -70,7 +70,8 @@ def test_learns_digits_and_writes_the_contract_files(tmp_path: Path, digits) -> 
     assert res.test_accuracy > 0.6  # chance is 0.1
     out = save(res, tmp_path / "wr", card=WR)
     assert sorted(p.name for p in out.iterdir()) == [
-        "devices.pt", "history.csv", "model.json", "model.pt", "pulses.csv", "tasks.csv"]
+        "devices.pt", "history.csv", "model.json", "model.pt", "pulses.csv", "tasks.csv",
+        "writes.csv"]
     hist = pd.read_csv(out / "history.csv")
     pulses = pd.read_csv(out / "pulses.csv")
     assert (hist["pulses_down"] > 0).all() and (hist["pulses_up"] == 0).all()  # RESETs only

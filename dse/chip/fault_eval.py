@@ -142,6 +142,8 @@ def map_accuracies(model: Any, weights: dict[str, torch.Tensor], x: torch.Tensor
     levels when ``weights`` holds ``"<layer>.cell_levels"``."""
     m = next(iter(weights.values())).shape[0]
     size = _activation_size(model)
+    if hasattr(model.encoder, "fold"):  # several binary passes per image (stochastic_output)
+        size *= int(model.encoder.length)
     readouts = [ly.readout for _, ly in model.quant_layers() if ly.readout is not None]
     if readouts:  # the read-out holds k (+1) partial-sum tensors of an output's size per group
         size *= 1 + max(r.spec.cells_per_weight for r in readouts)
@@ -166,5 +168,8 @@ def map_accuracies(model: Any, weights: dict[str, torch.Tensor], x: torch.Tensor
                 logits = vmap(run, in_dims=(0, 0))(params, head(z))
             else:
                 logits = vmap(run, in_dims=(0, None))(params, z)
+            fold = getattr(model.encoder, "fold", None)  # several passes per image
+            if fold is not None:
+                logits = fold(logits, min(chunk, len(x) - i))
             correct += (logits.argmax(-1) == y[i:i + chunk]).sum(1)
     return correct.double() / max(len(x), 1)

@@ -31,8 +31,11 @@ other (k conversions per weight column and input bit, one per slice and sign).
 
 Activation widths: a binary (sign) activation is 1 bit; other activations and real-valued input
 pixels are ``ACTIVATION_BITS`` = 8 bits (DNN+NeuroSim V2.1 ``train.py`` default wl_activate=8;
-V1.4 manual Table VII: 8-bit activations); the stochastic-computing input is L bits per pixel;
-the class scores leaving the last layer are taken as 8 bits (assumption).
+V1.4 manual Table VII: 8-bit activations); the stochastic-computing input (``input:
+stochastic``, first-layer accumulation) is L bits per pixel into the first layer; with ``input:
+stochastic_output`` every layer sees 1-bit inputs and runs L times per inference (its
+``positions`` count the L passes); the class scores leaving the last layer are taken as 8 bits
+(assumption).
 """
 
 from __future__ import annotations
@@ -211,13 +214,17 @@ def layer_specs(model: Any, activation_bits: int = ACTIVATION_BITS) -> list[Laye
             h.remove()
         model.train(was_training)
     first_bits = {"real": activation_bits, "binary": 1,
-                  "stochastic": int(spec.bitstream_length)}[spec.input]
+                  "stochastic": int(spec.bitstream_length),
+                  "stochastic_output": 1}[spec.input]
     hidden_bits = 1 if spec.act == "sign" else activation_bits
+    # stochastic_output runs the whole binary network once per bit of the stream
+    passes = int(spec.bitstream_length) if spec.input == "stochastic_output" else 1
     out: list[LayerSpec] = []
     for i, (name, layer) in enumerate(layers):
         rows, cols = layer.matrix_shape
         shape = shapes[name]
         positions = int(math.prod(shape[2:])) if len(shape) > 2 else 1
+        positions *= passes
         in_bits = first_bits if i == 0 else hidden_bits
         out_bits = hidden_bits if i < len(layers) - 1 else activation_bits
         kind = "conv" if layer.weight.dim() == 4 else "linear"

@@ -38,7 +38,8 @@ from dse.registry import Registry
 REGISTRY = Registry("device family", attr="family", key="family")
 
 CARD_KEYS = ("name", "family", "description", "source", "params", "imperfections",
-             "operating_points", "operating_range", "fit", "unit", "synthetic", "inference")
+             "operating_points", "operating_range", "fit", "unit", "synthetic", "inference",
+             "endurance")
 
 
 register = REGISTRY.register  # @register("name"): selectable as ``family: <name>`` in a card

@@ -47,6 +47,10 @@ def validate_card(card: Any, source: str | None = None) -> dict[str, Any]:
         if not isinstance(v, bool):
             raise DseError(f"imperfections.{k}: expected true or false", source=source)
     model = cls(card, source=source)
+    if "endurance" in card:  # cycles to failure per programming regime (dse/devices/endurance.py)
+        from dse.devices.endurance import parse_endurance
+
+        parse_endurance({"endurance": card["endurance"]}, source=source or card["name"])
     if "inference" in card:  # deployment physics of analog cards (dse/devices/inference.py)
         from dse.devices.inference import validate_inference
 

@@ -88,6 +88,10 @@ def input_encoder(spec: ModelSpec) -> nn.Module:
         from dse.nn.stochastic import StochasticInput
 
         return StochasticInput(spec.bitstream_length)
+    if spec.input == "stochastic_output":  # L full binary passes (dse.nn.stochastic)
+        from dse.nn.stochastic import StochasticPasses
+
+        return StochasticPasses(spec.bitstream_length)
     raise ValueError(f"unknown input encoding {spec.input!r}")
 
 
@@ -101,7 +105,9 @@ class QNet(nn.Module):
         self.body = nn.Sequential(body)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(self.encoder(x))
+        out = self.body(self.encoder(x))
+        fold = getattr(self.encoder, "fold", None)  # several passes per image: average them
+        return out if fold is None else fold(out, x.shape[0])
 
     def quant_layers(self) -> list[tuple[str, QuantLayer]]:
         """(name, layer) of every weight layer, input to output."""

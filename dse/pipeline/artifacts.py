@@ -8,7 +8,9 @@ Train stage (``Layout.train_dir``): ``model.pt`` (state dict, loaded with ``weig
 ``devices.pt`` (device-in-the-loop trainers: the trained devices, float16, ``weights_only``),
 ``model.json`` (everything needed to rebuild the model, the experiment, and the sha256 of
 ``model.pt``, checked on load), ``history.csv`` (per epoch), ``pulses.csv`` (per epoch, layer
-and direction) and ``tasks.csv`` (test accuracy on every task after each task).
+and direction), ``tasks.csv`` (test accuracy on every task after each task) and ``writes.csv``
+(``layer, writes, devices``: how many devices were programmed k times, :mod:`dse.train.writes`;
+empty when the run's trainer tallies only totals).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from dse.pipeline.files import (
 
 MODEL_FORMAT = "dse-model/1"
 DEVICES_FILE = "devices.pt"  # the trained devices of device-in-the-loop trainers
+WRITE_HISTOGRAM = "write_histogram"  # TrainResult.extra key of the writes.csv table
 
 
 # ---------------------------------------------------------------------------------- cards
@@ -136,7 +139,7 @@ def save_model(result: Any, out_dir: str | Path, card: dict[str, Any] | None = N
             "test_accuracy": result.test_accuracy,
             "device_card": card,
             "model_sha256": _sha256(tmp / "model.pt"),
-            **result.extra,
+            **{k: v for k, v in result.extra.items() if k != WRITE_HISTOGRAM},
         }
         devices = getattr(result, "device_state", None)
         if devices:
@@ -148,6 +151,10 @@ def save_model(result: Any, out_dir: str | Path, card: dict[str, Any] | None = N
         result.history.to_csv(tmp / "history.csv", index=False)
         result.pulses.to_csv(tmp / "pulses.csv", index=False)
         result.tasks.to_csv(tmp / "tasks.csv", index=False)
+        writes = result.extra.get(WRITE_HISTOGRAM)  # per-device writes (dse.train.writes)
+        if writes is None:
+            writes = pd.DataFrame(columns=["layer", "writes", "devices"])
+        writes.to_csv(tmp / "writes.csv", index=False)
     return out
 
 

@@ -29,6 +29,7 @@ from dse import __version__
 from dse.config import config_hash
 from dse.errors import DseError
 from dse.pipeline.artifacts import deployment_paths, load_card, load_chip
+from dse.pipeline.endurance import card_endurance
 from dse.pipeline.layout import Layout
 from dse.report.data import Calibration, ReportData, Study
 from dse.report.provenance import (
@@ -117,7 +118,8 @@ def _training(data: ReportData, config: dict[str, Any], layout: Layout) -> None:
         data.history[exp] = hist
         for attr, fname, reader in (("models", "model.json", _json),
                                     ("pulses", "pulses.csv", _csv),
-                                    ("tasks", "tasks.csv", _csv)):
+                                    ("tasks", "tasks.csv", _csv),
+                                    ("writes", "writes.csv", _csv)):
             value = _read(data, "training", layout.train_file(exp, fname), reader)
             if value is not None:
                 getattr(data, attr)[exp] = value
@@ -157,6 +159,20 @@ def _studies(data: ReportData, config: dict[str, Any], layout: Layout) -> None:
                                    journal if journal.is_file() else None)
 
 
+def _endurance(data: ReportData, config: dict[str, Any], layout: Layout) -> None:
+    """Endurance of the devices of the runs: the cards' ``endurance:`` blocks (config override)."""
+    names = set(data.device_cards) | {e["device_card"] for e in config.get("experiments",
+                                                                       {}).values()
+                                       if isinstance(e, dict) and e.get("device_card")}
+    for chip in data.chip_cards.values():
+        names |= {s.card for s in getattr(chip, "error_sources", ()) if s.role == "cell"}
+    try:
+        data.endurance = card_endurance(config, layout, names)
+    except DseError as e:
+        data.problem("endurance", "config key endurance" if layout.endurance_file(config)
+                     else "device cards", e)
+
+
 def load_results(config: dict[str, Any], layout: Layout,
                  benchmarks: str | Path | None = None) -> ReportData:
     """Read every stage output of ``config`` under ``layout`` that exists.
@@ -167,6 +183,7 @@ def load_results(config: dict[str, Any], layout: Layout,
     _devices(data, config, layout)
     _training(data, config, layout)
     _chips(data, config, layout)
+    _endurance(data, config, layout)
     _studies(data, config, layout)
     for path in [*data.device_files.values(), *data.chip_files.values()]:
         if path.is_file():

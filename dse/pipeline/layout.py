@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-TRAIN_FILES = ("model.pt", "model.json", "history.csv", "pulses.csv", "tasks.csv")
+TRAIN_FILES = ("model.pt", "model.json", "history.csv", "pulses.csv", "tasks.csv",
+               "writes.csv")
 STUDY_FILES = ("trials.csv", "pareto.csv", "hypervolume.csv", "pareto.png", "hypervolume.png",
                "summary.json")
 TRIAL_FILES = ("trial.json", "mapping.json", "inject.csv", "estimate.csv")
@@ -71,6 +72,10 @@ class Layout:
                 return self.calibrated_card(name)
         shipped = self.shipped_devices / f"{name}.yaml"
         return shipped if shipped.is_file() else None
+
+    def endurance_file(self, config: dict[str, Any]) -> Path | None:
+        """The config's ``endurance:`` file (overrides the cards' blocks), or None."""
+        return Path(config["endurance"]) if config.get("endurance") else None
 
     # -- train ------------------------------------------------------------------------------
     def train_dir(self, exp: str) -> Path:

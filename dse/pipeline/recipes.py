@@ -31,6 +31,7 @@ from dse.data import task_stream
 from dse.devices import from_card
 from dse.errors import DseError
 from dse.pipeline.artifacts import (
+    WRITE_HISTOGRAM,
     TrainedModel,
     load_card,
     load_chip,
@@ -43,6 +44,7 @@ from dse.pipeline.layout import Layout
 from dse.pipeline.settings import InjectSettings
 from dse.search.space import Design
 from dse.train import TrainResult, resolve_device, train
+from dse.train.writes import recording_writes
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +75,12 @@ def train_experiment(config: Mapping[str, Any], exp: Experiment,
     """Train ``exp`` on its data (the experiment's seed fixes every draw)."""
     tasks = task_stream(exp.dataset, exp.tasks, exp.seed, config["data_root"],
                         config["download"])
-    return train(exp, tasks, resolve_device(config["device"]), cards=dict(cards),
-                 progress=progress)
+    with recording_writes() as writes:  # writes per device, for endurance (writes.csv)
+        result = train(exp, tasks, resolve_device(config["device"]), cards=dict(cards),
+                       progress=progress)
+    result.extra["writes"] = writes.summary()
+    result.extra[WRITE_HISTOGRAM] = writes.histogram()
+    return result
 
 
 def cached_model(config: Mapping[str, Any], exp: Experiment, key: str, cache: Path,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from dse.report.data import ReportData
+from dse.report.endurance import endurance_section
 from dse.report.items import Item, Section
 from dse.report.provenance import Provenance
 from dse.report.sections import SECTIONS, provenance_section
@@ -19,13 +20,16 @@ from dse.report.sections import SECTIONS, provenance_section
 log = logging.getLogger(__name__)
 
 DEFAULT_TITLE = "dse design-space exploration report"
+# the endurance section (its own module) right after the training ones
+_AFTER = next(i for i, f in enumerate(SECTIONS) if f.__name__ == "_continual") + 1
+ORDER = (*SECTIONS[:_AFTER], endurance_section, *SECTIONS[_AFTER:])
 DEFAULT_DPI = 100
 
 
 def build_sections(data: ReportData, prov: Provenance, dpi: int = DEFAULT_DPI) -> list[Section]:
     """The report's sections in pipeline order (stages without outputs left out)."""
     sections = []
-    for make in SECTIONS:
+    for make in ORDER:
         try:
             section = make(data, dpi)
         except Exception as exc:  # a bug in one section must not lose the others

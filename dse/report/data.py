@@ -55,6 +55,8 @@ class ReportData:
     history: dict[str, pd.DataFrame] = field(default_factory=dict)
     pulses: dict[str, pd.DataFrame] = field(default_factory=dict)
     tasks: dict[str, pd.DataFrame] = field(default_factory=dict)
+    writes: dict[str, pd.DataFrame] = field(default_factory=dict)  # exp -> writes.csv
+    endurance: dict[str, Any] = field(default_factory=dict)  # device -> regime -> Regime
     chip_cards: dict[str, Any] = field(default_factory=dict)  # name -> ChipCard
     chip_files: dict[str, Path] = field(default_factory=dict)
     mappings: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)

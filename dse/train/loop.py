@@ -28,6 +28,7 @@ from dse.nn import ModelSpec, QNet, build_model, evaluate, quantize_weight
 from dse.nn.stochastic import StochasticInput
 from dse.registry import Registry
 from dse.train.error_aware import resolve_train_ber
+from dse.train.writes import add_level_changes, current_tally
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +133,11 @@ class Trainer:
     def _tally_levels(self, name: str, q: torch.Tensor, binary: bool) -> None:
         """Tally the level changes of layer ``name`` from its recorded levels to ``q`` (the
         current quantized weight), then record ``q``."""
-        total = float(q.sum(dtype=torch.float64))
         prev = self._levels.get(name)
+        tally = current_tally()  # writes per device, inside dse.train.writes.recording_writes
+        if tally is not None and prev is not None:
+            add_level_changes(tally, name, q, prev[0], binary)
+        total = float(q.sum(dtype=torch.float64))
         if prev is not None:
             last, last_total = prev
             if binary and q.numel() < 2**24:  # float32-exact reductions
@@ -165,6 +169,9 @@ class Trainer:
     # -- helpers ---------------------------------------------------------------------------
     def count_pulses(self, layer: str, n: torch.Tensor) -> None:
         """Add the device-programming pulses of a signed pulse-count tensor to the tallies."""
+        tally = current_tally()
+        if tally is not None:
+            tally.add(layer, n.detach().abs().round(), "pulses")
         self.add_pulses(layer, up=int(n.clamp(min=0).sum()), down=int((-n).clamp(min=0).sum()))
 
     def add_pulses(self, layer: str, up: int = 0, down: int = 0) -> None:

@@ -16,6 +16,7 @@ rule train:
             labels={"experiment": "{exp}", "table": "history (per epoch)"},
         ),
         pulses=path(L.train_file("{exp}", "pulses.csv")),
+        writes=path(L.train_file("{exp}", "writes.csv")),
         tasks=report(
             path(L.train_file("{exp}", "tasks.csv")),
             caption="../report/tasks.rst",
