@@ -312,7 +312,7 @@ def test_combined_ber_of_independent_sources() -> None:
 
 def test_shipped_device_cards_give_a_chip_ber(repo: Path) -> None:
     devices = repo / "config" / "devices"
-    needed = ["hfo2-2t2r.yaml", "pcsa-130nm.yaml"]
+    needed = ["hfo2-2t2r.yaml", "pcsa-130nm-physical.yaml"]
     if not all((devices / n).is_file() for n in needed):
         pytest.skip("device cards not shipped yet")
     from dse.pipeline.artifacts import load_chip, load_device_models
@@ -324,3 +324,7 @@ def test_shipped_device_cards_give_a_chip_ber(repo: Path) -> None:
     assert errs.write_energy_pj() > 0
     for op in errs.default_sweep():
         assert 0.0 <= errs.ber(op) <= 0.5
+    # the physical sense reads each pair: the point carries its 2x2 matrix per stored value
+    point = errs.point({})
+    assert point.confusion is not None and len(point.confusion) == 2
+    assert point.ber == pytest.approx(0.5 * (point.confusion[0][1] + point.confusion[1][0]))

@@ -78,7 +78,7 @@ def run_study_worker(config: Mapping[str, Any], name: str, worker: int, layout: 
 def aggregate_study(config: Mapping[str, Any], name: str, layout: Layout) -> dict[str, Any]:
     """Write the study's ``trials.csv``, ``pareto.csv``, ``hypervolume.csv``, its front and
     convergence figures and ``summary.json``; returns the summary."""
-    from dse.report.front import front_figure, hypervolume_figure
+    from dse.report.front import front_figure, hypervolume_figure, parallel_figure
 
     spec = parse_study(dict(config), name)
     result = aggregate(spec, load_study(spec, layout.journal(name)))
@@ -88,6 +88,9 @@ def aggregate_study(config: Mapping[str, Any], name: str, layout: Layout) -> dic
     write_csv(layout.study_file(name, "hypervolume.csv"), result.hypervolume)
     write_figure(layout.study_file(name, "pareto.png"),
                  front_figure(result.trials, result.front, spec.objectives))
+    if len(spec.objectives) >= 3:
+        write_figure(layout.study_file(name, "parallel.png"),
+                     parallel_figure(result.trials, result.front, spec.objectives))
     write_figure(layout.study_file(name, "hypervolume.png"),
                  hypervolume_figure(result.hypervolume))
     write_json(layout.study_file(name, "summary.json"), result.summary)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from dse.report import figures as F
 from dse.report.data import ReportData
-from dse.report.front import front_figure, hypervolume_figure
+from dse.report.front import front_figure, hypervolume_figure, parallel_figure
 from dse.report.items import Builder, Item, Section
 from dse.report.provenance import Provenance
 
@@ -303,7 +303,15 @@ def _codesign(data: ReportData, dpi: int) -> Section | None:
                   "</code>" if st.journal else "") + ".</p>")
         b.figure(f"{name}: Pareto front",
                  lambda st=st: front_figure(st.trials, st.pareto, st.objectives),
-                 "Every complete trial; outlined: the Pareto-optimal feasible designs.")
+                 "Every complete trial; outlined: the Pareto-optimal feasible designs"
+                 + ("; star: the knee. One panel per pair of objectives."
+                    if len(st.objectives) >= 3 else "."))
+        if len(st.objectives) >= 3:
+            b.figure(f"{name}: parameters and objectives (parallel coordinates)",
+                     lambda st=st: parallel_figure(st.trials, st.pareto, st.objectives),
+                     "One line per complete trial (grey), the Pareto designs in colour, the "
+                     "knee in red; every axis min-max scaled over the trials (log where the "
+                     "values span more than 30x).")
         b.table(f"{name}: Pareto-optimal designs", lambda st=st: _front_table(st))
         if len(st.hypervolume):
             b.figure(f"{name}: hypervolume convergence",
