@@ -93,6 +93,23 @@ def test_binary_flip_rate_per_map_equals_requested_ber() -> None:
             assert _three_sigma(changed, total, p), (p, changed / total)
 
 
+def test_maps_with_a_confusion_matrix_read_each_stored_value_through_it() -> None:
+    """Per stored value: a ternary chip's matrix that reads every +1 as 0 and nothing else
+    wrong changes only the +1 weights; a map without a matrix (NaN) keeps its BER path."""
+    model = net("ternary")
+    mapping = map_model(model, chip_from_dict(card("ternary")))
+    plus_to_zero = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0]]
+    nan = [[math.nan] * 3] * 3
+    conf = torch.tensor([plus_to_zero, nan])
+    w = perturbed_weights(model, mapping, torch.tensor([0.3, 0.0]),
+                          torch.Generator().manual_seed(4), confusion=conf)
+    for name, layer in model.quant_layers():
+        clean = layer.quantized_weight()
+        read = w[f"{name}.weight"]
+        assert torch.equal(read[0], torch.where(clean > 0, 0.0, clean))
+        assert torch.equal(read[1], clean)  # BER 0, no matrix: unchanged
+
+
 def test_ternary_error_rate_equals_requested_ber_without_sign_flips() -> None:
     model = net("ternary")
     mapping = map_model(model, chip_from_dict(card("ternary")))
