@@ -49,7 +49,9 @@ def _calibration(data: ReportData, dpi: int) -> Section | None:
         except Exception as exc:
             bad.append(f"device card {name}: {exc}")
             continue
-        if isinstance(model, BitErrorModel):
+        # a sense model that reads each pair's own resistances (pcsa_physical) has no BER of
+        # its own: its rates need a cell card (they are in the robustness section, per chip)
+        if isinstance(model, BitErrorModel) and not hasattr(model, "with_cell"):
             binary.append((name, model))
     if not data.calibrations and not binary and not data.problems.get("calibration"):
         return None
