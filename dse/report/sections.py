@@ -282,7 +282,8 @@ def _front_table(st) -> pd.DataFrame:
     p = st.pareto
     cols = ["number"] + [c for c in p.columns if c.startswith("param_")] + \
         [c for c in st.objectives if c in p.columns] + \
-        [c for c in ("ber", "area_mm2") if c in p.columns and c not in st.objectives]
+        [c for c in ("test_accuracy", "knee", "ber", "latency_ns", "area_mm2")
+         if c in p.columns and c not in st.objectives]
     return p[cols].rename(columns=lambda c: c.removeprefix("param_"))
 
 
