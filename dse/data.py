@@ -234,6 +234,27 @@ def task_stream(dataset: str, tasks: dict | None, seed: int, data_root: str | Pa
     raise DseError(f"tasks.kind: unknown task stream '{kind}' (permuted, split, sequence)")
 
 
+def validation_split(ds: Dataset, fraction: float) -> tuple[Dataset, Dataset]:
+    """(fit, validation) of a dataset: ``fraction`` of its training images held out, stratified
+    by class with the fixed :data:`SPLIT_SEED` (the same images whatever the experiment seed).
+    ``fit`` trains on the rest (its test set is untouched); ``validation`` carries the held-out
+    images as its test set, so the three sets are disjoint by construction."""
+    if not 0.0 < fraction < 1.0:
+        raise DseError(f"validation: {fraction} must be a fraction in (0, 1) of the training set")
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(ds.y_train))
+    y = ds.y_train.cpu().numpy()
+    fit_idx, val_idx = train_test_split(idx, test_size=fraction, stratify=y,
+                                        random_state=SPLIT_SEED)
+    fit_i = torch.as_tensor(np.sort(fit_idx), device=ds.x_train.device)
+    val_i = torch.as_tensor(np.sort(val_idx), device=ds.x_train.device)
+    fit = replace(ds, x_train=ds.x_train[fit_i], y_train=ds.y_train[fit_i])
+    val = replace(ds, name=f"{ds.name}-validation", x_test=ds.x_train[val_i],
+                  y_test=ds.y_train[val_i])
+    return fit, val
+
+
 def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int,
             generator: torch.Generator | None = None,
             ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

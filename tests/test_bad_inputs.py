@@ -115,7 +115,7 @@ TRAIN = ["train", "--config", "{d}/c.yaml", "--experiment", "t", "--out", "{d}/o
 MAP = ["map", "--model", "{m}/model", "--chip", str(BINARY_CHIP), "--out", "{d}/map.json"]
 INJECT = ["inject", "--model", "{m}/model", "--mapping", "{m}/map.json", "--chip",
           str(BINARY_CHIP), "--device", str(DEV / "hfo2-2t2r.yaml"), "--device",
-          str(DEV / "pcsa-130nm.yaml"), "--out", "{d}/inject.csv"]
+          str(DEV / "pcsa-130nm-physical.yaml"), "--out", "{d}/inject.csv"]
 ESTIMATE = ["estimate", "--mapping", "{m}/map.json", "--chip", str(BINARY_CHIP),
             "--out", "{d}/est.csv"]
 

@@ -76,7 +76,7 @@ def test_every_figure_renders_and_no_section_failed(browser, tmp_path: Path) -> 
     images = page.evaluate("Array.from(document.images).map(i => "
                            "({alt: i.alt, complete: i.complete, w: i.naturalWidth, "
                            "h: i.naturalHeight}))")
-    assert len(images) == 12  # the synthetic data's figures (tests/test_report.py)
+    assert len(images) == 13  # the synthetic data's figures (tests/test_report.py)
     bad = [i for i in images if not (i["complete"] and i["w"] > 0 and i["h"] > 0)]
     assert not bad, bad
     assert page.locator(".failed").count() == 0

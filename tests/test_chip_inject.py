@@ -93,6 +93,23 @@ def test_binary_flip_rate_per_map_equals_requested_ber() -> None:
             assert _three_sigma(changed, total, p), (p, changed / total)
 
 
+def test_maps_with_a_confusion_matrix_read_each_stored_value_through_it() -> None:
+    """Per stored value: a ternary chip's matrix that reads every +1 as 0 and nothing else
+    wrong changes only the +1 weights; a map without a matrix (NaN) keeps its BER path."""
+    model = net("ternary")
+    mapping = map_model(model, chip_from_dict(card("ternary")))
+    plus_to_zero = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0]]
+    nan = [[math.nan] * 3] * 3
+    conf = torch.tensor([plus_to_zero, nan])
+    w = perturbed_weights(model, mapping, torch.tensor([0.3, 0.0]),
+                          torch.Generator().manual_seed(4), confusion=conf)
+    for name, layer in model.quant_layers():
+        clean = layer.quantized_weight()
+        read = w[f"{name}.weight"]
+        assert torch.equal(read[0], torch.where(clean > 0, 0.0, clean))
+        assert torch.equal(read[1], clean)  # BER 0, no matrix: unchanged
+
+
 def test_ternary_error_rate_equals_requested_ber_without_sign_flips() -> None:
     model = net("ternary")
     mapping = map_model(model, chip_from_dict(card("ternary")))
@@ -312,7 +329,7 @@ def test_combined_ber_of_independent_sources() -> None:
 
 def test_shipped_device_cards_give_a_chip_ber(repo: Path) -> None:
     devices = repo / "config" / "devices"
-    needed = ["hfo2-2t2r.yaml", "pcsa-130nm.yaml"]
+    needed = ["hfo2-2t2r.yaml", "pcsa-130nm-physical.yaml"]
     if not all((devices / n).is_file() for n in needed):
         pytest.skip("device cards not shipped yet")
     from dse.pipeline.artifacts import load_chip, load_device_models
@@ -324,3 +341,7 @@ def test_shipped_device_cards_give_a_chip_ber(repo: Path) -> None:
     assert errs.write_energy_pj() > 0
     for op in errs.default_sweep():
         assert 0.0 <= errs.ber(op) <= 0.5
+    # the physical sense reads each pair: the point carries its 2x2 matrix per stored value
+    point = errs.point({})
+    assert point.confusion is not None and len(point.confusion) == 2
+    assert point.ber == pytest.approx(0.5 * (point.confusion[0][1] + point.confusion[1][0]))

@@ -25,6 +25,8 @@ def _config(repo: Path) -> dict:
         "seed": 0, "device": "cpu",
         "devices": {"hfo2-2t2r": {"card": str(devices / "hfo2-2t2r.yaml")},
                     "pcsa-130nm": {"card": str(devices / "pcsa-130nm.yaml")},
+                    "pcsa-130nm-physical":
+                        {"card": str(devices / "pcsa-130nm-physical.yaml")},
                     "reram-es-gong2018": {"card": str(devices / "reram-es-gong2018.yaml")}},
         "experiments": {
             "b": {"dataset": "digits", "hidden": [16], "epochs": 1, "batch_size": 50},

@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from dse.data import batches, load_dataset, permuted_tasks, split_tasks, task_stream
+from dse.data import (
+    batches,
+    load_dataset,
+    permuted_tasks,
+    split_tasks,
+    task_stream,
+    validation_split,
+)
 from dse.errors import DseError
 
 
@@ -131,3 +138,24 @@ def test_batches_cover_every_sample_once() -> None:
     seen = torch.cat([yb for _, yb in batches(x, y, 5, torch.Generator().manual_seed(0))])
     assert sorted(seen.tolist()) == list(range(23))
     assert [len(yb) for _, yb in batches(x, y, 5)] == [5, 5, 5, 5, 3]
+
+
+def test_validation_split_is_disjoint_from_train_and_test() -> None:
+    """The held-out images come from the training set only, never from the test set, and the
+    model trains on the rest: three disjoint sets, the same whatever the experiment seed."""
+    base = load_dataset("digits")
+    fit, val = validation_split(base, 0.1)
+
+    def rows(x: torch.Tensor) -> set[bytes]:
+        return {r.numpy().tobytes() for r in x.reshape(len(x), -1)}
+
+    tr, va, te = rows(fit.x_train), rows(val.x_test), rows(base.x_test)
+    assert not tr & va and not va & te
+    assert len(fit.x_train) + len(val.x_test) == len(base.x_train)
+    assert len(val.x_test) == pytest.approx(0.1 * len(base.x_train), abs=1)
+    assert torch.equal(fit.x_test, base.x_test)  # the test set is untouched
+    assert set(val.y_test.tolist()) == set(range(10))  # stratified: every class held out
+    again, _ = validation_split(base, 0.1)
+    assert torch.equal(again.x_train, fit.x_train)
+    with pytest.raises(DseError, match="validation"):
+        validation_split(base, 1.0)

@@ -30,7 +30,8 @@ def config(precision: str, chip: str, parameters: dict) -> dict:
     return check_config({
         "seed": 3, "device": "cpu",
         "devices": {n: {"card": str(DEV / f"{n}.yaml")}
-                    for n in ("hfo2-2t2r", "pcsa-130nm", "reram-es-gong2018")},
+                    for n in ("hfo2-2t2r", "pcsa-130nm", "pcsa-130nm-physical",
+                              "reram-es-gong2018")},
         "chips": {chip: str(CHIPS / f"{chip}.yaml")},
         "experiments": {"tiny": {"dataset": "digits", "hidden": [24], "epochs": 1,
                                  "batch_size": 50, "precision": precision}},
@@ -40,14 +41,15 @@ def config(precision: str, chip: str, parameters: dict) -> dict:
         "search": {"s": {"experiment": "tiny", "chip": chip, "parameters": parameters,
                          "objectives": {"accuracy": "maximize",
                                         "energy_per_inference_pJ": "minimize"},
-                         "trials": 1, "repeats": 3}},
+                         # on the test images, as the CLI's inject (no held-out set)
+                         "validation": 0, "trials": 1, "repeats": 3}},
     })
 
 
 CASES = {
     "binary chip, direct BER, stuck-at cells": (
         "binary", "rram-2t2r-pcsa-130nm", {"ber": {"choices": [0.02]}},
-        ["hfo2-2t2r", "pcsa-130nm"]),
+        ["hfo2-2t2r", "pcsa-130nm-physical"]),
     "analog chip, programming + read noise": (
         "float", "rram-1t1r-adc", {"adc_bits": {"choices": [5]}}, ["reram-es-gong2018"]),
 }

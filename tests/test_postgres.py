@@ -47,6 +47,8 @@ def study_config(server: PostgresServer, name: str, **study: object) -> dict:
         "devices": {
             "hfo2-2t2r": {"card": str(REPO / "config/devices/hfo2-2t2r.yaml")},
             "pcsa-130nm": {"card": str(REPO / "config/devices/pcsa-130nm.yaml")},
+            "pcsa-130nm-physical":
+                {"card": str(REPO / "config/devices/pcsa-130nm-physical.yaml")},
         },
         "chips": {"rram-2t2r-pcsa-130nm": str(REPO / "config/chips/rram-2t2r-pcsa-130nm.yaml")},
         "experiments": {"tiny": {"dataset": "digits", "hidden": [32], "epochs": 1}},

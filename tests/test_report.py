@@ -33,11 +33,11 @@ from dse.report import build_sections, render_html
 from dse.report import figures as F
 from dse.report.data import Calibration, ReportData, Study
 from dse.report.provenance import runtimes_table, seeds_table
-from dse.search.pareto import hypervolume_history, pareto_front
+from dse.search.pareto import hypervolume_history, knee, pareto_front
 
 REPO = Path(__file__).resolve().parents[1]
-ALL_SECTIONS = ["calibration", "training", "continual", "mapping", "robustness", "energy",
-                "codesign", "provenance"]
+ALL_SECTIONS = ["summary", "calibration", "training", "continual", "mapping", "robustness",
+                "energy", "codesign", "provenance"]
 
 
 def _config() -> dict:
@@ -61,7 +61,8 @@ def _config() -> dict:
         "search": {"s": {"experiment": "b", "chip": "rram-2t2r-pcsa-130nm",
                          "parameters": {"vdd": {"low": 0.35, "high": 1.2}},
                          "objectives": {"accuracy": "maximize",
-                                        "energy_per_inference_pJ": "minimize"}}},
+                                        "energy_per_inference_pJ": "minimize",
+                                        "latency_ns": "minimize"}}},
     }
     return check_config(cfg)
 
@@ -149,12 +150,17 @@ def synthetic_report_data(tmp: Path) -> ReportData:
 
     objectives = dict(config["search"]["s"]["objectives"])
     rng = np.random.default_rng(1)
-    trials = pd.DataFrame({"number": range(8), "state": "COMPLETE",
-                           "param_vdd": rng.uniform(0.35, 1.2, 8),
-                           "accuracy": rng.uniform(0.8, 0.95, 8),
-                           "energy_per_inference_pJ": rng.uniform(1e3, 1e4, 8),
-                           "ber": rng.uniform(0, 0.1, 8), "area_mm2": 1.0, "feasible": True})
-    data.studies["s"] = Study("s", trials, pareto_front(trials, objectives),
+    vdds = np.linspace(0.35, 1.2, 8)
+    low = vdds < 0.5  # below 0.5 V: read errors, accuracy collapses
+    trials = pd.DataFrame({"number": range(8), "state": "COMPLETE", "param_vdd": vdds,
+                           "accuracy": np.where(low, 0.6, 0.93) + rng.uniform(0, 0.01, 8),
+                           "energy_per_inference_pJ": 1e4 * vdds ** 2,
+                           "latency_ns": 200 / vdds ** 3,
+                           "ber": np.where(low, 0.2, 1e-6), "area_mm2": 1.0, "feasible": True})
+    front = pareto_front(trials, objectives)
+    front["knee"] = front.index == knee(front, objectives)
+    front["test_accuracy"] = front["accuracy"] - 0.01
+    data.studies["s"] = Study("s", trials, front,
                               hypervolume_history(trials, objectives),
                               {"trials_complete": 8, "trials_failed": 0, "trainings": 1,
                                "pareto_size": 3}, objectives, tmp / "journal.log")
@@ -206,9 +212,10 @@ def test_every_section_in_pipeline_order_with_its_figures(synthetic) -> None:
     figures = {s.id: s.figures for s in sections}
     # calibration: the fit figure + BER curves; training: curves + pulses; continual: one
     # matrix (only 'meta' has several tasks); one robustness and energy figure per chip;
-    # co-design: front + hypervolume.
-    assert figures == {"calibration": 2, "training": 2, "continual": 1, "mapping": 1,
-                       "robustness": 2, "energy": 2, "codesign": 2, "provenance": 0}
+    # co-design (3 objectives): pairwise projections + parallel coordinates + hypervolume.
+    assert figures == {"summary": 0, "calibration": 2, "training": 2, "continual": 1,
+                       "mapping": 1, "robustness": 2, "energy": 2, "codesign": 3,
+                       "provenance": 0}
     for s in sections:
         for item in s.items:
             if item.kind == "figure":
@@ -216,6 +223,19 @@ def test_every_section_in_pipeline_order_with_its_figures(synthetic) -> None:
                 assert w > 50 and h > 50
     assert 'class="failed"' not in html and "could not be" not in html
     assert "<script" not in html.lower() and "http://" not in html  # self-contained
+
+
+def test_summary_lists_the_front_and_what_limits_each_chip(data: ReportData) -> None:
+    from dse.report.summary import summary_section, summary_table
+
+    table = summary_table(data)
+    front = data.studies["s"].pareto
+    assert sorted(table["trial"]) == sorted(front["number"])  # every Pareto design, once
+    assert (table["knee"] == "knee").sum() == 1
+    assert table["test accuracy"].notna().all() and table["latency (µs)"].notna().all()
+    text = " ".join(i.content for i in summary_section(data, 40).items if i.kind == "text")
+    # derived from the trials: below the lowest supply that holds, the read errors dominate
+    assert "rram-2t2r-pcsa-130nm" in text and "below vdd" in text and "read errors" in text
 
 
 def test_provenance_block(synthetic, repo: Path) -> None:

@@ -24,7 +24,8 @@ from dse.cli import main
 from dse.config import config_hash, load_config
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ["calibration", "training", "continual", "endurance", "mapping", "robustness",
+SECTIONS = ["summary", "calibration", "training", "continual", "endurance", "mapping",
+            "robustness",
             "energy", "codesign", "provenance"]
 
 
@@ -36,6 +37,7 @@ def tiny_config() -> dict:
         "devices": {
             "hfo2-2t2r": {"card": str(dev / "hfo2-2t2r.yaml")},
             "pcsa-130nm": {"card": str(dev / "pcsa-130nm.yaml")},
+            "pcsa-130nm-physical": {"card": str(dev / "pcsa-130nm-physical.yaml")},
             "hfo2-2t2r-cal": {
                 "measurements": str(REPO / "config/measurements/hfo2-2t2r.ber.synthetic.csv"),
                 "family": "rram_2t2r", "format": "ber", "base": str(dev / "hfo2-2t2r.yaml")},
@@ -52,7 +54,8 @@ def tiny_config() -> dict:
         "search": {"s": {"experiment": "b", "chip": "rram-2t2r-pcsa-130nm",
                          "parameters": {"vdd": {"low": 0.35, "high": 1.2}},
                          "objectives": {"accuracy": "maximize",
-                                        "energy_per_inference_pJ": "minimize"},
+                                        "energy_per_inference_pJ": "minimize",
+                                        "latency_ns": "minimize"},
                          "trials": 3, "repeats": 2}},
         "report": {"dpi": 50},
     }
@@ -102,16 +105,19 @@ def test_every_section_has_its_figures(run: Path) -> None:
     assert list(sections) == SECTIONS
     for sid, body in sections.items():
         assert 'class="failed"' not in body, (sid, re.findall(r'data-failed="1">([^<]*)', body))
-        if sid != "provenance":
+        if sid not in ("provenance", "summary"):
             sizes = image_sizes(body)
             assert sizes and all(w > 0 and h > 0 for w, h in sizes), sid
     counts = {sid: len(image_sizes(body)) for sid, body in sections.items()}
     pulses = sum(pd.read_csv(p)["pulses"].sum() for p in run.glob("results/train/*/pulses.csv"))
     # calibration: fit + BER curves; training: learning curves (+ pulses when any were
-    # counted); continual: the meta task matrix; robustness / energy: one per chip; co-design: 2
-    assert counts == {"calibration": 2, "training": 1 + int(pulses > 0), "continual": 1,
-                      "endurance": 1, "mapping": 1,
-                      "robustness": 1, "energy": 1, "codesign": 2, "provenance": 0}
+    # counted); continual: the meta task matrix; robustness / energy: one per chip; co-design
+    # (3 objectives): projections, parallel coordinates, hypervolume; the summary: a table
+    assert counts == {"summary": 0, "calibration": 2, "training": 1 + int(pulses > 0),
+                      "continual": 1, "endurance": 1, "mapping": 1,
+                      "robustness": 1, "energy": 1, "codesign": 3, "provenance": 0}
+    front = pd.read_csv(run / "results" / "search" / "s" / "pareto.csv")
+    assert front["test_accuracy"].notna().all() and front["knee"].sum() == 1
     assert "<script" not in html.lower()  # nothing to fetch: a self-contained file
 
 

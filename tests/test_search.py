@@ -297,3 +297,30 @@ def test_stale_trials_are_those_of_dead_processes_only(tmp_path: Path) -> None:
     study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, user_attrs={"worker": 0}))
     study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs={"retry_of": 0}))
     assert own_failures(study, 0) == 1  # trial 0 was a dead worker's: retried, not counted
+
+
+def test_a_latency_constraint_excludes_slow_designs(tmp_path: Path) -> None:
+    """latency_ns is a metric of every trial; a max on it makes the slow (low-supply) designs
+    infeasible and keeps them off the front; the front carries its knee and test accuracy."""
+    cfg = tiny_config(parameters={"vdd": {"choices": [0.4, 1.2]}}, sampler="random",
+                      objectives={"accuracy": "maximize", "latency_ns": "minimize"},
+                      constraints={"latency_ns": {"max": 500.0}})
+    t = run_study(cfg, tmp_path)
+    assert set(t["param_vdd"]) == {0.4, 1.2}
+    assert (t["feasible"] == (t["latency_ns"] <= 500.0)).all()
+    assert not t.loc[t["param_vdd"] == 0.4, "feasible"].any()  # 0.4 V: logic and sense slow
+    assert (t["tops_per_w"] > 0).all() and (t["inferences_per_s"] > 0).all()
+    front = pd.read_csv(tmp_path / "search" / "s" / "pareto.csv")
+    assert len(front) and (front["latency_ns"] <= 500.0).all()
+    assert front["knee"].sum() == 1 and front["test_accuracy"].between(0, 1).all()
+
+
+def test_latency_metrics_are_known_to_the_vocabulary() -> None:
+    cfg = tiny_config(objectives={"accuracy": "maximize", "tops_per_w": "maximize"},
+                      constraints={"latency_ns": {"max": 1e3}, "area_mm2": {"max": 1.0}})
+    spec = parse_study(cfg, "s")
+    assert spec.objectives["tops_per_w"] == "maximize"
+    assert {c.metric for c in spec.constraints} == {"latency_ns", "area_mm2"}
+    assert spec.validation == 0.1  # trials select on held-out training images by default
+    with pytest.raises(DseError, match=r"search\.s\.validation"):
+        parse_study(tiny_config(validation=1.5), "s")

@@ -36,6 +36,7 @@ def tiny_config() -> dict:
         "devices": {
             "hfo2-2t2r": {"card": str(dev / "hfo2-2t2r.yaml")},
             "pcsa-130nm": {"card": str(dev / "pcsa-130nm.yaml")},
+            "pcsa-130nm-physical": {"card": str(dev / "pcsa-130nm-physical.yaml")},
             "hfo2-2t2r-cal": {
                 "measurements": str(REPO / "config/measurements/hfo2-2t2r.ber.synthetic.csv"),
                 "family": "rram_2t2r", "format": "ber", "base": str(dev / "hfo2-2t2r.yaml")},

@@ -6,6 +6,12 @@ A chip card names its error sources (device cards, e.g. a 2T2R RRAM cell and a P
 knobs it knows, the others come from the card's nominal ``errors.operating_point`` and ``vdd``
 from the card's supply.
 
+A sense source that reads each pair on its own resistance draw (``pcsa_physical``, with a
+``cell`` source giving the LRS/HRS distributions) replaces the combination: its confusion
+matrix per stored value (:mod:`dse.devices.pcsa_rates`) already holds the cell's ordering errors,
+so the points carry that matrix (injected per stored value) and ``ber`` is its weight error rate
+(ternary with 1/3 zeros), for the tables.
+
 Combining independent sources: a stored bit read back wrong is a sign flip, and two flips cancel
 (a cell written wrong and then mis-sensed reads right). With independent flip probabilities
 p_1 … p_n the read bit is wrong when an odd number of them flip:
@@ -37,6 +43,9 @@ class OperatingPoint:
     ber: float
     knobs: Mapping[str, float] = field(default_factory=dict)
     noise: bool = True  # analog chips: apply the device card's programming/read noise
+    # per-stored-value read probabilities M[stored, read] (2x2 binary, 3x3 ternary) when the
+    # chip's sense source models them (pcsa_physical): injected instead of ``ber``
+    confusion: tuple[tuple[float, ...], ...] | None = None
 
 
 def combine_ber(rates: Iterable[float | np.ndarray]) -> np.ndarray:
@@ -65,6 +74,41 @@ class ChipErrors:
                            "its error sources; pass them (dse inject --device CARD)")
         self.chip = chip
         self.sources = [(s, models[s.card]) for s in chip.error_sources]
+        self._confusions: dict[tuple, np.ndarray] = {}
+
+    @property
+    def pair_reader(self) -> tuple[Any, Any] | None:
+        """(sense model, cell model) when the sense source reads each pair's own resistances
+        (a ``with_cell`` model such as ``pcsa_physical``) and a cell source has LRS/HRS."""
+        sense = next((m for s, m in self.sources if s.role == "sense"
+                      and hasattr(m, "with_cell")), None)
+        cell = next((m for s, m in self.sources if s.role == "cell"
+                     and hasattr(m, "lrs") and hasattr(m, "hrs")), None)
+        return (sense, cell) if sense is not None and cell is not None else None
+
+    @property
+    def sense_model(self) -> Any | None:
+        """The physical sense model (timing, energy per sense), or None."""
+        reader = self.pair_reader
+        return reader[0] if reader is not None else None
+
+    def confusion(self, op: Mapping[str, float] | None = None) -> np.ndarray | None:
+        """Confusion matrix M[stored, read] of a stored weight at ``op`` (the chip's encoding:
+        2x2 binary, 3x3 ternary), or None without a pair reader. Cached per point."""
+        reader = self.pair_reader
+        if reader is None:
+            return None
+        from dse.devices.pcsa_rates import CellStats, confusion
+
+        sense, cell = reader
+        cell_op = self._knobs_for(cell, op or {})
+        sense_op = self._knobs_for(sense, op or {})
+        key = tuple(sorted({**cell_op, **sense_op}.items()))
+        if key not in self._confusions:
+            stats = CellStats.from_model(cell, cell_op.get("i_prog"))
+            self._confusions[key] = np.asarray(confusion(sense, stats, self.chip.encoding,
+                                                         **sense_op))
+        return self._confusions[key]
 
     @property
     def knobs(self) -> tuple[str, ...]:
@@ -99,8 +143,19 @@ class ChipErrors:
         if unknown:
             raise DseError(f"operating point of chip '{self.chip.name}': unknown knob(s) "
                            f"{', '.join(unknown)} (knobs: {', '.join(self.knobs) or 'none'})")
+        matrix = self.confusion(op)
+        if matrix is not None:
+            from dse.devices.pcsa_rates import error_rate
+
+            return float(error_rate(matrix))
         rates = [float(np.asarray(m.ber(**self._knobs_for(m, op)))) for _, m in self.sources]
         return float(combine_ber(rates)) if rates else 0.0
+
+    def point(self, op: Mapping[str, float]) -> OperatingPoint:
+        """The injection point of ``op``: its BER and, with a pair reader, its matrix."""
+        matrix = self.confusion(op)
+        conf = None if matrix is None else tuple(tuple(float(v) for v in r) for r in matrix)
+        return OperatingPoint(ber=self.ber(op), knobs=dict(op), confusion=conf)
 
     def write_energy_pj(self, op: Mapping[str, float] | None = None) -> float | None:
         """Energy of one cell write pulse (pJ) from the ``cell`` source, or None.
@@ -131,7 +186,7 @@ class ChipErrors:
         return ops
 
     def points(self, ops: Sequence[Mapping[str, float]]) -> list[OperatingPoint]:
-        return [OperatingPoint(ber=self.ber(op), knobs=dict(op)) for op in ops]
+        return [self.point(op) for op in ops]
 
 
 def points_from_ber(bers: Iterable[float]) -> list[OperatingPoint]:

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,7 +71,7 @@ from dse.chip.mapping import Mapping
 from dse.chip.slicing import mapping_slicing
 from dse.errors import DseError
 from dse.nn import evaluate
-from dse.nn.faults import apply_weight_errors
+from dse.nn.faults import apply_weight_confusion, apply_weight_errors
 
 log = logging.getLogger(__name__)
 
@@ -152,10 +153,13 @@ def _check_levels(bits: int, model: Any, chip: str) -> None:
 def perturbed_weights(model: Any, mapping: Mapping, ber: torch.Tensor,
                       generator: torch.Generator, *, stuck_at: StuckAt | None = None,
                       analog: AnalogNoise | None = None, noise: torch.Tensor | None = None,
-                      cell_levels: bool = False) -> dict[str, torch.Tensor]:
+                      cell_levels: bool = False,
+                      confusion: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The weights of M fault maps, ``{"<layer>.weight": tensor (M, *weight.shape)}``.
 
     ``ber`` has shape (M,); ``noise`` (bool, (M,)) says which maps get analog noise (default all).
+    ``confusion`` (M, k, k), NaN for maps without one: those maps read their binary/ternary
+    weights through their per-stored-value matrix instead of the BER.
     ``cell_levels``: also return the cell levels where cells were programmed or stuck,
     ``{"<layer>.cell_levels": (M, *weight.shape, cells_per_weight)}`` (for the ADC read-out).
     Keys are relative to ``model.body`` (what :func:`map_accuracies` feeds functional_call).
@@ -173,12 +177,9 @@ def perturbed_weights(model: Any, mapping: Mapping, ber: torch.Tensor,
     with torch.no_grad():
         for name, layer in layers:
             wq = layer.quantized_weight().detach()
-            d = wq.dim()
             w = wq.unsqueeze(0).expand(m, *wq.shape)
-            if layer.precision in ("binary", "ternary") and bool((ber > 0).any()):
-                b = ber.to(wq.dtype).view(m, *([1] * d)) if layer.precision == "binary" \
-                    else ber.to(wq.dtype)
-                w = apply_weight_errors(w, layer.precision, b, d, generator)
+            if layer.precision in ("binary", "ternary"):
+                w = _bit_errors(w, layer.precision, ber, confusion, generator)
             if use_analog or stuck is not None or sl is not None:
                 w_max = wq.abs().max().clamp(min=torch.finfo(wq.dtype).tiny)
                 levels = enc.to_levels(w, k, w_max) if sl is None else sl.to_levels(w, w_max)
@@ -199,6 +200,26 @@ def perturbed_weights(model: Any, mapping: Mapping, ber: torch.Tensor,
                 if cell_levels:
                     out[f"{name}.cell_levels"] = levels
             out[f"{name}.weight"] = w
+    return out
+
+
+def _bit_errors(w: torch.Tensor, precision: str, ber: torch.Tensor,
+                confusion: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+    """Binary/ternary read errors of M maps: by BER, or by a confusion matrix where given."""
+    m, d = w.shape[0], w.dim() - 1
+    use = None if confusion is None else ~torch.isnan(confusion[:, 0, 0])
+    plain = torch.ones(m, dtype=torch.bool, device=w.device) if use is None else ~use
+    out = w
+    if bool((ber[plain] > 0).any()):
+        b = ber[plain].to(w.dtype)
+        b = b.view(-1, *([1] * d)) if precision == "binary" else b
+        out = out.clone() if use is not None else out
+        part = apply_weight_errors(w[plain], precision, b, d, generator)
+        out = part if use is None else out.index_put((plain,), part)
+    if use is not None and bool(use.any()):
+        assert confusion is not None
+        part = apply_weight_confusion(w[use], precision, confusion[use].to(w.dtype), generator)
+        out = out.index_put((use,), part)
     return out
 
 
@@ -285,11 +306,27 @@ def _map_accuracies(model: Any, mapping: Mapping, x: torch.Tensor, y: torch.Tens
                            device=x.device)
         noise = torch.tensor([pts[maps[j][0]].noise for j in chunk], device=x.device)
         weights = perturbed_weights(model, mapping, ber, generator, stuck_at=stuck,
-                                    analog=analog, noise=noise, cell_levels=cell_levels)
+                                    analog=analog, noise=noise, cell_levels=cell_levels,
+                                    confusion=_confusions([pts[maps[j][0]] for j in chunk],
+                                                          x.device))
         changed = 1.0 if analog is not None and bool(noise.any()) else (
             float(ber.mean()) + (stuck.sa0 + stuck.sa1 if stuck is not None else 0.0))
         acc[chunk] = map_accuracies(model, weights, x, y, max_elements, changed).cpu().numpy()
     return acc
+
+
+def _confusions(pts: list[OperatingPoint], device: torch.device) -> torch.Tensor | None:
+    """(M, k, k) matrices of the maps' points (NaN where a point has none), or None."""
+    ks = {len(p.confusion) for p in pts if p.confusion is not None}
+    if not ks:
+        return None
+    if len(ks) > 1:
+        raise DseError("operating points of one chip carry confusion matrices of different "
+                       f"sizes {sorted(ks)}")
+    k = ks.pop()
+    nan = [[math.nan] * k] * k
+    return torch.tensor([p.confusion if p.confusion is not None else nan for p in pts],
+                        dtype=torch.float32, device=device)
 
 
 def _table(pts: list[OperatingPoint], maps: list[tuple[int, int]], acc: np.ndarray,

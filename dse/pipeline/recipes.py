@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from filelock import FileLock
 
@@ -27,7 +28,7 @@ from dse.chip.inject import AnalogNoise, inject
 from dse.chip.mapping import Mapping as ChipMapping
 from dse.chip.mapping import map_model
 from dse.config import Experiment
-from dse.data import task_stream
+from dse.data import task_stream, validation_split
 from dse.devices import from_card
 from dse.errors import DseError
 from dse.pipeline.artifacts import (
@@ -71,10 +72,14 @@ def experiment_cards(config: Mapping[str, Any], exp: Experiment, layout: Layout,
 
 
 def train_experiment(config: Mapping[str, Any], exp: Experiment,
-                     cards: Mapping[str, dict[str, Any]], progress: bool = False) -> TrainResult:
-    """Train ``exp`` on its data (the experiment's seed fixes every draw)."""
+                     cards: Mapping[str, dict[str, Any]], progress: bool = False,
+                     validation: float = 0.0) -> TrainResult:
+    """Train ``exp`` on its data (the experiment's seed fixes every draw); ``validation`` > 0
+    holds that fraction of every task's training images out (:func:`dse.data.validation_split`)."""
     tasks = task_stream(exp.dataset, exp.tasks, exp.seed, config["data_root"],
                         config["download"])
+    if validation > 0:
+        tasks = [validation_split(t, validation)[0] for t in tasks]
     with recording_writes() as writes:  # writes per device, for endurance (writes.csv)
         result = train(exp, tasks, resolve_device(config["device"]), cards=dict(cards),
                        progress=progress)
@@ -84,7 +89,8 @@ def train_experiment(config: Mapping[str, Any], exp: Experiment,
 
 
 def cached_model(config: Mapping[str, Any], exp: Experiment, key: str, cache: Path,
-                 layout: Layout, progress: bool = False) -> tuple[TrainedModel, bool]:
+                 layout: Layout, progress: bool = False,
+                 validation: float = 0.0) -> tuple[TrainedModel, bool]:
     """(model, trained_now): the model of ``exp`` stored under ``cache/key``, trained and
     stored first if absent. A file lock per key makes a second worker wait for the first
     one's training and then load it."""
@@ -94,7 +100,7 @@ def cached_model(config: Mapping[str, Any], exp: Experiment, key: str, cache: Pa
         if (out / "model.json").is_file():
             return load_model(out), False
         cards = experiment_cards(config, exp, layout)
-        result = train_experiment(config, exp, cards, progress)
+        result = train_experiment(config, exp, cards, progress, validation)
         save_model(result, out, card=next(iter(cards.values()), None))
         return load_model(out), True
 
@@ -127,10 +133,13 @@ def analog_noise(trained: TrainedModel, chip: ChipCard | None, models: Mapping[s
 def inject_chip(config: Mapping[str, Any], trained: TrainedModel, mapping: ChipMapping,
                 chip: ChipCard | None, models: Mapping[str, Any], settings: InjectSettings,
                 points: Sequence[OperatingPoint] | None = None,
-                progress: bool = False) -> pd.DataFrame:
+                progress: bool = False, validation: float = 0.0) -> pd.DataFrame:
     """The inject stage of one (model, chip) pair: accuracy of ``settings.repeats`` fault maps
     at each operating point (``points``, or the sweep of ``settings``: its direct BERs plus the
-    chip's operating points, whose BER comes from the chip's device models)."""
+    chip's operating points, whose BER comes from the chip's device models).
+
+    On the test images, or with ``validation`` > 0 on the images held out of the training set
+    (the fraction the model was trained without, :func:`dse.data.validation_split`)."""
     if chip is not None and chip.name != mapping.chip:
         raise DseError(f"the chip card is '{chip.name}' but the mapping is for "
                        f"'{mapping.chip}'; pass the chip card the mapping was made with")
@@ -149,6 +158,9 @@ def inject_chip(config: Mapping[str, Any], trained: TrainedModel, mapping: ChipM
     exp = trained.experiment
     data = task_stream(exp["dataset"], exp.get("tasks"), int(exp.get("seed") or 0),
                        config["data_root"], config["download"])[-1].to(device)
+    if validation > 0:
+        fit, data = validation_split(data, validation)
+        data = dataclasses.replace(data, x_train=fit.x_train)
     n = settings.max_images or len(data.x_test)
     generator = seeds.generator(settings.seed, "inject", device)
     deployable = analog is not None and "inference" in (getattr(analog.model, "card", None)
@@ -204,14 +216,50 @@ def with_deployment(table: pd.DataFrame, trained: TrainedModel, mapping: ChipMap
     return out
 
 
+def _sense_op(chip: ChipCard, errors: ChipErrors, op: Mapping[str, float] | None,
+              ) -> dict[str, float]:
+    """The physical sense model's knobs at ``op`` (nominal where ``op`` leaves them out)."""
+    model = errors.sense_model
+    knobs = (*getattr(model, "knobs", ()), *(getattr(model, "optional_knobs", {}) or {}))
+    point = {**chip.knob_values(), **dict(op or {})}
+    return {k: float(point[k]) for k in knobs if k in point}
+
+
+def physical_sense_chip(chip: ChipCard, errors: ChipErrors | None,
+                        op: Mapping[str, float] | None = None) -> ChipCard:
+    """The chip with the sense energy of its physical sense model at ``op`` (dynamic C·VDD²
+    plus leakage over the cycle, ``pcsa_physical.energy_per_sense``) in place of the card's
+    C·V²-scaled figure; other chips unchanged."""
+    if errors is None or errors.sense_model is None:
+        return chip
+    e_fj = float(np.asarray(errors.sense_model.energy_per_sense(
+        **_sense_op(chip, errors, op))["total"])) * 1e15
+    return chip.replace(sense_fj=e_fj / chip.supply_scale)
+
+
 def estimate_chip(mapping: ChipMapping, chip: ChipCard, models: Mapping[str, Any],
                   pulses: pd.DataFrame | None,
                   op: Mapping[str, float] | None = None) -> pd.DataFrame:
     """The estimate stage: energy and area per layer and component; the write energy per
-    pulse comes from the chip's cell card at ``op`` when its error sources have models."""
+    pulse comes from the chip's cell card at ``op`` when its error sources have models, the
+    sense energy from a physical sense model (:func:`physical_sense_chip`) when there is one."""
     errors = ChipErrors(chip, models) if chip.error_sources and models else None
     write_pj = errors.write_energy_pj(op) if errors is not None else None
-    return estimate(mapping, chip, pulses, write_pj)
+    return estimate(mapping, physical_sense_chip(chip, errors, op), pulses, write_pj)
+
+
+def latency_chip(mapping: ChipMapping, chip: ChipCard, models: Mapping[str, Any],
+                 op: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """Latency per layer (:func:`dse.chip.latency.latency`): the PCSA cycle and logic delay of
+    a physical sense model at ``op`` when the chip has one, else the card's timing."""
+    from dse.chip.latency import latency, pcsa_timing, timing
+
+    errors = ChipErrors(chip, models) if chip.error_sources and models else None
+    if errors is not None and errors.sense_model is not None:
+        t = pcsa_timing(chip, errors.sense_model, **_sense_op(chip, errors, op))
+    else:
+        t = timing(chip)
+    return latency(mapping, chip, t)
 
 
 # ----------------------------------------------------------------------------- one design
@@ -240,36 +288,74 @@ def design_chip(config: Mapping[str, Any], design: Design, study: str = "") -> C
     return chip.at(design.operating_point)
 
 
+def training_key(design: Design, validation: float = 0.0) -> str:
+    """The model-cache key of a design: its training settings, and the validation fraction
+    held out of its training set (a model trained on all images is another model)."""
+    import hashlib
+
+    key = design.training_key()
+    if validation <= 0:
+        return key
+    return hashlib.sha256(f"{key}:validation={validation!r}".encode()).hexdigest()[:16]
+
+
+def design_point(errors: ChipErrors | None, design: Design) -> OperatingPoint:
+    """The one injection point of a design: its direct BER, else its operating point through
+    the chip's error sources (with their confusion matrix when the sense reads each pair)."""
+    if design.ber is not None:
+        return OperatingPoint(ber=float(design.ber), knobs=dict(design.operating_point))
+    if errors is None:
+        return OperatingPoint(ber=0.0, knobs=dict(design.operating_point))
+    return errors.point(design.operating_point)
+
+
 def evaluate_design(config: Mapping[str, Any], design: Design, layout: Layout, cache: Path,
-                    settings: InjectSettings, study: str = "",
-                    progress: bool = False) -> DesignResult:
+                    settings: InjectSettings, study: str = "", progress: bool = False,
+                    validation: float = 0.0, estimate_too: bool = True,
+                    on_test: bool = False) -> DesignResult:
     """Train (cached) → map → inject → estimate one design, as the pipeline does.
 
     ``settings``: the config's inject settings with the trial's repeats and seed; the design's
     BER (given directly, or from the chip's device models at its operating point) is its one
-    injection point.
+    injection point. ``validation`` > 0: the model trains without that fraction of its
+    training images and the accuracy is measured on them (a study's selection never sees the
+    test images); 0: on the test images. ``on_test``: the model trained without the validation
+    images, measured on the test images (the one test of a study's Pareto designs). Metrics:
+    accuracy, BER, energy and area (:func:`dse.chip.estimate.totals`), latency and throughput
+    (:func:`dse.chip.latency.throughput`: ``latency_ns``, ``inferences_per_s``, ``tops``,
+    ``tops_per_w``, ``tops_per_mm2``).
     """
-    key = design.training_key()
-    trained, trained_now = cached_model(config, design.experiment, key, cache, layout, progress)
+    from dse.chip.latency import throughput
+
+    key = training_key(design, validation)
+    trained, trained_now = cached_model(config, design.experiment, key, cache, layout, progress,
+                                        validation)
     chip = design_chip(config, design, study)
     models = chip_models(config, chip, layout)
     errors = ChipErrors(chip, models) if chip.error_sources else None
-    if design.ber is not None:
-        ber = design.ber
-    else:
-        ber = errors.ber(design.operating_point) if errors is not None else 0.0
+    point = design_point(errors, design)
     mapping = map_model(trained.model, chip, experiment=design.experiment.name)
-    point = OperatingPoint(ber=float(ber), knobs=dict(design.operating_point))
-    table = inject_chip(config, trained, mapping, chip, models, settings, [point], progress)
-    energy = estimate_chip(mapping, chip, models, load_pulses(trained.directory / "history.csv"),
-                           design.operating_point)
+    table = inject_chip(config, trained, mapping, chip, models, settings, [point], progress,
+                        0.0 if on_test else validation)
     metrics = {
         "accuracy": float(table["accuracy"].mean()),
         "accuracy_std": float(table["accuracy"].std(ddof=1)) if len(table) > 1 else 0.0,
         "clean_accuracy": float(table.attrs["clean_accuracy"]),
-        "ber": float(ber),
-        **totals(energy),
+        "ber": float(point.ber),
     }
+    energy = pd.DataFrame()
+    if estimate_too:
+        energy = estimate_chip(mapping, chip, models,
+                               load_pulses(trained.directory / "history.csv"),
+                               design.operating_point)
+        metrics.update(totals(energy))
+        try:
+            lat = latency_chip(mapping, chip, models, design.operating_point)
+        except DseError as exc:  # a card without timing: no latency metrics
+            log.debug("no latency for chip %s: %s", chip.name, exc)
+        else:
+            metrics.update(throughput(lat, metrics["energy_per_inference_pJ"],
+                                      metrics["area_mm2"]))
     return DesignResult(metrics, mapping, table, energy, trained_now, key, trained.directory)
 
 

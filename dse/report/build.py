@@ -16,6 +16,7 @@ from dse.report.endurance import endurance_section
 from dse.report.items import Item, Section
 from dse.report.provenance import Provenance
 from dse.report.sections import SECTIONS, provenance_section
+from dse.report.summary import summary_section
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +28,10 @@ DEFAULT_DPI = 100
 
 
 def build_sections(data: ReportData, prov: Provenance, dpi: int = DEFAULT_DPI) -> list[Section]:
-    """The report's sections in pipeline order (stages without outputs left out)."""
+    """The summary of the studies first, then the report's sections in pipeline order (stages
+    without outputs left out)."""
     sections = []
-    for make in ORDER:
+    for make in (summary_section, *ORDER):
         try:
             section = make(data, dpi)
         except Exception as exc:  # a bug in one section must not lose the others

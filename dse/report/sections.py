@@ -11,7 +11,7 @@ import pandas as pd
 from dse.report import figures as F
 from dse.report.data import ReportData
 from dse.report.deployment import deployment_section
-from dse.report.front import front_figure, hypervolume_figure
+from dse.report.front import front_figure, hypervolume_figure, parallel_figure
 from dse.report.items import Builder, Item, Section
 from dse.report.provenance import Provenance
 
@@ -50,7 +50,9 @@ def _calibration(data: ReportData, dpi: int) -> Section | None:
         except Exception as exc:
             bad.append(f"device card {name}: {exc}")
             continue
-        if isinstance(model, BitErrorModel):
+        # a sense model that reads each pair's own resistances (pcsa_physical) has no BER of
+        # its own: its rates need a cell card (they are in the robustness section, per chip)
+        if isinstance(model, BitErrorModel) and not hasattr(model, "with_cell"):
             binary.append((name, model))
     if not data.calibrations and not binary and not data.problems.get("calibration"):
         return None
@@ -299,7 +301,8 @@ def _front_table(st) -> pd.DataFrame:
     p = st.pareto
     cols = ["number"] + [c for c in p.columns if c.startswith("param_")] + \
         [c for c in st.objectives if c in p.columns] + \
-        [c for c in ("ber", "area_mm2") if c in p.columns and c not in st.objectives]
+        [c for c in ("test_accuracy", "knee", "ber", "latency_ns", "area_mm2")
+         if c in p.columns and c not in st.objectives]
     return p[cols].rename(columns=lambda c: c.removeprefix("param_"))
 
 
@@ -322,7 +325,15 @@ def _codesign(data: ReportData, dpi: int) -> Section | None:
                   "</code>" if st.journal else "") + ".</p>")
         b.figure(f"{name}: Pareto front",
                  lambda st=st: front_figure(st.trials, st.pareto, st.objectives),
-                 "Every complete trial; outlined: the Pareto-optimal feasible designs.")
+                 "Every complete trial; outlined: the Pareto-optimal feasible designs"
+                 + ("; star: the knee. One panel per pair of objectives."
+                    if len(st.objectives) >= 3 else "."))
+        if len(st.objectives) >= 3:
+            b.figure(f"{name}: parameters and objectives (parallel coordinates)",
+                     lambda st=st: parallel_figure(st.trials, st.pareto, st.objectives),
+                     "One line per complete trial (grey), the Pareto designs in colour, the "
+                     "knee in red; every axis min-max scaled over the trials (log where the "
+                     "values span more than 30x).")
         b.table(f"{name}: Pareto-optimal designs", lambda st=st: _front_table(st))
         if len(st.hypervolume):
             b.figure(f"{name}: hypervolume convergence",

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from dse.search.pareto import knee
 from dse.search.space import PARAMETERS, Design, StudySpec, design_for, parse_study
 from dse.search.study import (
     TrialOutcome,
@@ -28,8 +29,8 @@ from dse.search.study import (
 )
 
 __all__ = ["PARAMETERS", "Aggregate", "Design", "StudySpec", "TrialOutcome", "WorkerReport",
-           "aggregate", "design_for", "init_study", "load_study", "parse_study", "run_worker",
-           "trials_frame"]
+           "aggregate", "design_for", "init_study", "knee", "load_study", "parse_study",
+           "run_worker", "trials_frame"]
 
 
 @dataclass

@@ -44,6 +44,17 @@ def pareto_front(trials: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFra
     return front.sort_values(first, ascending=direction == "minimize").reset_index(drop=True)
 
 
+def knee(front: pd.DataFrame, objectives: dict[str, str]) -> int:
+    """Index (label) of the knee of a front: the design closest (Euclidean) to the ideal point
+    after min-max normalising every objective over the front — the balanced compromise, where
+    improving one objective further costs most in the others (Das, Struct. Optim. 18, 1999,
+    normal-boundary knee; here its simplest distance-to-utopia form)."""
+    losses = _loss_matrix(front, objectives)
+    lo, hi = losses.min(0), losses.max(0)
+    norm = (losses - lo) / np.where(hi > lo, hi - lo, 1.0)
+    return front.index[int(np.argmin(np.linalg.norm(norm, axis=1)))]
+
+
 def hypervolume_history(trials: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFrame:
     """Hypervolume of the feasible trials completed so far, after each trial (by number).
 

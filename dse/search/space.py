@@ -47,6 +47,13 @@ PARAMETERS: dict[str, ParamKind] = {
                                    "ternarisation threshold Delta"),
     "vdd": ParamKind("operating", "vdd", "float",
                      "supply voltage (V): sense-amplifier BER and C·V² energies"),
+    "t_sense": ParamKind("operating", "t_sense", "float",
+                         "PCSA sense window (s) of a physical sense model (pcsa_physical)"),
+    "temperature": ParamKind("operating", "temperature", "float",
+                             "operating temperature (K) of a physical sense model"),
+    "dvth": ParamKind("operating", "dvth", "float",
+                      "global threshold-voltage shift (V, process corner) of a physical sense "
+                      "model"),
     "i_prog": ParamKind("operating", "i_prog", "float", "RRAM programming current (A)"),
     "t_prog": ParamKind("operating", "t_prog", "float", "RRAM programming pulse width (s)"),
     "i_write": ParamKind("operating", "i_write", "float", "MRAM write current (A)"),
@@ -128,6 +135,7 @@ class StudySpec:
     heartbeat_interval: int = 60  # RDB storages (Optuna's heartbeat): see config/schema.yaml
     grace_period: int = 120
     max_retry: int = 3
+    validation: float = 0.1  # fraction of the training images trials select on (0: test set)
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -146,9 +154,11 @@ class StudySpec:
         return f"{self.name}-{self.space_hash()}"
 
 
-# metrics a trial reports: accuracy from inject, the rest from dse.chip.estimate.totals
+# metrics a trial reports: accuracy (on the validation images) from inject, energy and area from
+# dse.chip.estimate.totals, latency and throughput from dse.chip.latency.throughput
 METRICS = ("accuracy", "accuracy_std", "clean_accuracy", "ber", "energy_per_inference_pJ",
-           "deployment_pJ", "training_pJ", "area_um2", "area_mm2")
+           "deployment_pJ", "training_pJ", "area_um2", "area_mm2", "latency_ns",
+           "inferences_per_s", "tops", "tops_per_w", "tops_per_mm2")
 
 
 def _err(study: str, key: str, what: str) -> DseError:
@@ -259,6 +269,11 @@ def parse_study(config: dict[str, Any], name: str) -> StudySpec:
             raise _err(name, f"constraints.{metric}", "give min: and/or max:")
         constraints.append(Constraint(metric, bounds.get("min"), bounds.get("max")))
 
+    validation = raw.get("validation", 0.1)
+    if isinstance(validation, bool) or not isinstance(validation, int | float) \
+            or not 0.0 <= validation < 1.0:
+        raise _err(name, "validation", f"{validation!r} is not a fraction in [0, 1) of the "
+                                       "training images (0: select on the test images)")
     sampler = raw.get("sampler", "tpe")
     trials, workers = int(raw.get("trials", 10)), int(raw.get("workers", 1))
     return StudySpec(name=name, experiment=exp, chips=chips, params=params,
@@ -269,7 +284,8 @@ def parse_study(config: dict[str, Any], name: str) -> StudySpec:
                      storage_password_file=raw.get("storage_password_file"),
                      heartbeat_interval=int(raw.get("heartbeat_interval", 60)),
                      grace_period=int(raw.get("grace_period", 120)),
-                     max_retry=int(raw.get("max_retry", 3)), raw=raw)
+                     max_retry=int(raw.get("max_retry", 3)),
+                     validation=float(validation), raw=raw)
 
 
 @dataclass

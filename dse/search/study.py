@@ -153,6 +153,12 @@ def _objective(spec: StudySpec, study: optuna.Study, worker: int, evaluate: Eval
         params = _suggest(trial, spec)
         outcome = evaluate(params, trial.number)
         metrics = outcome.metrics
+        missing = [m for m in (*spec.objectives, *(c.metric for c in spec.constraints))
+                   if m not in metrics]
+        if missing:
+            raise DseError(f"search.{spec.name}: the design gives no {', '.join(missing)} "
+                           "(latency metrics need the chip card's digital.clock and a sense "
+                           "or ADC time)")
         trial.set_user_attr("metrics", metrics)
         trial.set_user_attr("trained", bool(outcome.trained_now))
         trial.set_user_attr("training_key", outcome.training_key)
