@@ -79,7 +79,8 @@ class WeakReset(DeviceModel):
     }
     IMPERFECTIONS: ClassVar[tuple[str, ...]] = ("d2d", "rtn", "pink", "program_noise")
     D2D: ClassVar[tuple[str, ...]] = ("m1", "t_star", "c1", "m2", "R0", "rtn_amp")
-    STATE_MUTABLE: ClassVar[tuple[str, ...]] = ("t", "updated", "rtn", "rtn_high", "hold", "pink")
+    STATE_MUTABLE: ClassVar[tuple[str, ...]] = ("t", "updated", "rtn", "rtn_high", "hold", "pink",
+                                                "r")
     PINK_SPARSE: ClassVar[float] = 0.5  # below this fraction of pulsed devices, gather their rows
 
     @property
@@ -161,6 +162,8 @@ class WeakReset(DeviceModel):
         st["updated"] = torch.tensor(False, device=dev)  # reads R0 until the first update
         st["rtn"] = torch.zeros(shape, dtype=dtype, device=dev)
         st["rtn_high"] = torch.zeros(shape, dtype=dtype, device=dev)  # RTN state, 0 or 1
+        if self.kernels == "compiled":  # the kernel's read, kept (R0 until the first update)
+            st["r"] = torch.broadcast_to(st["r0"], shape).to(dtype).clone()
         if self.imperfections["pink"] and self.kernels == "compiled":  # taps from the counter
             st["pink_id"] = weak_reset_kernel.pink_ids(shape, generator)
             st["pink"] = torch.zeros(shape, dtype=dtype, device=dev)
@@ -202,6 +205,8 @@ class WeakReset(DeviceModel):
                                                            self._b_tuple, dtype)
         elif self.imperfections["pink"] and moved is not None:
             self._pulse_pink(state, flat_n, moved, n_max, generator)
+        if "r" in state:  # a compiled-layout state keeps its read
+            state["r"] = state["r0"] * torch.exp(self.log_ratio(state))
         return state
 
     def _pulse_rtn(self, state: dict[str, Tensor], flat_n: Tensor, moved: Tensor | None,
@@ -266,12 +271,13 @@ class WeakReset(DeviceModel):
     has_compiled_kernel: ClassVar[bool] = True
 
     def _pulse_kernel(self, t: Tensor, high: Tensor, amp: Tensor, pid: Tensor, n: Tensor,
-                      keys: Tensor) -> tuple[Tensor, ...]:
+                      keys: Tensor, mean: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         """The dense update of every device as one fused kernel (:mod:`.weak_reset_kernel`)."""
         rtn = (float(self.values["p_high"]), float(self.values["p_low"]))
-        return weak_reset_kernel.pulse(t, high, amp, pid, n, keys,
+        return weak_reset_kernel.pulse(t, high, amp, pid, n, keys, mean,
                                        rtn=rtn if self.imperfections["rtn"] else None,
-                                       b=self._b_tuple if self.imperfections["pink"] else None)
+                                       b=self._b_tuple if self.imperfections["pink"] else None,
+                                       alpha=float(self.values["pink_alpha"]))
 
     def _apply_compiled(self, state: dict[str, Tensor], n: Tensor,
                         generator: torch.Generator) -> dict[str, Tensor]:
@@ -286,15 +292,18 @@ class WeakReset(DeviceModel):
         amp = state["rtn_amp"]
         amp = flat(amp) if amp.dim() else amp
         zero = torch.zeros((), dtype=torch.int32, device=t.device)
+        mean = tuple(flat(state[k]) if state[k].dim() else state[k]
+                     for k in ("m1", "t_star", "c1", "m2", "r0"))
         out = self.kernel("apply_pulses", self._pulse_kernel)(
             flat(t), flat(state["rtn_high"]), amp, flat(self._pink_ids(state)) if pink else zero,
-            flat(n), kernels.draw_keys(generator, 4))
+            flat(n), kernels.draw_keys(generator, 4), mean)
         state["t"] = out[0].view(shape)
         state["updated"] = torch.tensor(True, device=t.device)
         if rtn:
             state["rtn_high"], state["rtn"] = out[1].view(shape), out[2].view(shape)
         if pink:
-            state["pink"] = out[-1].view(shape)
+            state["pink"] = out[-2].view(shape)
+        state["r"] = out[-1].view(shape)
         return state
 
     def _pink_ids(self, state: Mapping[str, Tensor]) -> Tensor:
@@ -324,6 +333,8 @@ class WeakReset(DeviceModel):
 
     def resistance(self, state: Mapping[str, Tensor]) -> Tensor:
         """R in Ω (R0 until the devices' first update, as the reference code initialises them)."""
+        if "r" in state:  # compiled layout: the kernel's read after the last update
+            return state["r"].clone()
         if "updated" in state and not bool(state["updated"]):
             return torch.broadcast_to(state["r0"], state["t"].shape).clone()
         return state["r0"] * torch.exp(self.log_ratio(state))
@@ -334,7 +345,7 @@ class WeakReset(DeviceModel):
 
     def read(self, state: dict[str, Tensor], generator: torch.Generator | None = None) -> Tensor:
         """Conductance in µS (the model has no separate read noise)."""
-        return 1e6 / self.resistance(state)
+        return 1e6 / (state["r"] if "r" in state else self.resistance(state))
 
     def program(self, target: Tensor, generator: torch.Generator) -> Tensor:
         """One-shot programming to ``target`` µS (clipped to [g_min, g_max]), log-normal noise."""

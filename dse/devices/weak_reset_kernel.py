@@ -69,13 +69,18 @@ def counter_pink(pid: Tensor, t: Tensor, b: Sequence[float], dtype: torch.dtype)
     return acc
 
 
-def pulse(t: Tensor, high: Tensor, amp: Tensor, pid: Tensor, n: Tensor, keys: Tensor, *,
-          rtn: tuple[float, float] | None, b: tuple[float, ...] | None) -> tuple[Tensor, ...]:
-    """The dense update of flat device tensors: (t + n[, RTN state, RTN level][, 1/f output]).
+def pulse(t: Tensor, high: Tensor, amp: Tensor, pid: Tensor, n: Tensor, keys: Tensor,
+          mean: tuple[Tensor, ...], *, rtn: tuple[float, float] | None,
+          b: tuple[float, ...] | None, alpha: float) -> tuple[Tensor, ...]:
+    """The dense update of flat device tensors: (t + n[, RTN state, RTN level][, 1/f output],
+    R), R = R0·exp(w) the resistance after the pulses (the read, fused).
 
-    ``rtn``: (P_h, P_l) when RTN is on; ``b``: the filter's coefficients when 1/f is on (constants
+    ``mean``: the D2D parameters (m1, t*, c1, m2, R0), flat or 0-d; ``rtn``: (P_h, P_l) when RTN
+    is on; ``b``: the filter's coefficients when 1/f is on; ``alpha``: its coupling (constants
     of the compiled kernel)."""
     t_new = t + n
+    m1, t_star, c1, m2, r0 = mean
+    w = torch.where(t_new < t_star, m1 * t_new + c1, m2 * t_new + t_star * (m1 - m2) + c1)
     out: list[Tensor] = [t_new]
     if rtn is not None:
         ph, pl = rtn
@@ -89,6 +94,10 @@ def pulse(t: Tensor, high: Tensor, amp: Tensor, pid: Tensor, n: Tensor, keys: Te
         d = kernels.hash32(c ^ keys[3])
         level = high * kernels.to_uniform(c, t.dtype) * amp * kernels.to_uniform(d, t.dtype)
         out += [high, level]
+        w = w + level
     if b is not None:
-        out.append(counter_pink(pid, t_new, b, t.dtype))
+        pink = counter_pink(pid, t_new, b, t.dtype)
+        out.append(pink)
+        w = w + alpha * pink
+    out.append(r0 * torch.exp(w))
     return tuple(out)
