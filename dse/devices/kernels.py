@@ -132,6 +132,8 @@ class _dynamo_settings:
     * ``specialize_float``: the models' Python floats (card parameters) are constants of the
       kernel (unspecialised, Dynamo would make them symbolic and restart the analysis, and the
       restarted graph misses the disk cache).
+    * Gradient mode off (the kernels update state in place and are never differentiated; a
+      call under grad mode would otherwise be a second graph).
     * Deterministic-algorithm mode off for the call: under it Inductor replaces every scatter
       (``index_put_``) by ATen's sort-based deterministic one, ~10× slower. The kernels'
       scatters write distinct indices (one value per device) and their sums are of integer
@@ -149,6 +151,8 @@ class _dynamo_settings:
             _dynamo_settings._patch = _dynamo.config.patch(
                 specialize_float=True, recompile_limit=64, accumulated_recompile_limit=512)
         _dynamo_settings._patch.__enter__()
+        self._no_grad = torch.no_grad()  # kernels never need autograd: one grad mode, one graph
+        self._no_grad.__enter__()
         self._det = torch.are_deterministic_algorithms_enabled()
         if self._det:
             self._warn = torch.is_deterministic_algorithms_warn_only_enabled()
@@ -157,6 +161,7 @@ class _dynamo_settings:
     def __exit__(self, *exc: Any) -> None:
         if self._det:
             torch.use_deterministic_algorithms(True, warn_only=self._warn)
+        self._no_grad.__exit__(*exc)
         _dynamo_settings._patch.__exit__(*exc)
 
 

@@ -147,7 +147,8 @@ class WeakReset(DeviceModel):
     # state ---------------------------------------------------------------------------------
     def sample_devices(self, shape: Sequence[int], generator: torch.Generator,
                        dtype: torch.dtype = torch.float32) -> dict[str, Tensor]:
-        """Fresh devices at t = 0 with their D2D parameters (medians when d2d is off)."""
+        """Fresh devices at t = 0 with their D2D parameters (medians when d2d is off); compiled:
+        1/f stream ids and the kept read ``r`` instead of stored taps (weak_reset_kernel)."""
         shape = tuple(shape)
         dev = generator.device
         st: dict[str, Tensor] = {}
