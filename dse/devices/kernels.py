@@ -185,6 +185,9 @@ def _srl(x: Tensor, s: int) -> Tensor:
     return (x >> s) & ((1 << (32 - s)) - 1)
 
 
+shift_right = _srl
+
+
 def hash32(x: Tensor) -> Tensor:
     """lowbias32 on int32 bit patterns (wrap-around multiplies)."""
     x = x ^ _srl(x, 16)

@@ -12,9 +12,10 @@ in-kernel counter-based generator (:mod:`dse.devices.kernels`):
   that device drew at its pulse t − k (0 before its first pulse: the taps start at 0). The
   compiled state gives every device a 32-bit id (``pink_id``: a keyed bijective hash of its
   position, drawn once with the devices, so distinct within a layer and carried along by
-  ``take``/``put``), and the uniform of pulse p of device d is U(H((p·φ) ^ id_d)) with φ the
-  32-bit golden-ratio constant and H ``lowbias32``: a counter-based stream per device, so the
-  15 taps are recomputed from the cumulative pulse count t instead of stored and shifted. The
+  ``take``/``put``), and the uniform of pulse p of device d is a 16-bit half of
+  H(((p >> 1)·φ) ^ id_d) with φ the 32-bit golden-ratio constant and H ``lowbias32``
+  (:func:`counter_taps`): a counter-based stream per device, so the 15 taps are recomputed from
+  the cumulative pulse count t (8 hashes) instead of stored and shifted. The
   state holds 4 bytes per device for the filter instead of the eager path's 2·taps floats
   (120 bytes), and the kernel reads and writes no tap array. Two (device, pulse) pairs share a
   uniform only where their hashed inputs coincide (isolated values, no shifted copies of a
@@ -50,13 +51,25 @@ def pink_ids(shape: Sequence[int], generator: torch.Generator) -> Tensor:
 
 def counter_taps(pid: Tensor, t: Tensor, taps: int, dtype: torch.dtype) -> list[Tensor]:
     """The 1/f filter's taps u_{t−k}, k = 0..taps−1 (newest first), of devices after ``t``
-    cumulative pulses: the uniform of pulse t − k, 0 for t − k < 1."""
+    cumulative pulses: the uniform of pulse t − k, 0 for t − k < 1.
+
+    The uniform of pulse p is a 16-bit half of the word H(((p >> 1)·φ) ^ id) (the low half for
+    even p, the high half for odd p): one hash per two pulses, 24-bit resolution not needed
+    here (2⁻¹⁶ of a tap, times the coupling α, is ~10⁻⁷ of ln R)."""
     p0 = t.to(torch.int32)
+    q0 = p0 >> 1
+    odd = (p0 & 1) == 1
+    words = [kernels.hash32(((q0 - j) * PHI) ^ pid) for j in range(taps // 2 + 1)]
+    zero = torch.zeros((), dtype=dtype, device=t.device)
     out = []
     for k in range(taps):  # unrolled by the compiler: one loop over devices
-        p = p0 - k
-        u = kernels.to_uniform(kernels.hash32((p * PHI) ^ pid), dtype)
-        out.append(torch.where(p >= 1, u, torch.zeros((), dtype=dtype, device=u.device)))
+        if k % 2 == 0:  # pulse t − k has the parity of t: the word (t − k) >> 1 = q0 − k/2
+            w, high = words[k // 2], odd
+        else:
+            w, high = torch.where(odd, words[(k - 1) // 2], words[(k + 1) // 2]), ~odd
+        bits = torch.where(high, kernels.shift_right(w, 16), w & 0xFFFF)
+        u = (bits.to(dtype) + 0.5) * (1.0 / 65536.0)
+        out.append(torch.where(p0 - k >= 1, u, zero))
     return out
 
 
