@@ -12,6 +12,7 @@ Pulses: analog families get n ∈ {-2, ..., 2} (uniform, 80 % of the devices pul
 mixed-precision transfer), weak_reset n ∈ {0, ..., 14} (the reference code's clamp at 14).
 
     python benchmarks/devices_speed.py [--threads 1] [--repeats 15] [--kernels eager compiled]
+                                       [--only weak_reset]
 """
 
 from __future__ import annotations
@@ -55,14 +56,15 @@ def _models() -> dict[str, DeviceModel]:
     }
 
 
-def speed(repeats: int, modes: list[str]) -> list[tuple[str, float, float, float]]:
+def speed(repeats: int, modes: list[str],
+          only: str = "") -> list[tuple[str, float, float, float]]:
     gen = torch.Generator().manual_seed(0)
     p = torch.nn.Parameter(torch.randn(SHAPE, generator=gen))
     opt = torch.optim.Adam([p], lr=1e-3)
     p.grad = torch.randn(SHAPE, generator=gen)
     rows = []
     models = [(f"{name} [{mode}]", model, mode) for name, model in _models().items()
-              for mode in modes]
+              for mode in modes if only in name]
     for name, model, mode in models:
         model = copy.copy(model)
         model.__dict__.pop("_kernel_cache", None)
@@ -112,6 +114,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--kernels", nargs="+", default=["eager"], choices=["eager", "compiled"])
+    ap.add_argument("--only", default="", help="only the families whose name contains this")
     ap.add_argument("--memory-only", action="store_true",
                     help="only the 784-3000-10 weak-RESET state (peak RSS of this process)")
     args = ap.parse_args()
@@ -119,7 +122,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} thread(s), state {SHAPE}, "
           f"median of {args.repeats}")
     if not args.memory_only:
-        rows = speed(args.repeats, args.kernels)
+        rows = speed(args.repeats, args.kernels, args.only)
         print(f"{'family':43s} {'apply_pulses ms':>16s} {'Adam ms':>9s} {'ratio':>7s}")
         for name, d, a, r in rows:
             print(f"{name:43s} {d:16.2f} {a:9.2f} {r:7.2f}")

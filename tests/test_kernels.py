@@ -142,6 +142,32 @@ def test_compiled_weak_reset_agrees_rtn_and_pink() -> None:
         dev.apply_pulses(state, torch.full((M,), -1.0), gen)
 
 
+def test_compiled_weak_reset_taps_follow_the_pulse_count() -> None:
+    """The compiled 1/f taps are the uniforms of a device's own pulses (counter stream): seven
+    pulses in one call or as 3 + 0 + 4 give the same taps and 1/f output; the newest tap of a
+    device moved by k ≥ 1 pulses changes, a device given no pulse keeps its taps; the state
+    stores 4 bytes per device for the filter instead of 2·taps floats."""
+    card = load_card(CARDS / "hfo2-weak-reset.yaml")
+    dev = from_card(card).use_kernels("compiled")  # the graph of the test above (no compile)
+    a = dev.sample_devices((64,), torch.Generator().manual_seed(3))
+    b = {k: v.clone() for k, v in a.items()}
+    gen = torch.Generator().manual_seed(0)
+    dev.apply_pulses(a, torch.full((64,), 7.0), gen)
+    for k in (3.0, 0.0, 4.0):
+        dev.apply_pulses(b, torch.full((64,), k), gen)
+    assert torch.equal(dev.taps_of(a), dev.taps_of(b))
+    assert torch.equal(a["pink"], b["pink"])
+    taps = dev.taps_of(a)
+    assert bool((taps[:, :7] > 0).all()) and bool((taps[:, 7:] == 0).all())  # taps start at 0
+    n = torch.zeros(64)
+    n[:32] = 1.0
+    dev.apply_pulses(a, n, gen)
+    after = dev.taps_of(a)
+    assert torch.equal(after[32:], taps[32:]) and torch.equal(after[:32, 1:], taps[:32, :-1])
+    assert "hold" not in a and a["pink_id"].dtype == torch.int32
+    assert a["pink_id"].unique().numel() == 64  # distinct streams
+
+
 def test_unknown_kernel_mode_is_a_clear_error() -> None:
     dev = from_card(load_card(CARDS / "bulk-switching.yaml"))
     with pytest.raises(DseError, match="kernel mode"):

@@ -132,20 +132,27 @@ class _dynamo_settings:
     * ``specialize_float``: the models' Python floats (card parameters) are constants of the
       kernel (unspecialised, Dynamo would make them symbolic and restart the analysis, and the
       restarted graph misses the disk cache).
+    * Gradient mode off (the kernels update state in place and are never differentiated; a
+      call under grad mode would otherwise be a second graph).
     * Deterministic-algorithm mode off for the call: under it Inductor replaces every scatter
       (``index_put_``) by ATen's sort-based deterministic one, ~10× slower. The kernels'
       scatters write distinct indices (one value per device) and their sums are of integer
       pulse counts in float64, so they are deterministic without it.
     """
 
-    def __enter__(self) -> None:
-        import torch._dynamo
+    _patch: Any = None  # one reusable config patch (building one costs ~50 µs a call)
 
-        # one graph per model configuration, not per model instance or layer: the default
-        # limit of 8 cache entries would silently fall back to eager in long sessions
-        self._patch = torch._dynamo.config.patch(specialize_float=True, recompile_limit=64,
-                                                 accumulated_recompile_limit=512)
-        self._patch.__enter__()
+    def __enter__(self) -> None:
+        if _dynamo_settings._patch is None:
+            from torch import _dynamo
+
+            # one graph per model configuration, not per model instance or layer: the default
+            # limit of 8 cache entries would silently fall back to eager in long sessions
+            _dynamo_settings._patch = _dynamo.config.patch(
+                specialize_float=True, recompile_limit=64, accumulated_recompile_limit=512)
+        _dynamo_settings._patch.__enter__()
+        self._no_grad = torch.no_grad()  # kernels never need autograd: one grad mode, one graph
+        self._no_grad.__enter__()
         self._det = torch.are_deterministic_algorithms_enabled()
         if self._det:
             self._warn = torch.is_deterministic_algorithms_warn_only_enabled()
@@ -154,7 +161,8 @@ class _dynamo_settings:
     def __exit__(self, *exc: Any) -> None:
         if self._det:
             torch.use_deterministic_algorithms(True, warn_only=self._warn)
-        self._patch.__exit__(*exc)
+        self._no_grad.__exit__(*exc)
+        _dynamo_settings._patch.__exit__(*exc)
 
 
 def recompiles() -> int:
@@ -175,6 +183,9 @@ def draw_keys(generator: torch.Generator, count: int = 3) -> Tensor:
 def _srl(x: Tensor, s: int) -> Tensor:
     """Logical right shift of int32 bit patterns."""
     return (x >> s) & ((1 << (32 - s)) - 1)
+
+
+shift_right = _srl
 
 
 def hash32(x: Tensor) -> Tensor:

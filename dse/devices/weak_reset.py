@@ -29,6 +29,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from dse.devices import kernels, weak_reset_kernel
 from dse.devices.base import DeviceModel, register
 from dse.devices.params import ParamSpec, TruncDist
 
@@ -78,7 +79,8 @@ class WeakReset(DeviceModel):
     }
     IMPERFECTIONS: ClassVar[tuple[str, ...]] = ("d2d", "rtn", "pink", "program_noise")
     D2D: ClassVar[tuple[str, ...]] = ("m1", "t_star", "c1", "m2", "R0", "rtn_amp")
-    STATE_MUTABLE: ClassVar[tuple[str, ...]] = ("t", "updated", "rtn", "rtn_high", "hold", "pink")
+    STATE_MUTABLE: ClassVar[tuple[str, ...]] = ("t", "updated", "rtn", "rtn_high", "hold", "pink",
+                                                "r")
     PINK_SPARSE: ClassVar[float] = 0.5  # below this fraction of pulsed devices, gather their rows
 
     @property
@@ -145,7 +147,8 @@ class WeakReset(DeviceModel):
     # state ---------------------------------------------------------------------------------
     def sample_devices(self, shape: Sequence[int], generator: torch.Generator,
                        dtype: torch.dtype = torch.float32) -> dict[str, Tensor]:
-        """Fresh devices at t = 0 with their D2D parameters (medians when d2d is off)."""
+        """Fresh devices at t = 0 with their D2D parameters (medians when d2d is off); compiled:
+        1/f stream ids and the kept read ``r`` instead of stored taps (weak_reset_kernel)."""
         shape = tuple(shape)
         dev = generator.device
         st: dict[str, Tensor] = {}
@@ -160,7 +163,12 @@ class WeakReset(DeviceModel):
         st["updated"] = torch.tensor(False, device=dev)  # reads R0 until the first update
         st["rtn"] = torch.zeros(shape, dtype=dtype, device=dev)
         st["rtn_high"] = torch.zeros(shape, dtype=dtype, device=dev)  # RTN state, 0 or 1
-        if self.imperfections["pink"]:
+        if self.kernels == "compiled":  # the kernel's read, kept (R0 until the first update)
+            st["r"] = torch.broadcast_to(st["r0"], shape).to(dtype).clone()
+        if self.imperfections["pink"] and self.kernels == "compiled":  # taps from the counter
+            st["pink_id"] = weak_reset_kernel.pink_ids(shape, generator)
+            st["pink"] = torch.zeros(shape, dtype=dtype, device=dev)
+        elif self.imperfections["pink"]:
             st["hold"] = torch.zeros((*shape, 2 * self.taps), dtype=dtype, device=dev)
             st["pink"] = torch.zeros(shape, dtype=dtype, device=dev)
         return st
@@ -193,8 +201,13 @@ class WeakReset(DeviceModel):
 
         if self.imperfections["rtn"]:
             self._pulse_rtn(state, flat_n, moved, n_max, generator)
-        if self.imperfections["pink"] and moved is not None:
+        if self.imperfections["pink"] and "pink_id" in state:  # a compiled-layout state
+            state["pink"] = weak_reset_kernel.counter_pink(state["pink_id"], state["t"],
+                                                           self._b_tuple, dtype)
+        elif self.imperfections["pink"] and moved is not None:
             self._pulse_pink(state, flat_n, moved, n_max, generator)
+        if "r" in state:  # a compiled-layout state keeps its read
+            state["r"] = state["r0"] * torch.exp(self.log_ratio(state))
         return state
 
     def _pulse_rtn(self, state: dict[str, Tensor], flat_n: Tensor, moved: Tensor | None,
@@ -258,45 +271,20 @@ class WeakReset(DeviceModel):
     # compiled path (kernels: compiled) ---------------------------------------------------------
     has_compiled_kernel: ClassVar[bool] = True
 
-    def _pulse_kernel(self, t: Tensor, high: Tensor, amp: Tensor, taps: Tensor, pink: Tensor,
-                      n: Tensor, keys: Tensor) -> tuple[Tensor, ...]:
-        """The dense update of every device as one fused kernel (flat tensors; ``taps`` (M, m),
-        newest first). The same model as the eager path: the RTN switch probability of n
-        pulses in closed form, P(switch) = P_x/(P_h + P_l)·(1 − (1 − P_h − P_l)ⁿ) (the two-state
-        chain's matrix power; P_x = P_h from the low state, P_l from the high one), the level
-        U(0, U(0, 1)·amp) of a high device, and min(n, m) fresh uniforms shifted into the 1/f
-        filter of a pulsed device; noise from the in-kernel generator."""
-        from dse.devices import kernels
-
-        out: list[Tensor] = [t + n]
-        counter = torch.arange(t.shape[0], dtype=torch.int32, device=t.device)
-        if self.imperfections["rtn"]:
-            ph, pl = float(self.values["p_high"]), float(self.values["p_low"])
-            frac = -torch.expm1(n * math.log1p(-(ph + pl)))
-            p = frac * torch.where(high > 0, pl / (ph + pl), ph / (ph + pl))
-            flip = (kernels.uniform(keys[0:2], counter, t.dtype) < p).to(t.dtype)
-            high = (high - flip).abs()
-            level = (high * kernels.uniform(keys[2:4], counter, t.dtype) * amp
-                     * kernels.uniform(keys[4:6], counter, t.dtype))
-            out += [high, level]
-        if self.imperfections["pink"]:
-            m = self.taps
-            b = torch.tensor(self._b_tuple, dtype=t.dtype, device=t.device)
-            j = torch.arange(m, device=t.device)
-            src = j - n.clamp(max=float(m)).to(torch.int64).unsqueeze(1)  # old tap index
-            fresh = kernels.uniform(keys[6:8], counter.unsqueeze(1) * m + j.to(torch.int32),
-                                    t.dtype)
-            new = torch.where(src < 0, fresh, taps.gather(1, src.clamp(min=0)))
-            out += [new, torch.where(n > 0, (new * b).sum(1), pink)]
-        return tuple(out)
+    def _pulse_kernel(self, t: Tensor, high: Tensor, amp: Tensor, pid: Tensor, n: Tensor,
+                      keys: Tensor, mean: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """The dense update of every device as one fused kernel (:mod:`.weak_reset_kernel`)."""
+        rtn = (float(self.values["p_high"]), float(self.values["p_low"]))
+        return weak_reset_kernel.pulse(t, high, amp, pid, n, keys, mean,
+                                       rtn=rtn if self.imperfections["rtn"] else None,
+                                       b=self._b_tuple if self.imperfections["pink"] else None,
+                                       alpha=float(self.values["pink_alpha"]))
 
     def _apply_compiled(self, state: dict[str, Tensor], n: Tensor,
                         generator: torch.Generator) -> dict[str, Tensor]:
         """:meth:`apply_pulses` through one fused kernel (dense: every device, n = 0 included,
         as the eager path with RTN on). Negative counts are checked on the CPU only (on a GPU
         the check would wait for the device)."""
-        from dse.devices import kernels
-
         t = state["t"]
         if t.device.type == "cpu" and float(n.min()) < 0:
             raise ValueError("weak_reset devices take only RESET pulses (n >= 0)")
@@ -304,24 +292,34 @@ class WeakReset(DeviceModel):
         rtn, pink = self.imperfections["rtn"], self.imperfections["pink"]
         amp = state["rtn_amp"]
         amp = flat(amp) if amp.dim() else amp
-        zero = torch.zeros((), dtype=t.dtype, device=t.device)
-        taps = state["hold"].view(-1, 2 * self.taps)[:, self.taps:] if pink else zero
+        zero = torch.zeros((), dtype=torch.int32, device=t.device)
+        mean = tuple(flat(state[k]) if state[k].dim() else state[k]
+                     for k in ("m1", "t_star", "c1", "m2", "r0"))
         out = self.kernel("apply_pulses", self._pulse_kernel)(
-            flat(t), flat(state["rtn_high"]), amp, taps, flat(state["pink"]) if pink else zero,
-            flat(n), kernels.draw_keys(generator, 8))
+            flat(t), flat(state["rtn_high"]), amp, flat(self._pink_ids(state)) if pink else zero,
+            flat(n), kernels.draw_keys(generator, 4), mean)
         state["t"] = out[0].view(shape)
         state["updated"] = torch.tensor(True, device=t.device)
-        k = 1
         if rtn:
             state["rtn_high"], state["rtn"] = out[1].view(shape), out[2].view(shape)
-            k = 3
         if pink:
-            taps.copy_(out[k])
-            state["pink"] = out[k + 1].view(shape)
+            state["pink"] = out[-2].view(shape)
+        state["r"] = out[-1].view(shape)
         return state
+
+    def _pink_ids(self, state: Mapping[str, Tensor]) -> Tensor:
+        """The devices' 1/f stream ids; a state sampled for ``kernels: eager`` (stored taps)
+        cannot continue on the compiled path."""
+        if "pink_id" not in state:
+            raise ValueError("weak_reset: this state stores its 1/f taps (sampled with kernels: "
+                             "eager); sample the devices after use_kernels('compiled')")
+        return state["pink_id"]
 
     def taps_of(self, state: Mapping[str, Tensor]) -> Tensor:
         """The 1/f filter's taps u_{t−k}, k = 0..taps−1 (newest first), shaped (*state, taps)."""
+        if "pink_id" in state:  # compiled layout: recomputed from the pulse count
+            return torch.stack(weak_reset_kernel.counter_taps(
+                state["pink_id"], state["t"], self.taps, state["t"].dtype), dim=-1)
         return state["hold"][..., self.taps:]
 
     def log_ratio(self, state: Mapping[str, Tensor]) -> Tensor:
@@ -336,6 +334,8 @@ class WeakReset(DeviceModel):
 
     def resistance(self, state: Mapping[str, Tensor]) -> Tensor:
         """R in Ω (R0 until the devices' first update, as the reference code initialises them)."""
+        if "r" in state:  # compiled layout: the kernel's read after the last update
+            return state["r"].clone()
         if "updated" in state and not bool(state["updated"]):
             return torch.broadcast_to(state["r0"], state["t"].shape).clone()
         return state["r0"] * torch.exp(self.log_ratio(state))
@@ -346,7 +346,7 @@ class WeakReset(DeviceModel):
 
     def read(self, state: dict[str, Tensor], generator: torch.Generator | None = None) -> Tensor:
         """Conductance in µS (the model has no separate read noise)."""
-        return 1e6 / self.resistance(state)
+        return 1e6 / (state["r"] if "r" in state else self.resistance(state))
 
     def program(self, target: Tensor, generator: torch.Generator) -> Tensor:
         """One-shot programming to ``target`` µS (clipped to [g_min, g_max]), log-normal noise."""
