@@ -384,7 +384,8 @@ def validate(chips_dir: str | Path, devices_dir: str | Path | None = None) -> pd
         frames.append(compare(case, load_chip(path)))
     devices = Path(devices_dir) if devices_dir is not None else chips_dir.parent / "devices"
     chip_files = [chips_dir / f"{n}.yaml" for n in ("stt-mram-binary", "rram-2t2r-pcsa-130nm")]
-    dev_files = [devices / f"{n}.yaml" for n in ("stt-mram", "hfo2-2t2r", "pcsa-130nm")]
+    dev_files = [devices / f"{n}.yaml"
+                 for n in ("stt-mram", "hfo2-2t2r", "pcsa-130nm", "pcsa-130nm-physical")]
     if all(f.exists() for f in chip_files + dev_files):
         chips = {c.name: c for c in map(load_chip, chip_files)}
         frames.append(claims(chips, load_device_models(dev_files)))
