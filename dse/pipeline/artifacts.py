@@ -5,9 +5,12 @@ Writes are atomic (:mod:`dse.pipeline.files`); reads check the content and raise
 take and return the values these functions read and write.
 
 Train stage (``Layout.train_dir``): ``model.pt`` (state dict, loaded with ``weights_only``),
-``model.json`` (everything needed to rebuild the model, the experiment, and the sha256 of
-``model.pt``, checked on load), ``history.csv`` (per epoch), ``pulses.csv`` (per epoch, layer
-and direction) and ``tasks.csv`` (test accuracy on every task after each task).
+``model.json`` (everything needed to rebuild the model, the experiment, the sha256 of
+``model.pt``, checked on load, and each layer's weight precision and bits), ``history.csv`` (per
+epoch), ``pulses.csv`` (per epoch, layer and direction) and ``tasks.csv`` (test accuracy on every
+task after each task). The ``model.pt`` of a task stream with task-specific state (metaplastic
+``bn: task``) also holds each task's entries under ``task.{k}.`` (:data:`TASK_PREFIX`), split off
+on load into ``TrainedModel.task_states``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ from dse.config import load_yaml
 from dse.devices import from_card, validate_card
 from dse.errors import DseError
 from dse.nn import ModelSpec, QNet, build_model
+from dse.nn.memory import weight_bits
 from dse.pipeline.files import (
     atomic_dir,
     atomic_outputs,
@@ -40,6 +44,7 @@ from dse.pipeline.files import (
 )
 
 MODEL_FORMAT = "dse-model/1"
+TASK_PREFIX = "task."  # model.pt keys of the per-task state: task.{k}.<state-dict key>
 
 
 # ---------------------------------------------------------------------------------- cards
@@ -98,6 +103,7 @@ class TrainedModel:
     spec: ModelSpec
     meta: dict[str, Any]
     directory: Path
+    task_states: list[dict[str, torch.Tensor]] = field(default_factory=list)
 
     @property
     def experiment(self) -> dict[str, Any]:
@@ -121,13 +127,17 @@ def save_model(result: Any, out_dir: str | Path, card: dict[str, Any] | None = N
     """Write the train stage's files (a :class:`dse.train.TrainResult`) as one atomic folder."""
     out = Path(out_dir)
     with atomic_dir(out) as tmp:
-        torch.save(result.model.state_dict(), tmp / "model.pt")
+        state = dict(result.model.state_dict())
+        for k, entries in enumerate(getattr(result, "task_states", None) or []):
+            state.update({f"{TASK_PREFIX}{k}.{key}": v for key, v in entries.items()})
+        torch.save(state, tmp / "model.pt")
         meta = {
             "format": MODEL_FORMAT,
             "dse_version": __version__,
             "experiment": result.experiment.to_dict(),
             "spec": result.spec.to_dict(),
-            "layers": [{"name": n, "kind": type(m).__name__, "shape": list(m.weight.shape)}
+            "layers": [{"name": n, "kind": type(m).__name__, "shape": list(m.weight.shape),
+                        "precision": m.precision, "weight_bits": weight_bits(m)}
                        for n, m in result.model.quant_layers()],
             "test_accuracy": result.test_accuracy,
             "device_card": card,
@@ -176,6 +186,7 @@ def load_model(model_dir: str | Path, device: torch.device | str = "cpu") -> Tra
                        source=str(meta_path)) from None
     try:
         state = torch.load(pt_path, map_location=device, weights_only=True)
+        tasks = _split_task_states(state)
         model.load_state_dict(state)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -184,7 +195,17 @@ def load_model(model_dir: str | Path, device: torch.device | str = "cpu") -> Tra
         raise DseError(f"cannot load the weights ({first}); the file is corrupt or does not "
                        "match model.json, re-run `dse train`", source=str(pt_path)) from None
     model.to(device).eval()
-    return TrainedModel(model=model, spec=spec, meta=meta, directory=d)
+    return TrainedModel(model=model, spec=spec, meta=meta, directory=d, task_states=tasks)
+
+
+def _split_task_states(state: dict[str, Any]) -> list[dict[str, torch.Tensor]]:
+    """Remove the ``task.{k}.`` entries from a loaded state dict; return them per task."""
+    keys = [k for k in state if k.startswith(TASK_PREFIX)]
+    tasks: dict[int, dict[str, torch.Tensor]] = {}
+    for key in keys:
+        k, _, rest = key[len(TASK_PREFIX):].partition(".")
+        tasks.setdefault(int(k), {})[rest] = state.pop(key)
+    return [tasks[k] for k in sorted(tasks)]
 
 
 def read_table(path: str | Path, what: str, fix: str) -> pd.DataFrame:

@@ -124,7 +124,12 @@ def inject_chip(config: Mapping[str, Any], trained: TrainedModel, mapping: ChipM
                 progress: bool = False) -> pd.DataFrame:
     """The inject stage of one (model, chip) pair: accuracy of ``settings.repeats`` fault maps
     at each operating point (``points``, or the sweep of ``settings``: its direct BERs plus the
-    chip's operating points, whose BER comes from the chip's device models)."""
+    chip's operating points, whose BER comes from the chip's device models).
+
+    A task stream trained with task-specific state (``TrainedModel.task_states``) is evaluated
+    on every task, each with its own state and on the same fault maps: the table gains a
+    ``task`` column and ``attrs["clean_by_task"]``; the retention of earlier tasks under bit
+    errors is read from it (:func:`dse.chip.inject.summarize` keeps ``task`` as a key)."""
     if chip is not None and chip.name != mapping.chip:
         raise DseError(f"the chip card is '{chip.name}' but the mapping is for "
                        f"'{mapping.chip}'; pass the chip card the mapping was made with")
@@ -141,13 +146,31 @@ def inject_chip(config: Mapping[str, Any], trained: TrainedModel, mapping: ChipM
         if mapping.encoding == "analog" else None
     device = next(trained.model.parameters()).device
     exp = trained.experiment
-    data = task_stream(exp["dataset"], exp.get("tasks"), int(exp.get("seed") or 0),
-                       config["data_root"], config["download"])[-1].to(device)
-    n = settings.max_images or len(data.x_test)
-    generator = seeds.generator(settings.seed, "inject", device)
-    return inject(trained.model, mapping, data.x_test[:n], data.y_test[:n], points,
-                  settings.repeats, generator, batch=settings.batch, stuck_at=settings.stuck_at,
-                  analog=analog, progress=progress, adc_calibration=data.x_train[:1000])
+    tasks = task_stream(exp["dataset"], exp.get("tasks"), int(exp.get("seed") or 0),
+                        config["data_root"], config["download"])
+    states = trained.task_states if len(tasks) > 1 else []
+    tables, clean = [], {}
+    # one task (or no task-specific state): the deployed model on the last task; a task stream
+    # with task-specific state (metaplastic bn: task): every task with its own state, each on
+    # the same fault maps (the generator restarts for every task)
+    for k in range(len(tasks)) if states else [len(tasks) - 1]:
+        data = tasks[k].to(device)
+        if states:
+            trained.model.load_state_dict(states[min(k, len(states) - 1)], strict=False)
+        n = settings.max_images or len(data.x_test)
+        generator = seeds.generator(settings.seed, "inject", device)
+        table = inject(trained.model, mapping, data.x_test[:n], data.y_test[:n], points,
+                       settings.repeats, generator, batch=settings.batch,
+                       stuck_at=settings.stuck_at, analog=analog, progress=progress,
+                       adc_calibration=data.x_train[:1000])
+        if not states:
+            return table
+        clean[k] = float(table.attrs["clean_accuracy"])
+        tables.append(table.assign(task=k))
+    trained.model.load_state_dict(states[-1], strict=False)  # the deployed (last) task again
+    out = pd.concat(tables, ignore_index=True)
+    out.attrs.update(tables[-1].attrs, clean_by_task=clean)
+    return out
 
 
 def estimate_chip(mapping: ChipMapping, chip: ChipCard, models: Mapping[str, Any],

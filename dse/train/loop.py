@@ -157,6 +157,12 @@ class Trainer:
     def finalize(self) -> None:
         """Called once after training: leave in ``model`` the weights to deploy."""
 
+    def task_states(self) -> list[dict[str, torch.Tensor]]:
+        """Per task, the model entries that differ between tasks (e.g. task-specific BatchNorm),
+        keyed as in the model's state dict; loading entry k evaluates task k. Empty when every
+        task uses the deployed model as it is."""
+        return []
+
     # -- helpers ---------------------------------------------------------------------------
     def count_pulses(self, layer: str, n: torch.Tensor) -> None:
         """Add the device-programming pulses of a signed pulse-count tensor to the tallies."""
@@ -187,6 +193,7 @@ class TrainResult:
     pulses: pd.DataFrame
     tasks: pd.DataFrame
     extra: dict[str, Any] = field(default_factory=dict)
+    task_states: list[dict[str, torch.Tensor]] = field(default_factory=list)
 
     @property
     def test_accuracy(self) -> float:
@@ -296,4 +303,5 @@ def train(exp: Experiment, tasks: list[Dataset], device: torch.device | str = "c
         pulses=pd.DataFrame(pulses, columns=["epoch", "layer", "direction", "pulses"]),
         tasks=pd.DataFrame(matrix),
         extra={"train_ber_resolved": ber_source} if ber_source else {},
+        task_states=trainer.task_states(),
     )
