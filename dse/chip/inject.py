@@ -105,7 +105,10 @@ class AnalogNoise:
 
 
 def _check_layers(model: Any, mapping: Mapping) -> list[tuple[str, Any]]:
-    layers = model.quant_layers()
+    """The model's weight layers on the arrays (its digital layers left out), checked against
+    the mapping."""
+    digital = {d["name"] for d in mapping.extra.get("digital_layers", [])}
+    layers = [(n, m) for n, m in model.quant_layers() if n not in digital]
     names = [n for n, _ in layers]
     mapped = [lm.name for lm in mapping.layers]
     if names != mapped:

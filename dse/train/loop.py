@@ -40,6 +40,8 @@ def training_settings(exp: Experiment) -> dict[str, Any]:
     without the settings blocks of other algorithms (editing those retrains nothing)."""
     settings = exp.to_dict()
     settings.pop("name")
+    if settings.get("binarize") == "whole":  # the default of a key added later: models trained
+        settings.pop("binarize")              # before it existed stay valid (no retraining)
     own = ALGORITHMS.lookup(exp.algorithm).settings_block
     for cls in ALGORITHMS.values():
         if cls.settings_block is not None and cls.settings_block != own:
@@ -232,6 +234,9 @@ def train(exp: Experiment, tasks: list[Dataset], device: torch.device | str = "c
     if not exp.batchnorm and exp.model != "mlp":
         raise DseError(f"experiments.{exp.name}.batchnorm: false is supported by model mlp only "
                        f"(got model {exp.model}); remove the key or use model: mlp")
+    if exp.binarize != "whole" and exp.model != "ecg-cnn":
+        raise DseError(f"experiments.{exp.name}.binarize: {exp.binarize} is supported by model "
+                       f"ecg-cnn only (got model {exp.model}); remove the key or use ecg-cnn")
     torch.use_deterministic_algorithms(True, warn_only=True)
     gen = seeds.generator(exp.seed, "train")
     first = tasks[0]
@@ -239,7 +244,7 @@ def train(exp: Experiment, tasks: list[Dataset], device: torch.device | str = "c
                      precision=exp.precision, ternary_threshold=exp.ternary_threshold,
                      activation=exp.activation, input=exp.input, hidden=list(exp.hidden),
                      width=exp.width, bitstream_length=exp.bitstream_length,
-                     batchnorm=exp.batchnorm)
+                     batchnorm=exp.batchnorm, binarize=exp.binarize)
     model = build_model(spec, gen).to(device)
     train_ber, ber_source = resolve_train_ber(exp, cards)  # a number or a card's operating point
     if train_ber > 0:
