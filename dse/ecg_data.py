@@ -137,13 +137,13 @@ def synthetic_beats(n: int, seed: int, before: int = BEFORE,
     rng = np.random.default_rng(seed)
     y = rng.choice(len(CLASSES), size=n, p=PRIORS)
     waves = _TEMPLATES[y]  # (n, 5, 3)
-    amp = waves[..., 0] * rng.normal(1.0, 0.2, size=waves.shape[:2])
-    centre = waves[..., 1] + rng.normal(0.0, 10.0, size=waves.shape[:2])
-    width = waves[..., 2] * rng.uniform(0.85, 1.15, size=waves.shape[:2])
+    amp = waves[..., 0] * rng.normal(1.0, 0.3, size=waves.shape[:2])
+    centre = waves[..., 1] + rng.normal(0.0, 20.0, size=waves.shape[:2])
+    width = waves[..., 2] * rng.uniform(0.7, 1.3, size=waves.shape[:2])
     t = (np.arange(-before, after) / FS * 1000.0)[None, None, :]  # ms
     x = (amp[..., None] * np.exp(-0.5 * ((t - centre[..., None]) / width[..., None]) ** 2))
     x = x.sum(axis=1)
     phase = rng.uniform(0, 2 * np.pi, size=(n, 1))
     x += 0.1 * np.sin(2 * np.pi * 0.3 * t[0] / 1000.0 + phase)  # baseline wander, 0.3 Hz
-    x += rng.normal(0.0, 0.05, size=x.shape)
+    x += rng.normal(0.0, 0.15, size=x.shape)
     return standardise(x).astype(np.float32).reshape(n, 1, 1, -1), y.astype(np.int64)

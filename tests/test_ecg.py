@@ -181,3 +181,29 @@ def test_binarize_needs_ecg_cnn() -> None:
     exp = Experiment.from_dict("x", {"dataset": "digits", "binarize": "classifier"})
     with pytest.raises(DseError, match="binarize"):
         train(exp, [load_dataset("digits")], progress=False)
+
+
+def test_vectorised_fault_maps_match_a_loop_over_maps(repo: Path) -> None:
+    """Second method for the ECG bit-error tolerance: the vmapped accuracy of M fault maps of a
+    whole-binarised ecg-cnn equals evaluating each map's weights one by one."""
+    import copy
+
+    from dse.chip.fault_eval import map_accuracies
+    from dse.nn import evaluate
+
+    spec = ModelSpec(model="ecg-cnn", input_shape=(1, 1, 256), classes=5, width=8, hidden=[16],
+                     precision="binary")
+    net = build_model(spec, torch.Generator().manual_seed(0)).eval()
+    data = load_dataset("ecg-synthetic")
+    x, y = data.x_test[:200], data.y_test[:200]
+    chip = load_chip(repo / "config/chips/rram-2t2r-pcsa-130nm.yaml")
+    weights = perturbed_weights(net, map_model(net, chip), torch.full((3,), 0.05),
+                                torch.Generator().manual_seed(2))
+    fast = map_accuracies(net, weights, x, y)
+    for i in range(3):
+        one = copy.deepcopy(net)
+        for key, w in weights.items():
+            layer = getattr(one.body, key.split(".")[0])
+            layer.precision = "float"  # compute with the faulty ±1 weights as they are
+            layer.weight.data.copy_(w[i])
+        assert abs(float(fast[i]) - evaluate(one, x, y)) < 1e-12
