@@ -173,7 +173,7 @@ def test_paper_config_validates() -> None:
     algorithms = {Experiment.from_config(config, e).algorithm for e in config["experiments"]}
     assert algorithms == {"standard", "metaplastic", "mixed_precision", "weak_reset_bnn"}
     assert {Experiment.from_config(config, e).dataset for e in config["experiments"]} == \
-        {"mnist", "fashion-mnist", "cifar10"}
+        {"mnist", "fashion-mnist", "cifar10", "mitbih"}
     for name in config["search"]:
         spec = parse_study(config, name)
         assert spec.experiment in config["experiments"]
