@@ -86,3 +86,31 @@ def test_metaplasticity_retains_the_first_task_on_the_chip(trained, repo: Path) 
         assert last[0.0] > 0.7  # the last task is learned either way
     for ber in (0.0, 0.01):
         assert first[30.0][ber] > first[0.0][ber] + 0.1, first
+
+
+def test_report_shows_retention_and_weight_memory(trained, repo: Path) -> None:
+    import json
+
+    from dse.report.data import ReportData
+    from dse.report.sections import _continual, _robustness, _training
+    from dse.report.memory import memory_frame
+
+    d = trained[30.0]
+    summary = summarize(_inject(d, repo, (0.0, 0.02)))
+    meta = json.loads((d / "model.json").read_text())
+    data = ReportData(config={}, models={"meta": meta},
+                      history={"meta": pd.read_csv(d / "history.csv")},
+                      tasks={"meta": pd.read_csv(d / "tasks.csv")},
+                      inject={("meta", "rram-2t2r-pcsa-130nm"): summary})
+    continual = _continual(data, 50)
+    assert continual is not None and not continual.failed
+    titles = [i.title for i in continual.items]
+    assert "meta on rram-2t2r-pcsa-130nm: retention under bit errors" in titles
+    table = next(i for i in continual.items if i.title.startswith("Retention on the chips"))
+    assert "task 0" in table.content and "task 1" in table.content
+    robustness = _robustness(data, 50)
+    assert robustness is not None and not robustness.failed  # the deployed task's rows
+    training = _training(data, 50)
+    assert training is not None and not training.failed
+    mem = memory_frame(data)
+    assert int(mem["weight bits"].iloc[0]) == 64 * 64 + 64 * 64 + 64 * 10  # binary, 1 bit each
