@@ -92,8 +92,8 @@ def test_report_shows_retention_and_weight_memory(trained, repo: Path) -> None:
     import json
 
     from dse.report.data import ReportData
-    from dse.report.sections import _continual, _robustness, _training
     from dse.report.memory import memory_frame
+    from dse.report.sections import _continual, _robustness, _training
 
     d = trained[30.0]
     summary = summarize(_inject(d, repo, (0.0, 0.02)))
