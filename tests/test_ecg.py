@@ -207,3 +207,13 @@ def test_vectorised_fault_maps_match_a_loop_over_maps(repo: Path) -> None:
             layer.precision = "float"  # compute with the faulty ±1 weights as they are
             layer.weight.data.copy_(w[i])
         assert abs(float(fast[i]) - evaluate(one, x, y)) < 1e-12
+
+
+def test_ecg_study_config_validates(repo: Path) -> None:
+    """config/ecg.yaml: three ecg-cnn experiments one binarize apart, on the embedded data."""
+    from dse.config import load_config
+
+    config = load_config(repo / "config" / "ecg.yaml")
+    exps = [Experiment.from_config(config, e) for e in config["experiments"]]
+    assert sorted(e.binarize for e in exps) == ["classifier", "none", "whole"]
+    assert {e.dataset for e in exps} == {"ecg-synthetic"} and {e.model for e in exps} == {"ecg-cnn"}
