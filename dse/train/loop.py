@@ -221,6 +221,16 @@ def _check_finite(model: QNet, exp: Experiment, epoch: int) -> None:
                            f"epoch {epoch}; lower lr (now {exp.lr}) or check the input data")
 
 
+def _check_model_keys(exp: Experiment) -> None:
+    """Keys that only some model families take."""
+    if not exp.batchnorm and exp.model != "mlp":
+        raise DseError(f"experiments.{exp.name}.batchnorm: false is supported by model mlp only "
+                       f"(got model {exp.model}); remove the key or use model: mlp")
+    if exp.binarize != "whole" and exp.model != "ecg-cnn":
+        raise DseError(f"experiments.{exp.name}.binarize: {exp.binarize} is supported by model "
+                       f"ecg-cnn only (got model {exp.model}); remove the key or use ecg-cnn")
+
+
 def train(exp: Experiment, tasks: list[Dataset], device: torch.device | str = "cpu",
           cards: dict[str, Any] | None = None, progress: bool = True,
           on_epoch: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
@@ -231,12 +241,7 @@ def train(exp: Experiment, tasks: list[Dataset], device: torch.device | str = "c
     """
     ALGORITHMS.lookup(exp.algorithm)
     device = torch.device(device)
-    if not exp.batchnorm and exp.model != "mlp":
-        raise DseError(f"experiments.{exp.name}.batchnorm: false is supported by model mlp only "
-                       f"(got model {exp.model}); remove the key or use model: mlp")
-    if exp.binarize != "whole" and exp.model != "ecg-cnn":
-        raise DseError(f"experiments.{exp.name}.binarize: {exp.binarize} is supported by model "
-                       f"ecg-cnn only (got model {exp.model}); remove the key or use ecg-cnn")
+    _check_model_keys(exp)
     torch.use_deterministic_algorithms(True, warn_only=True)
     gen = seeds.generator(exp.seed, "train")
     first = tasks[0]
