@@ -217,3 +217,33 @@ def test_ecg_study_config_validates(repo: Path) -> None:
     exps = [Experiment.from_config(config, e) for e in config["experiments"]]
     assert sorted(e.binarize for e in exps) == ["classifier", "none", "whole"]
     assert {e.dataset for e in exps} == {"ecg-synthetic"} and {e.model for e in exps} == {"ecg-cnn"}
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "bad-header"])
+def test_bad_ecg_files_through_the_cli(damage: str, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture) -> None:
+    """`dse train` on MIT-BIH files that are missing or broken: one `dse:` line, exit 2."""
+    import yaml
+
+    from dse.cli import main
+
+    folder = tmp_path / "data" / "mitdb"
+    if damage != "missing":
+        for r in ecg_data.DS1 + ecg_data.DS2:
+            write_record(folder, r, seed=int(r), n=1000)
+        if damage == "truncated":
+            (folder / "203.dat").write_bytes(b"\x00" * 30)
+        else:
+            (folder / "100.hea").write_text("100 2 360 1000\n")
+    cfg = {"seed": 0, "device": "cpu", "data_root": str(tmp_path / "data"),
+           "experiments": {"e": {"dataset": "mitbih", "model": "ecg-cnn", "width": 4,
+                                 "hidden": [8], "epochs": 1}}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    capsys.readouterr()
+    assert main(["-q", "train", "--config", str(tmp_path / "c.yaml"), "--experiment", "e",
+                 "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dse: ") and "\n" not in err and "Traceback" not in err, err
+    want = {"missing": "101.hea", "truncated": "203.dat", "bad-header": "100.hea"}[damage]
+    assert want in err, err
+    assert not (tmp_path / "out" / "model.json").exists()  # nothing half-written
