@@ -166,6 +166,8 @@ def test_classifier_only_on_a_binary_chip(repo: Path) -> None:
     chip = load_chip(repo / "config/chips/rram-2t2r-pcsa-130nm.yaml")
     mapping = map_model(net, chip)
     assert [lm.name for lm in mapping.layers] == ["fc5", "fc6"]
+    assert mapping.layer("fc5").in_bits == 8  # real-valued (ReLU) features from the float part
+    assert mapping.layer("fc6").in_bits == 1  # sign activations inside the binary classifier
     digital = [d["name"] for d in mapping.extra["digital_layers"]]
     assert digital == ["conv1", "conv2", "conv3", "conv4"]
     weights = perturbed_weights(net, mapping, torch.tensor([0.1, 0.1]),

@@ -195,14 +195,20 @@ def layer_specs(model: Any, activation_bits: int = ACTIVATION_BITS) -> list[Laye
         model.train(was_training)
     first_bits = {"real": activation_bits, "binary": 1,
                   "stochastic": int(spec.bitstream_length)}[spec.input]
-    hidden_bits = 1 if spec.act == "sign" else activation_bits
+    def act_bits(precision: str) -> int:
+        """Width of the activation after a layer of ``precision`` (a network binarised in part,
+        ecg-cnn's binarize: classifier, has ReLU after its float layers, sign after the rest)."""
+        act = spec.activation if spec.activation != "auto" else \
+            ("relu" if precision == "float" else "sign")
+        return 1 if act == "sign" else activation_bits
+
     out: list[LayerSpec] = []
     for i, (name, layer) in enumerate(layers):
         rows, cols = layer.matrix_shape
         shape = shapes[name]
         positions = int(math.prod(shape[2:])) if len(shape) > 2 else 1
-        in_bits = first_bits if i == 0 else hidden_bits
-        out_bits = hidden_bits if i < len(layers) - 1 else activation_bits
+        in_bits = first_bits if i == 0 else act_bits(layers[i - 1][1].precision)
+        out_bits = act_bits(layer.precision) if i < len(layers) - 1 else activation_bits
         kind = "conv" if layer.weight.dim() == 4 else "linear"
         out.append(LayerSpec(name=name, kind=kind, precision=layer.precision, rows=rows,
                              cols=cols, positions=positions, in_bits=in_bits, out_bits=out_bits))
