@@ -107,9 +107,10 @@ def test_every_section_has_its_figures(run: Path) -> None:
             assert sizes and all(w > 0 and h > 0 for w, h in sizes), sid
     counts = {sid: len(image_sizes(body)) for sid, body in sections.items()}
     pulses = sum(pd.read_csv(p)["pulses"].sum() for p in run.glob("results/train/*/pulses.csv"))
-    # calibration: fit + BER curves; training: learning curves (+ pulses when any were
-    # counted); continual: the meta task matrix; robustness / energy: one per chip; co-design: 2
-    assert counts == {"calibration": 2, "training": 1 + int(pulses > 0), "continual": 1,
+    # calibration: fit + BER curves; training: learning curves, weight memory (+ pulses when
+    # any were counted); continual: the meta task matrix and its retention on the one chip;
+    # robustness / energy: one per chip; co-design: 2
+    assert counts == {"calibration": 2, "training": 2 + int(pulses > 0), "continual": 2,
                       "mapping": 1,
                       "robustness": 1, "energy": 1, "codesign": 2, "provenance": 0}
     assert "<script" not in html.lower()  # nothing to fetch: a self-contained file
