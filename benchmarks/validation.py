@@ -19,7 +19,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from dse.chip.adc import NeuroSimSar
 from dse.chip.technology import NODES, default_energy_fj, factor
 from dse.chip.validation import GOAL
-from dse.pipeline.recipes import validate
+from dse.pipeline.validation import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = "python benchmarks/validation.py"

@@ -252,6 +252,7 @@ class Experiment:
     train_operating_point: dict[str, float] | None = None
     tasks: dict[str, Any] | None = None
     batchnorm: bool = True
+    binarize: str = "whole"
     kernels: str = "eager"
     mixed_precision: dict[str, Any] = field(default_factory=dict)
     weak_reset: dict[str, Any] = field(default_factory=dict)

@@ -5,6 +5,9 @@
 * ``digits``: scikit-learn's 1797 8x8 digits, split stratified into 80 % / 20 %.
 * ``mnist``, ``fashion-mnist``, ``cifar10``: torchvision, from a local folder; downloaded only
   when asked (``download: true``).
+* ``ecg-synthetic`` (embedded, SYNTHETIC beats) and ``mitbih`` (the MIT-BIH Arrhythmia Database
+  in its WFDB files under ``data_root/mitdb/``, never downloaded): ECG beats ``(N, 1, 1, 256)``
+  in the five AAMI classes (:mod:`dse.ecg_data`).
 
 Pixels are scaled to [0, 1] (as in Laborieux et al. 2021, whose ``Normalize(0, 1)`` is a no-op).
 Images are ``(N, C, H, W)`` float32; labels int64.
@@ -26,9 +29,11 @@ from dse.errors import DseError
 
 log = logging.getLogger(__name__)
 
-EMBEDDED = ("mnist5k", "digits")
+EMBEDDED = ("mnist5k", "digits", "ecg-synthetic")
 TORCHVISION = ("mnist", "fashion-mnist", "cifar10")
-DATASETS = EMBEDDED + TORCHVISION
+FROM_ROOT = ("mitbih",)  # read from data_root by dse itself
+DATASETS = EMBEDDED + TORCHVISION + FROM_ROOT
+ECG_SYNTHETIC_SIZES = (4000, 1000)  # train, test beats of ecg-synthetic (assumption)
 SPLIT_SEED = 0  # the embedded train/test splits are fixed, whatever the experiment seed
 
 
@@ -136,9 +141,28 @@ def _torchvision(name: str, root: Path, download: bool) -> Dataset:
                        np.asarray(test.targets), shape, 255.0, 10)
 
 
+def _ecg(name: str, root: Path) -> Dataset:
+    from dse import ecg_data
+
+    if name == "mitbih":
+        x_tr, y_tr, x_te, y_te = ecg_data.load_mitbih(root)
+    else:
+        n_tr, n_te = ECG_SYNTHETIC_SIZES
+        x, y = ecg_data.synthetic_beats(n_tr + n_te, seed=SPLIT_SEED)
+        x_tr, y_tr, x_te, y_te = x[:n_tr], y[:n_tr], x[n_tr:], y[n_tr:]
+    shape = tuple(int(d) for d in x_tr.shape[1:])
+    return _as_dataset(name, x_tr, x_te, y_tr, y_te, shape, 1.0,  # type: ignore[arg-type]
+                       len(ecg_data.CLASSES))
+
+
 def dataset_files(name: str, data_root: str | Path = "data") -> list[Path]:
-    """The files torchvision reads for dataset ``name`` under ``data_root`` (empty for the
-    embedded datasets): the workflow declares them as inputs and a dry run checks them."""
+    """The files torchvision (or dse, for ``mitbih``) reads for dataset ``name`` under
+    ``data_root`` (empty for the embedded datasets): the workflow declares them as inputs and a
+    dry run checks them."""
+    if name == "mitbih":
+        from dse.ecg_data import record_files
+
+        return record_files(data_root)
     if name not in TORCHVISION:
         return []
     from torchvision import datasets as tvd
@@ -165,6 +189,8 @@ def load_dataset(name: str, data_root: str | Path = "data", download: bool = Fal
         return _mnist5k()
     if name == "digits":
         return _digits()
+    if name in ("ecg-synthetic", "mitbih"):
+        return _ecg(name, Path(data_root))
     if name in TORCHVISION:
         return _torchvision(name, Path(data_root), download)
     raise DseError(f"unknown dataset '{name}' (known: {', '.join(DATASETS)})")

@@ -110,11 +110,12 @@ def test_every_section_has_its_figures(run: Path) -> None:
             assert sizes and all(w > 0 and h > 0 for w, h in sizes), sid
     counts = {sid: len(image_sizes(body)) for sid, body in sections.items()}
     pulses = sum(pd.read_csv(p)["pulses"].sum() for p in run.glob("results/train/*/pulses.csv"))
-    # calibration: fit + BER curves; training: learning curves (+ pulses when any were
-    # counted); continual: the meta task matrix; robustness / energy: one per chip; co-design
-    # (3 objectives): projections, parallel coordinates, hypervolume; the summary: a table
-    assert counts == {"summary": 0, "calibration": 2, "training": 1 + int(pulses > 0),
-                      "continual": 1, "endurance": 1, "mapping": 1,
+    # calibration: fit + BER curves; training: learning curves, weight memory (+ pulses when
+    # any were counted); continual: the meta task matrix and its retention on the one chip;
+    # robustness / energy: one per chip; co-design (3 objectives): projections, parallel
+    # coordinates, hypervolume; the summary: a table
+    assert counts == {"summary": 0, "calibration": 2, "training": 2 + int(pulses > 0),
+                      "continual": 2, "endurance": 1, "mapping": 1,
                       "robustness": 1, "energy": 1, "codesign": 3, "provenance": 0}
     front = pd.read_csv(run / "results" / "search" / "s" / "pareto.csv")
     assert front["test_accuracy"].notna().all() and front["knee"].sum() == 1
@@ -180,7 +181,7 @@ def test_paper_config_validates() -> None:
     algorithms = {Experiment.from_config(config, e).algorithm for e in config["experiments"]}
     assert algorithms == {"standard", "metaplastic", "mixed_precision", "weak_reset_bnn"}
     assert {Experiment.from_config(config, e).dataset for e in config["experiments"]} == \
-        {"mnist", "fashion-mnist", "cifar10"}
+        {"mnist", "fashion-mnist", "cifar10", "mitbih"}
     for name in config["search"]:
         spec = parse_study(config, name)
         assert spec.experiment in config["experiments"]

@@ -46,7 +46,9 @@ other, statistically equivalent, maps).
 
 ``results/inject/{exp}/{chip}.summary.csv`` (:func:`summarize`): per operating point
 ``n, mean, std, sem, ci95_low, ci95_high`` (Student t interval, ``scipy.stats.t.interval``),
-``clean_accuracy`` and ``drop`` (= clean − mean).
+``clean_accuracy`` and ``drop`` (= clean − mean). A task stream evaluated task by task
+(:func:`dse.pipeline.recipes.inject_chip`) has a ``task`` column in both tables; its clean
+accuracy is then each task's (``attrs["clean_by_task"]``).
 """
 
 from __future__ import annotations
@@ -109,7 +111,10 @@ class AnalogNoise:
 
 
 def _check_layers(model: Any, mapping: Mapping) -> list[tuple[str, Any]]:
-    layers = model.quant_layers()
+    """The model's weight layers on the arrays (its digital layers left out), checked against
+    the mapping."""
+    digital = {d["name"] for d in mapping.extra.get("digital_layers", [])}
+    layers = [(n, m) for n, m in model.quant_layers() if n not in digital]
     names = [n for n, _ in layers]
     mapped = [lm.name for lm in mapping.layers]
     if names != mapped:
@@ -374,5 +379,8 @@ def summarize(table: pd.DataFrame, clean_accuracy: float | None = None,
     out[f"{tag}_low"] = lo
     out[f"{tag}_high"] = hi
     out["clean_accuracy"] = np.nan if clean is None else float(clean)
+    by_task = table.attrs.get("clean_by_task")
+    if by_task and "task" in out.columns:  # a task stream: each task's own clean accuracy
+        out["clean_accuracy"] = out["task"].map(by_task).astype(float)
     out["drop"] = out["clean_accuracy"] - out["mean"]
     return out

@@ -21,6 +21,11 @@ and per layer:
     columns = cols·k), utilisation, weights, cells, sense_amps, adcs, and per inference:
     cell_reads, sense_ops, adc_conversions, partial_sum_additions, buffer_accesses (bits).
 
+A float layer of a network whose other layers a binary/ternary chip stores (``ecg-cnn`` with
+``binarize: classifier``) is not laid out: it runs in digital logic, off the arrays, and is
+listed under ``digital_layers`` (name, precision, weights, positions); its energy and area are
+not estimated (the estimate covers the arrays), its weights take no bit errors.
+
 Chips with ADC sensing also record how their partial sums are read, for the accuracy model of
 the inject stage (:mod:`dse.chip.adc_quant`): ``parallel_rows`` (the rows summed in one read),
 ``adc_bits`` and ``on_off_ratio`` (R_off/R_on of the card's cell, whose HRS current adds to every
@@ -216,17 +221,24 @@ def layer_specs(model: Any, activation_bits: int = ACTIVATION_BITS) -> list[Laye
     first_bits = {"real": activation_bits, "binary": 1,
                   "stochastic": int(spec.bitstream_length),
                   "stochastic_output": 1}[spec.input]
-    hidden_bits = 1 if spec.act == "sign" else activation_bits
     # stochastic_output runs the whole binary network once per bit of the stream
     passes = int(spec.bitstream_length) if spec.input == "stochastic_output" else 1
+
+    def act_bits(precision: str) -> int:
+        """Width of the activation after a layer of ``precision`` (a network binarised in part,
+        ecg-cnn's binarize: classifier, has ReLU after its float layers, sign after the rest)."""
+        act = spec.activation if spec.activation != "auto" else \
+            ("relu" if precision == "float" else "sign")
+        return 1 if act == "sign" else activation_bits
+
     out: list[LayerSpec] = []
     for i, (name, layer) in enumerate(layers):
         rows, cols = layer.matrix_shape
         shape = shapes[name]
         positions = int(math.prod(shape[2:])) if len(shape) > 2 else 1
         positions *= passes
-        in_bits = first_bits if i == 0 else hidden_bits
-        out_bits = hidden_bits if i < len(layers) - 1 else activation_bits
+        in_bits = first_bits if i == 0 else act_bits(layers[i - 1][1].precision)
+        out_bits = act_bits(layer.precision) if i < len(layers) - 1 else activation_bits
         kind = "conv" if layer.weight.dim() == 4 else "linear"
         out.append(LayerSpec(name=name, kind=kind, precision=layer.precision, rows=rows,
                              cols=cols, positions=positions, in_bits=in_bits, out_bits=out_bits))
@@ -268,6 +280,7 @@ def map_model(model_or_layers: Any | Sequence[LayerSpec], chip: ChipCard,
         specs = layer_specs(model_or_layers)
     if not specs:
         raise DseError("the model has no weight layers to map")
+    specs, digital = _digital_split(specs, chip)
     layers = tuple(map_layer(s, chip) for s in specs)
     readout = chip.sensing.readout()
     adc = readout["adc_bits"] is not None
@@ -278,4 +291,22 @@ def map_model(model_or_layers: Any | Sequence[LayerSpec], chip: ChipCard,
                    cells_per_weight=chip.cells_per_weight,
                    parallel_rows=readout["parallel_rows"], layers=layers, experiment=experiment,
                    adc_bits=readout["adc_bits"], on_off_ratio=on_off,
-                   extra=_extra(chip))
+                   extra={**_extra(chip), **({"digital_layers": digital} if digital else {})})
+
+
+def _digital_split(specs: list[LayerSpec],
+                   chip: ChipCard) -> tuple[list[LayerSpec], list[dict[str, Any]]]:
+    """(layers on the arrays, digital layers): the float layers of a network whose other layers
+    the chip stores (e.g. the feature extractor of an ``ecg-cnn`` with ``binarize:
+    classifier`` on a binary chip) stay in digital logic, off the arrays, and are listed as
+    ``digital_layers`` (name, precision, weights, positions). A network of float layers only
+    is not split (map_layer says which chip fits it)."""
+    accepts = ENCODINGS[chip.encoding].accepts
+    stored = [s for s in specs if s.precision in accepts]
+    if "float" in accepts or not stored or len(stored) == len(specs):
+        return specs, []
+    off = [s for s in specs if s.precision not in accepts]
+    if any(s.precision != "float" for s in off):
+        return specs, []  # a binary layer on a ternary-only chip &c.: map_layer refuses it
+    return stored, [{"name": s.name, "precision": s.precision, "weights": s.rows * s.cols,
+                     "positions": s.positions} for s in off]

@@ -196,10 +196,11 @@ def add_validate(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from dse.pipeline import files, recipes
+    from dse.pipeline import files
+    from dse.pipeline.validation import validate
 
     files.check_writable(args.out)
-    table = recipes.validate(args.chips)
+    table = validate(args.chips)
     files.write_csv(args.out, table)
     agree = table[table["tolerance"].notna()]
     failed = agree[~agree["within"].astype(bool)]

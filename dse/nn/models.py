@@ -1,4 +1,5 @@
-"""The model zoo: ``mlp``, ``lenet`` and ``vgg-small``, with named layers.
+"""The model zoo: ``mlp``, ``lenet``, ``vgg-small`` and ``ecg-cnn`` (1-D, :mod:`dse.nn.ecg`),
+with named layers.
 
 Every weight layer is a ``QLinear``/``QConv2d`` followed by BatchNorm (also after the output layer,
 as in the C2N code) and, for hidden layers, the activation. ``batchnorm: false`` (``mlp`` only)
@@ -20,7 +21,7 @@ from torch import nn
 
 from dse.nn.layers import BinaryInput, QConv2d, QLinear, QuantLayer, SignActivation
 
-MODELS = ("mlp", "lenet", "vgg-small")
+MODELS = ("mlp", "lenet", "vgg-small", "ecg-cnn")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class ModelSpec:
     width: int = 32
     bitstream_length: int = 8
     batchnorm: bool = True
+    binarize: str = "whole"  # ecg-cnn: which part gets `precision` (dse.nn.ecg)
 
     @property
     def act(self) -> str:
@@ -182,7 +184,13 @@ def _vgg_small(spec: ModelSpec) -> OrderedDict[str, nn.Module]:
     return layers
 
 
-_BUILDERS = {"mlp": _mlp, "lenet": _lenet, "vgg-small": _vgg_small}
+def _ecg_cnn(spec: ModelSpec) -> OrderedDict[str, nn.Module]:
+    from dse.nn.ecg import ecg_cnn
+
+    return ecg_cnn(spec)
+
+
+_BUILDERS = {"mlp": _mlp, "lenet": _lenet, "vgg-small": _vgg_small, "ecg-cnn": _ecg_cnn}
 
 
 def build_model(spec: ModelSpec, generator: torch.Generator | None = None) -> QNet:
@@ -191,6 +199,9 @@ def build_model(spec: ModelSpec, generator: torch.Generator | None = None) -> QN
         raise ValueError(f"unknown model {spec.model!r} ({', '.join(MODELS)})")
     if not spec.batchnorm and spec.model != "mlp":
         raise ValueError(f"batchnorm: false is supported by model mlp only, not {spec.model}")
+    if spec.binarize != "whole" and spec.model != "ecg-cnn":
+        raise ValueError(f"binarize: {spec.binarize} is supported by model ecg-cnn only, not "
+                         f"{spec.model}")
     net = QNet(spec, _BUILDERS[spec.model](spec))
     if generator is not None:
         init_weights(net, generator)

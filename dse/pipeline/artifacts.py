@@ -11,14 +11,16 @@ Train stage (``Layout.train_dir``): ``model.pt`` (state dict, loaded with ``weig
 and direction), ``tasks.csv`` (test accuracy on every task after each task) and ``writes.csv``
 (``layer, writes, devices``: how many devices were programmed k times, :mod:`dse.train.writes`;
 empty when the run's trainer tallies only totals).
+Each layer's weight precision and bits are in ``model.json``. The ``model.pt`` of a task stream
+with task-specific state (metaplastic ``bn: task``) also holds each task's entries under
+``task.{k}.`` (:data:`TASK_PREFIX`), split off on load into ``TrainedModel.task_states``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ from dse.config import load_yaml
 from dse.devices import from_card, validate_card
 from dse.errors import DseError
 from dse.nn import ModelSpec, QNet, build_model
+from dse.nn.memory import weight_bits
 from dse.pipeline.files import (
     atomic_dir,
     atomic_outputs,
@@ -41,9 +44,15 @@ from dse.pipeline.files import (
     write_if_changed,
     write_json,
 )
+from dse.pipeline.model_state import (
+    DEVICES_FILE,
+    TASK_PREFIX,
+    load_devices,
+    sha256,
+    split_task_states,
+)
 
 MODEL_FORMAT = "dse-model/1"
-DEVICES_FILE = "devices.pt"  # the trained devices of device-in-the-loop trainers
 WRITE_HISTOGRAM = "write_histogram"  # TrainResult.extra key of the writes.csv table
 
 
@@ -105,6 +114,7 @@ class TrainedModel:
     directory: Path
     # the devices a device-in-the-loop trainer left (dse.train.device_state layout), or None
     device_state: dict[str, torch.Tensor] | None = None
+    task_states: list[dict[str, torch.Tensor]] = field(default_factory=list)
 
     @property
     def experiment(self) -> dict[str, Any]:
@@ -116,35 +126,31 @@ class TrainedModel:
         return self.meta.get("device_card")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def save_model(result: Any, out_dir: str | Path, card: dict[str, Any] | None = None) -> Path:
     """Write the train stage's files (a :class:`dse.train.TrainResult`) as one atomic folder."""
     out = Path(out_dir)
     with atomic_dir(out) as tmp:
-        torch.save(result.model.state_dict(), tmp / "model.pt")
+        state = dict(result.model.state_dict())
+        for k, entries in enumerate(getattr(result, "task_states", None) or []):
+            state.update({f"{TASK_PREFIX}{k}.{key}": v for key, v in entries.items()})
+        torch.save(state, tmp / "model.pt")
         meta = {
             "format": MODEL_FORMAT,
             "dse_version": __version__,
             "experiment": result.experiment.to_dict(),
             "spec": result.spec.to_dict(),
-            "layers": [{"name": n, "kind": type(m).__name__, "shape": list(m.weight.shape)}
+            "layers": [{"name": n, "kind": type(m).__name__, "shape": list(m.weight.shape),
+                        "precision": m.precision, "weight_bits": weight_bits(m)}
                        for n, m in result.model.quant_layers()],
             "test_accuracy": result.test_accuracy,
             "device_card": card,
-            "model_sha256": _sha256(tmp / "model.pt"),
+            "model_sha256": sha256(tmp / "model.pt"),
             **{k: v for k, v in result.extra.items() if k != WRITE_HISTOGRAM},
         }
         devices = getattr(result, "device_state", None)
         if devices:
             torch.save(devices, tmp / DEVICES_FILE)
-            meta["device_state"] = {"file": DEVICES_FILE, "sha256": _sha256(tmp / DEVICES_FILE),
+            meta["device_state"] = {"file": DEVICES_FILE, "sha256": sha256(tmp / DEVICES_FILE),
                                     "dtype": sorted({str(t.dtype).removeprefix("torch.")
                                                      for t in devices.values()})}
         (tmp / "model.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
@@ -182,7 +188,7 @@ def load_model(model_dir: str | Path, device: torch.device | str = "cpu") -> Tra
                            source=str(p))
     meta = _read_meta(meta_path)
     want = meta.get("model_sha256")
-    if want is not None and _sha256(pt_path) != want:
+    if want is not None and sha256(pt_path) != want:
         raise DseError("does not match model.json (its sha256 differs from the one recorded "
                        "at training); re-run `dse train`", source=str(pt_path))
     try:
@@ -193,6 +199,7 @@ def load_model(model_dir: str | Path, device: torch.device | str = "cpu") -> Tra
                        source=str(meta_path)) from None
     try:
         state = torch.load(pt_path, map_location=device, weights_only=True)
+        tasks = split_task_states(state)
         model.load_state_dict(state)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -202,28 +209,7 @@ def load_model(model_dir: str | Path, device: torch.device | str = "cpu") -> Tra
                        "match model.json, re-run `dse train`", source=str(pt_path)) from None
     model.to(device).eval()
     return TrainedModel(model=model, spec=spec, meta=meta, directory=d,
-                        device_state=_load_devices(d, meta, device))
-
-
-def _load_devices(d: Path, meta: dict[str, Any], device: torch.device | str
-                  ) -> dict[str, torch.Tensor] | None:
-    """The trained devices of ``model.json``'s ``device_state`` entry (None without one)."""
-    entry = meta.get("device_state")
-    if not entry:
-        return None
-    path = d / str(entry.get("file", DEVICES_FILE))
-    if not path.is_file() or _sha256(path) != entry.get("sha256"):
-        raise DseError("missing or does not match model.json (sha256); re-run `dse train`",
-                       source=str(path))
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception:
-        raise DseError("cannot load the trained devices (not a tensor file); re-run "
-                       "`dse train`", source=str(path)) from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
-                                              for v in state.values()):
-        raise DseError("not a mapping of tensors; re-run `dse train`", source=str(path))
-    return state
+                        device_state=load_devices(d, meta, device), task_states=tasks)
 
 
 def read_table(path: str | Path, what: str, fix: str) -> pd.DataFrame:

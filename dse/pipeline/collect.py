@@ -192,7 +192,7 @@ def load_results(config: dict[str, Any], layout: Layout,
                                       else layout.benchmarks)
     chips = (config.get("report") or {}).get("validation")
     if chips:
-        from dse.pipeline.recipes import validate
+        from dse.pipeline.validation import validate
 
         try:
             data.validation = validate(chips)

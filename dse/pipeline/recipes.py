@@ -41,6 +41,7 @@ from dse.pipeline.artifacts import (
     load_pulses,
     save_model,
 )
+from dse.pipeline.deployment import deployed
 from dse.pipeline.layout import Layout
 from dse.pipeline.settings import InjectSettings
 from dse.search.space import Design
@@ -130,6 +131,38 @@ def analog_noise(trained: TrainedModel, chip: ChipCard | None, models: Mapping[s
     return AnalogNoise(model, read=settings.analog_read_noise)
 
 
+def _task_data(data: Any, validation: float) -> Any:
+    """The images a trial scores on: the test set, or the held-out part of the training set."""
+    if validation > 0:
+        fit, data = validation_split(data, validation)
+        data = dataclasses.replace(data, x_train=fit.x_train)
+    return data
+
+
+def _inject_task(trained: TrainedModel, mapping: ChipMapping, data: Any,
+                 points: Sequence[OperatingPoint], settings: InjectSettings,
+                 analog: AnalogNoise | None, generator: Any, progress: bool) -> pd.DataFrame:
+    """Fault maps of one task's images."""
+    n = settings.max_images or len(data.x_test)
+    return inject(trained.model, mapping, data.x_test[:n], data.y_test[:n], points,
+                  settings.repeats, generator, batch=settings.batch,
+                  stuck_at=settings.stuck_at, analog=analog, progress=progress,
+                  adc_calibration=data.x_train[:1000])
+
+
+def _sweep(mapping: ChipMapping, chip: ChipCard | None, models: Mapping[str, Any],
+           settings: InjectSettings) -> list[OperatingPoint]:
+    """The sweep of ``settings``: its direct BERs plus the chip's operating points."""
+    ops = settings.operating_points
+    errors = None
+    if ops is not None:
+        if chip is None:
+            raise DseError(f"inject.operating_points.{mapping.chip}: pass the chip card "
+                           "with --chip (its nominal knobs and error sources)")
+        errors = ChipErrors(chip, models)
+    return points_for_chip(mapping.encoding, settings.ber, ops, errors, mapping.chip)
+
+
 def inject_chip(config: Mapping[str, Any], trained: TrainedModel, mapping: ChipMapping,
                 chip: ChipCard | None, models: Mapping[str, Any], settings: InjectSettings,
                 points: Sequence[OperatingPoint] | None = None,
@@ -139,30 +172,23 @@ def inject_chip(config: Mapping[str, Any], trained: TrainedModel, mapping: ChipM
     chip's operating points, whose BER comes from the chip's device models).
 
     On the test images, or with ``validation`` > 0 on the images held out of the training set
-    (the fraction the model was trained without, :func:`dse.data.validation_split`)."""
+    (the fraction the model was trained without, :func:`dse.data.validation_split`).
+    A task stream trained with task-specific state (``TrainedModel.task_states``) is evaluated
+    on every task, each with its own state and on the same fault maps: the table gains a
+    ``task`` column and ``attrs["clean_by_task"]``; the retention of earlier tasks under bit
+    errors is read from it (:func:`dse.chip.inject.summarize` keeps ``task`` as a key)."""
     if chip is not None and chip.name != mapping.chip:
         raise DseError(f"the chip card is '{chip.name}' but the mapping is for "
                        f"'{mapping.chip}'; pass the chip card the mapping was made with")
     if points is None:
-        ops = settings.operating_points
-        errors = None
-        if ops is not None:
-            if chip is None:
-                raise DseError(f"inject.operating_points.{mapping.chip}: pass the chip card "
-                               "with --chip (its nominal knobs and error sources)")
-            errors = ChipErrors(chip, models)
-        points = points_for_chip(mapping.encoding, settings.ber, ops, errors, mapping.chip)
+        points = _sweep(mapping, chip, models, settings)
     analog = analog_noise(trained, chip, models, settings) \
         if mapping.encoding == "analog" else None
     device = next(trained.model.parameters()).device
     exp = trained.experiment
-    data = task_stream(exp["dataset"], exp.get("tasks"), int(exp.get("seed") or 0),
-                       config["data_root"], config["download"])[-1].to(device)
-    if validation > 0:
-        fit, data = validation_split(data, validation)
-        data = dataclasses.replace(data, x_train=fit.x_train)
-    n = settings.max_images or len(data.x_test)
-    generator = seeds.generator(settings.seed, "inject", device)
+    tasks = task_stream(exp["dataset"], exp.get("tasks"), int(exp.get("seed") or 0),
+                        config["data_root"], config["download"])
+    states = trained.task_states if len(tasks) > 1 else []
     deployable = analog is not None and "inference" in (getattr(analog.model, "card", None)
                                                         or {})
     asked_clean = any(not p.noise for p in points)
@@ -171,48 +197,27 @@ def inject_chip(config: Mapping[str, Any], trained: TrainedModel, mapping: ChipM
             log.warning("%s: inject.stuck_at applies to the noise-free rows only, not to the "
                         "deployment (dse/chip/deploy.py)", mapping.chip)
         points = [p for p in points if not p.noise] or [OperatingPoint(ber=0.0, noise=False)]
-    table = inject(trained.model, mapping, data.x_test[:n], data.y_test[:n], points,
-                   settings.repeats, generator, batch=settings.batch,
-                   stuck_at=settings.stuck_at, analog=None if deployable else analog,
-                   progress=progress, adc_calibration=data.x_train[:1000])
-    if deployable:
-        assert analog is not None
-        table = with_deployment(table, trained, mapping, analog.model, settings, generator,
-                                data.x_test[:n], data.y_test[:n], data.x_train[:1000])
-        if not asked_clean:  # only the deployment was asked for (a co-design trial)
-            attrs = table.attrs
-            table = table[table["noise"] != "none"].reset_index(drop=True)
-            table.attrs.update(attrs)
-    return table
-
-
-def with_deployment(table: pd.DataFrame, trained: TrainedModel, mapping: ChipMapping,
-                    dev: Any, settings: InjectSettings, generator: Any, x: Any, y: Any,
-                    calibration: Any) -> pd.DataFrame:
-    """``table`` plus the analog deployment (:func:`dse.chip.deploy.deploy`): its t = 0 rows
-    (noise ``"<devices>: <programming>"``, one per devices option) appended, the whole
-    deployment table in ``attrs["deployment"]`` and the per-layer programming in
-    ``attrs["programming"]``."""
-    from dse.chip.deploy import deploy
-    from dse.devices.inference import inference_physics
-    from dse.train.device_state import unpack
-
-    state = unpack(trained.device_state) if trained.device_state else None
-    dep, prog = deploy(trained.model, mapping, x, y, dev, inference_physics(dev),
-                       settings.repeats, generator, settings.deploy, trained=state,
-                       calibration=calibration)
-    now = dep[(dep["time_s"] == 0) & ~dep["compensated"].astype(bool)]
-    bits = table["adc_bits"].iloc[0] if "adc_bits" in table and len(table) else None
-    extra = pd.DataFrame({
-        "ber": 0.0, "stuck_sa0": 0.0, "stuck_sa1": 0.0,
-        "noise": now["devices"] + ": " + now["programming"],
-        **({"adc_bits": bits} if "adc_bits" in table else {}),
-        "repeat": now["repeat"], "accuracy": now["accuracy"]})
-    out = pd.concat([table, extra[[c for c in table.columns if c in extra]]],
-                    ignore_index=True)
-    out.attrs.update(table.attrs)
-    out.attrs["deployment"] = dep
-    out.attrs["programming"] = prog
+    tables, clean = [], {}
+    # one task (or no task-specific state): the deployed model on the last task; a task stream
+    # with task-specific state (metaplastic bn: task): every task with its own state, each on
+    # the same fault maps (the generator restarts for every task)
+    for k in range(len(tasks)) if states else [len(tasks) - 1]:
+        if states:
+            trained.model.load_state_dict(states[min(k, len(states) - 1)], strict=False)
+        data = _task_data(tasks[k].to(device), validation)
+        generator = seeds.generator(settings.seed, "inject", device)
+        table = _inject_task(trained, mapping, data, points, settings,
+                             None if deployable else analog, generator, progress)
+        if deployable:
+            table = deployed(table, trained, mapping, analog, settings, data, generator,
+                              asked_clean)
+        if not states:
+            return table
+        clean[k] = float(table.attrs["clean_accuracy"])
+        tables.append(table.assign(task=k))
+    trained.model.load_state_dict(states[-1], strict=False)  # the deployed (last) task again
+    out = pd.concat(tables, ignore_index=True)
+    out.attrs.update(tables[-1].attrs, clean_by_task=clean)
     return out
 
 
@@ -364,32 +369,3 @@ def trial_settings(config: Mapping[str, Any], repeats: int, seed: int) -> Inject
     trial's seed (its injection point is the design's own)."""
     return dataclasses.replace(InjectSettings.from_config(config), repeats=int(repeats),
                                seed=int(seed), ber=(), operating_points=None)
-
-
-def validate(chips_dir: str | Path, devices_dir: str | Path | None = None) -> pd.DataFrame:
-    """The validation suite (:mod:`dse.chip.validation`): every case's chip card from
-    ``chips_dir``, dse beside the published references, one row per reference; then the seeds'
-    claims (:mod:`dse.chip.claims`) when their chip and device cards are there (``devices_dir``,
-    default ``chips_dir/../devices``)."""
-    from dse.chip.claims import claims
-    from dse.chip.validation import CASES, compare
-
-    chips_dir = Path(chips_dir)
-    frames = []
-    for case in CASES:
-        path = chips_dir / f"{case.chip}.yaml"
-        if not path.exists():
-            raise DseError(f"validation case '{case.name}' needs the chip card {path.name}; "
-                           "point --chips at config/chips", source=str(chips_dir))
-        frames.append(compare(case, load_chip(path)))
-    devices = Path(devices_dir) if devices_dir is not None else chips_dir.parent / "devices"
-    chip_files = [chips_dir / f"{n}.yaml" for n in ("stt-mram-binary", "rram-2t2r-pcsa-130nm")]
-    dev_files = [devices / f"{n}.yaml"
-                 for n in ("stt-mram", "hfo2-2t2r", "pcsa-130nm", "pcsa-130nm-physical")]
-    if all(f.exists() for f in chip_files + dev_files):
-        chips = {c.name: c for c in map(load_chip, chip_files)}
-        frames.append(claims(chips, load_device_models(dev_files)))
-    else:
-        log.info("validation: seed claims left out (their chip/device cards are not in %s, %s)",
-                 chips_dir, devices)
-    return pd.concat(frames, ignore_index=True)

@@ -13,6 +13,7 @@ from dse.report.data import ReportData
 from dse.report.deployment import deployment_section
 from dse.report.front import front_figure, hypervolume_figure, parallel_figure
 from dse.report.items import Builder, Item, Section
+from dse.report.memory import chip_retention, deployed, weight_memory
 from dse.report.provenance import Provenance
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,7 @@ def _training(data: ReportData, dpi: int) -> Section | None:
 
     b.table("Experiments", experiments, formats={"test accuracy": ".4f",
                                                  "train seconds": ".1f"})
+    weight_memory(b, data)
     pulses = [p.assign(experiment=e) for e, p in data.pulses.items()
               if len(p) and p["pulses"].sum() > 0]
     if pulses:
@@ -167,6 +169,7 @@ def _continual(data: ReportData, dpi: int) -> Section | None:
     b.table("Retention", retention, formats={"mean accuracy after the last task": ".4f",
                                              "first task, just learnt": ".4f",
                                              "first task, at the end": ".4f"})
+    chip_retention(b, data)
     return s
 
 
@@ -223,7 +226,7 @@ def _robustness(data: ReportData, dpi: int) -> Section | None:
                 "nominal point.")
     b = Builder(s, dpi)
     _problems(b, data, "robustness")
-    per_chip = _per_chip(data.inject)
+    per_chip = _per_chip({k: deployed(t) for k, t in data.inject.items()})
     for chip, summary in per_chip.items():
         card = data.chip_cards.get(chip)
         nominal = card.knob_values() if card is not None else {}

@@ -41,6 +41,8 @@ def training_settings(exp: Experiment) -> dict[str, Any]:
     without the settings blocks of other algorithms (editing those retrains nothing)."""
     settings = exp.to_dict()
     settings.pop("name")
+    if settings.get("binarize") == "whole":  # the default of a key added later: models trained
+        settings.pop("binarize")              # before it existed stay valid (no retraining)
     own = ALGORITHMS.lookup(exp.algorithm).settings_block
     for cls in ALGORITHMS.values():
         if cls.settings_block is not None and cls.settings_block != own:
@@ -166,6 +168,12 @@ class Trainer:
     def finalize(self) -> None:
         """Called once after training: leave in ``model`` the weights to deploy."""
 
+    def task_states(self) -> list[dict[str, torch.Tensor]]:
+        """Per task, the model entries that differ between tasks (e.g. task-specific BatchNorm),
+        keyed as in the model's state dict; loading entry k evaluates task k. Empty when every
+        task uses the deployed model as it is."""
+        return []
+
     # -- helpers ---------------------------------------------------------------------------
     def count_pulses(self, layer: str, n: torch.Tensor) -> None:
         """Add the device-programming pulses of a signed pulse-count tensor to the tallies."""
@@ -201,6 +209,7 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)
     # device-in-the-loop trainers: the trained devices (dse.train.device_state.pack layout)
     device_state: dict[str, torch.Tensor] | None = None
+    task_states: list[dict[str, torch.Tensor]] = field(default_factory=list)
 
     @property
     def test_accuracy(self) -> float:
@@ -226,17 +235,25 @@ def _check_finite(model: QNet, exp: Experiment, epoch: int) -> None:
                            f"epoch {epoch}; lower lr (now {exp.lr}) or check the input data")
 
 
-def _build(exp: Experiment, first: Dataset, device: torch.device, gen: torch.Generator,
-           cards: dict[str, Any] | None) -> tuple[ModelSpec, QNet, Trainer, str | None]:
-    """The model of ``exp`` (initial weights from ``gen``), its training BER and its trainer."""
+def _check_model_keys(exp: Experiment) -> None:
+    """Keys that only some model families take."""
     if not exp.batchnorm and exp.model != "mlp":
         raise DseError(f"experiments.{exp.name}.batchnorm: false is supported by model mlp only "
                        f"(got model {exp.model}); remove the key or use model: mlp")
+    if exp.binarize != "whole" and exp.model != "ecg-cnn":
+        raise DseError(f"experiments.{exp.name}.binarize: {exp.binarize} is supported by model "
+                       f"ecg-cnn only (got model {exp.model}); remove the key or use ecg-cnn")
+
+
+def _build(exp: Experiment, first: Dataset, device: torch.device, gen: torch.Generator,
+           cards: dict[str, Any] | None) -> tuple[ModelSpec, QNet, Trainer, str | None]:
+    """The model of ``exp`` (initial weights from ``gen``), its training BER and its trainer."""
+    _check_model_keys(exp)
     spec = ModelSpec(model=exp.model, input_shape=first.input_shape, classes=first.classes,
                      precision=exp.precision, ternary_threshold=exp.ternary_threshold,
                      activation=exp.activation, input=exp.input, hidden=list(exp.hidden),
                      width=exp.width, bitstream_length=exp.bitstream_length,
-                     batchnorm=exp.batchnorm)
+                     batchnorm=exp.batchnorm, binarize=exp.binarize)
     model = build_model(spec, gen).to(device)
     train_ber, ber_source = resolve_train_ber(exp, cards)  # a number or a card's operating point
     if train_ber > 0:
@@ -338,4 +355,5 @@ def train(exp: Experiment, tasks: list[Dataset], device: torch.device | str = "c
         tasks=pd.DataFrame(matrix),
         extra={"train_ber_resolved": ber_source} if ber_source else {},
         device_state=trainer.device_state(),
+        task_states=trainer.task_states(),
     )

@@ -165,8 +165,10 @@ class MetaplasticTrainer(Trainer):
                     w = layer.weight
                     u = torch.rand(w.shape, generator=generator, dtype=w.dtype)
                     w.copy_(((u - 0.5) * width).to(w.device))
-        self.bns = [mod for mod in model.modules()
-                    if isinstance(mod, nn.modules.batchnorm._BatchNorm)]
+        named = [(n, mod) for n, mod in model.named_modules()
+                 if isinstance(mod, nn.modules.batchnorm._BatchNorm)]
+        self.bn_names = [n for n, _ in named]
+        self.bns = [mod for _, mod in named]
         self.bn_states: list[list[dict[str, torch.Tensor]]] = []
         self._hooks = []
         if self.settings.bn_stats == "batch":
@@ -210,3 +212,14 @@ class MetaplasticTrainer(Trainer):
         for hook in self._hooks:
             hook.remove()
         self._hooks = []
+
+    def task_states(self) -> list[dict[str, torch.Tensor]]:
+        """Each trained task's BatchNorm (γ, β, running statistics) keyed as in the model's
+        state dict (``body.bn1.weight``, ...): what the inject stage loads to test task k on a
+        chip (task-specific BN, ``bn: task``); empty with ``bn: shared``."""
+        if self.settings.bn != "task":
+            return []
+        return [{f"{name}.{key}": value.detach().cpu().clone()
+                 for name, state in zip(self.bn_names, states, strict=True)
+                 for key, value in state.items()}
+                for states in self.bn_states]

@@ -183,14 +183,21 @@ def chip_card_file(wc):
     return config["chips"][wc.chip]
 
 
+def pairing_precision(exp):
+    """The precision an experiment pairs on: its precision, float for binarize: none."""
+    entry = config["experiments"][exp]
+    return "float" if entry.get("binarize") == "none" else entry.get("precision", "binary")
+
+
 def chip_pairs():
     """(experiment, chip) pairs whose weight encoding fits the experiment's precision: float
-    experiments go to analog chips, binary ones to binary chips, ternary to ternary chips."""
+    experiments go to analog chips, binary ones to binary chips, ternary to ternary chips (an
+    ecg-cnn with binarize: classifier goes to the chips of its classifier's precision; its
+    float feature extractor stays digital)."""
     from dse.chip.encoding import ENCODINGS
 
     return [(exp, chip) for exp in EXPERIMENTS for chip in CHIPS
-            if ENCODINGS[CHIP_CARDS[chip].encoding].native
-            == config["experiments"][exp].get("precision", "binary")]
+            if ENCODINGS[CHIP_CARDS[chip].encoding].native == pairing_precision(exp)]
 
 
 def chip_device_cards(chip, exp=None):
