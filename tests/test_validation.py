@@ -79,7 +79,10 @@ def test_dse_validate_writes_the_table(tmp_path):
     assert t["source"].notna().all()
     claims = t[t["case"] == "seed claims"].set_index("quantity")
     assert claims["explanation"].str.len().gt(40).all()  # every claim: what would make it hold
-    assert claims.loc["rram_write_energy_reduction", "dse"] == pytest.approx(4.68, rel=0.01)
+    # window re-tuned per programming current: x4.72; with the card's fixed window the physical
+    # sense errors of weaker cells leave far less to save (x1.49)
+    assert claims.loc["rram_write_energy_reduction", "dse"] == pytest.approx(4.72, rel=0.02)
+    assert 1.0 < claims.loc["rram_write_energy_reduction_fixed_window", "dse"] < 2.0
     assert claims.loc["mram_system_gain_once", "dse"] == pytest.approx(1.0, abs=0.01)
     assert main(["-q", "validate", "--chips", str(tmp_path), "--out", str(out)]) == 2
 
