@@ -169,8 +169,15 @@ def test_cli_map_inject_estimate(trained: Path, repo: Path, tmp_path: Path, caps
     assert {"mean", "ci95_low", "ci95_high", "clean_accuracy"} <= set(s.columns)
     assert s.loc[s["ber"] == 0, "mean"].iloc[0] == pytest.approx(s["clean_accuracy"].iloc[0])
     assert main(["-q", "estimate", "--mapping", str(mapping), "--chip", str(chip),
-                 "--history", str(trained / "history.csv"), "--out", str(est)]) == 0
+                 "--history", str(trained / "history.csv"), "--out", str(est),
+                 "--latency", str(tmp_path / "latency.csv")]) == 0
     e = pd.read_csv(est)
+    lat = pd.read_csv(tmp_path / "latency.csv")  # one row per mapped layer, summed per inference
+    assert list(lat["layer"]) == ["fc1", "fc2"] and (lat["latency_ns"] > 0).all()
+    from dse.chip.latency import throughput
+    tp = throughput(lat)
+    assert tp["latency_ns"] == pytest.approx(lat["latency_ns"].sum())
+    assert tp["inferences_per_s"] == pytest.approx(1e9 / lat["latency_ns"].sum())
     # a binary net's training writes are the changes of its binary weights (dse.train.loop)
     assert set(e["scope"]) == {"inference", "deployment", "training"}
     pulses = pd.read_csv(trained / "pulses.csv")["pulses"].sum()

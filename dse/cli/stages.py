@@ -120,6 +120,8 @@ def add_deploy(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--summary", type=Path, default=None,
                    help="mean / 95%% CI table (default: INJECT with suffix .summary.csv)")
     p.add_argument("--estimate", required=True, type=Path, help="energy/area table to write")
+    p.add_argument("--latency", type=Path, default=None,
+                   help="latency table per layer (default: ESTIMATE with suffix .latency.csv)")
     p.set_defaults(func=_cmd_deploy)
 
 
@@ -134,7 +136,8 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     config = load_config(args.config) if args.config else check_config({})
     chip = artifacts.load_chip(args.chip)
     summary = args.summary or args.inject.with_suffix(".summary.csv")
-    for out in (args.mapping, args.inject, summary, args.estimate):
+    latency = args.latency or args.estimate.with_suffix(".latency.csv")
+    for out in (args.mapping, args.inject, summary, args.estimate, latency):
         files.check_writable(out)
     models = artifacts.load_device_models(args.device)
     trained = artifacts.load_model(args.model, resolve_device(config["device"]))
@@ -144,9 +147,10 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
                                 progress=not args.quiet)
     pulses = artifacts.load_pulses(trained.directory / "history.csv")
     energy = recipes.estimate_chip(mapping, chip, models, pulses)
+    lat = recipes.latency_chip(mapping, chip, models)
     artifacts.write_mapping(args.mapping, mapping, chip)
     artifacts.write_tables({**artifacts.inject_tables(args.inject, summary, table),
-                            args.estimate: energy})
+                            args.estimate: energy, latency: lat})
     log.info("deployed %s on %s: clean accuracy %.4f, %d fault maps -> %s, %s", mapping.experiment,
              chip.name, table.attrs["clean_accuracy"], len(table), args.inject, args.estimate)
     return 0
@@ -162,6 +166,8 @@ def add_estimate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", type=Path, action="append", default=[], metavar="CARD",
                    help="device cards of the chip's error sources (write energy per pulse)")
     p.add_argument("--out", required=True, type=Path, help="tidy energy/area table (CSV)")
+    p.add_argument("--latency", type=Path, default=None,
+                   help="also write the latency table per layer (CSV)")
     p.set_defaults(func=_cmd_estimate)
 
 
@@ -175,10 +181,15 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         raise DseError(f"chip card '{chip.name}' but the mapping is for '{mapping.chip}'; pass "
                        "the chip card the mapping was made with", source=str(args.chip))
     files.check_writable(args.out)
+    if args.latency:
+        files.check_writable(args.latency)
     pulses = artifacts.load_pulses(args.history) if args.history else None
     models = artifacts.load_device_models(args.device)
     table = recipes.estimate_chip(mapping, chip, models, pulses)
-    files.write_csv(args.out, table)
+    tables = {args.out: table}
+    if args.latency:
+        tables[args.latency] = recipes.latency_chip(mapping, chip, models)
+    artifacts.write_tables(tables)
     t = totals(table)
     log.info("%s on %s: %.4g pJ per inference, %.4g mm2 -> %s", mapping.experiment, chip.name,
              t["energy_per_inference_pJ"], t["area_mm2"], args.out)

@@ -137,6 +137,7 @@ def _chips(data: ReportData, config: dict[str, Any], layout: Layout) -> None:
                     ("mapping", "mappings", layout.mapping_json(exp, chip), _json),
                     ("robustness", "inject", layout.inject_summary_csv(exp, chip), _csv),
                     ("energy", "estimates", layout.estimate_csv(exp, chip), _csv),
+                    ("energy", "latencies", layout.latency_csv(exp, chip), _csv),
                     *zip(("deployment", "deployment"), ("deployment", "programming"),
                          deployment_paths(layout.inject_csv(exp, chip)), (_csv, _csv),
                          strict=True)):

@@ -100,9 +100,13 @@ class Layout:
     def estimate_csv(self, exp: str, chip: str) -> Path:
         return self.results / "estimate" / exp / f"{chip}.csv"
 
+    def latency_csv(self, exp: str, chip: str) -> Path:
+        return self.results / "estimate" / exp / f"{chip}.latency.csv"
+
     def chip_files(self, exp: str, chip: str) -> list[Path]:
         return [self.mapping_json(exp, chip), self.inject_csv(exp, chip),
-                self.inject_summary_csv(exp, chip), self.estimate_csv(exp, chip)]
+                self.inject_summary_csv(exp, chip), self.estimate_csv(exp, chip),
+                self.latency_csv(exp, chip)]
 
     # -- search -----------------------------------------------------------------------------
     def study_dir(self, study: str) -> Path:

@@ -65,6 +65,7 @@ class ReportData:
     deployment: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
     programming: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
     estimates: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
+    latencies: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)  # per layer
     studies: dict[str, Study] = field(default_factory=dict)
     benchmarks: pd.DataFrame = field(default_factory=pd.DataFrame)
     validation: pd.DataFrame = field(default_factory=pd.DataFrame)  # dse.chip.validation

@@ -262,6 +262,7 @@ def _energy(data: ReportData, dpi: int) -> Section | None:
     b = Builder(s, dpi)
     _problems(b, data, "energy")
     from dse.chip.estimate import totals as est_totals
+    from dse.chip.latency import throughput
 
     for chip, table in _per_chip(data.estimates).items():
         b.figure(chip, lambda t=table, c=chip: F.energy_area_figure(t, title=c))
@@ -270,15 +271,24 @@ def _energy(data: ReportData, dpi: int) -> Section | None:
         rows = []
         for (exp, chip), t in data.estimates.items():
             tot = est_totals(t)
-            rows.append({"chip": chip, "experiment": exp,
-                         "energy / inference (pJ)": tot["energy_per_inference_pJ"],
-                         "programming (pJ)": tot["deployment_pJ"],
-                         "training (pJ)": tot["training_pJ"], "area (mm²)": tot["area_mm2"]})
+            row = {"chip": chip, "experiment": exp,
+                   "energy / inference (pJ)": tot["energy_per_inference_pJ"],
+                   "programming (pJ)": tot["deployment_pJ"],
+                   "training (pJ)": tot["training_pJ"], "area (mm²)": tot["area_mm2"]}
+            lat = data.latencies.get((exp, chip))
+            if lat is not None and len(lat):
+                tp = throughput(lat, tot["energy_per_inference_pJ"], tot["area_mm2"])
+                row.update({"latency (ns)": tp["latency_ns"],
+                            "inferences/s": tp["inferences_per_s"],
+                            "TOPS/W": tp.get("tops_per_w"), "TOPS/mm²": tp.get("tops_per_mm2")})
+            rows.append(row)
         return pd.DataFrame(rows).sort_values(["chip", "experiment"], kind="stable")
 
     if data.estimates:
         b.table("Totals", totals, "Programming: writing every cell once when the model is "
-                "deployed; training: the device pulses counted during training.")
+                "deployed; training: the device pulses counted during training; latency: one "
+                "inference through the mapped layers (sense or ADC time, rows read in parallel, "
+                "multiplexing, accumulation), per layer in estimate/{exp}/{chip}.latency.csv.")
     return s
 
 

@@ -1,6 +1,7 @@
 # deploy: map -> inject -> estimate of one (experiment, chip) pair whose encoding fits the
 # experiment's precision, in one job (`dse deploy`: one process, so torch is imported once, not
-# three times); its four files are the map, inject and estimate stages' contract files.
+# three times); its files are the map, inject and estimate stages' contract files (the estimate's
+# energy/area table and its latency table per layer).
 
 
 rule deploy:
@@ -28,6 +29,7 @@ rule deploy:
             category="4. Energy and area",
             labels={"experiment": "{exp}", "chip": "{chip}"},
         ),
+        latency=path(L.latency_csv("{exp}", "{chip}")),
     log:
         path(L.log("deploy", "{exp}/{chip}")),
     benchmark:
@@ -49,4 +51,5 @@ rule deploy:
         "dse --threads {threads} deploy --model {params.model} --chip {input.chip}"
         " {params.devices} --config {params.config} --mapping {output.mapping}"
         " --inject {output.table} --summary {output.summary} --estimate {output.estimate}"
+        " --latency {output.latency}"
         " > {log} 2>&1"
