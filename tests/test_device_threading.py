@@ -129,27 +129,14 @@ def test_device_models_pulse_and_read_on_their_state_device(cards, family_card: 
     assert g.device.type == "cpu" and g.shape == (8, 5)
 
 
-def _chip(encoding: str) -> dict[str, Any]:
-    def q(value: Any, unit: str = "1") -> dict[str, Any]:
-        return {"value": value, "unit": unit, "assumption": "test"}
-    return {
-        "name": f"t-{encoding}", "encoding": encoding,
-        "technology": {"node": q(130, "nm"), "supply": q(1.2, "V")},
-        "array": {"rows": q(64), "cols": q(128)},
-        "cell": {"cells_per_weight": q(2), "area": q(48, "F2"), "read_energy": q(0, "fJ")},
-        "sensing": {"kind": "pcsa", "sense_energy": q(10, "fJ"),
-                    "sense_amp_area": q(11, "transistors")},
-        "digital": {"add_energy": q(20, "fJ"), "buffer_energy": q(100, "fJ")},
-        "periphery": {"row_area": q(4, "transistors"), "column_area": q(100, "transistors")},
-    }
-
-
 @pytest.mark.parametrize("precision", ["binary", "ternary", "float"])
 def test_fault_injection_creates_tensors_on_the_data_device(digits, cards, precision) -> None:
     g = torch.Generator().manual_seed(0)
     model = build_model(ModelSpec("mlp", (1, 8, 8), 10, precision, hidden=[16]), g).eval()
     encoding = {"float": "analog"}.get(precision, precision)
-    mapping = map_model(model, chip_from_dict(_chip(encoding)))
+    from test_chip_inject import card  # the same small chip card
+
+    mapping = map_model(model, chip_from_dict(card(encoding)))
     points = points_for_chip(encoding, [0.0, 0.05])
     analog = AnalogNoise(from_card(cards["reram-es-gong2018"]), read=True) \
         if encoding == "analog" else None
