@@ -6,6 +6,7 @@ import itertools
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import torch
 
 from dse.config import Experiment
@@ -98,3 +99,21 @@ def test_no_counting_outside_the_block_and_weak_reset_pulses_per_device() -> Non
         assert tally.counts["fc1"].numel() == 2 * fc1
         assert sum(int(c.sum()) for c in tally.counts.values()) == total
         assert isinstance(tally.histogram(), pd.DataFrame)
+
+
+@pytest.mark.parametrize("pulsing", ["one_sided", "push_pull"])
+def test_mixed_precision_writes_per_device_sum_to_the_pulse_tally(pulsing: str) -> None:
+    digits = load_dataset("digits")
+    devices = {"bulk-switching": {"card": "config/devices/bulk-switching.yaml"}}
+    exp = Experiment.from_dict("mp", {
+        "dataset": "digits", "hidden": [16], "epochs": 1, "batch_size": 100, "seed": 2,
+        "precision": "float", "algorithm": "mixed_precision", "device_card": "bulk-switching",
+        "lr": 0.1, "mixed_precision": {"pulsing": pulsing, "threshold": 0.5}}, devices=devices)
+    card = load_card(Path(__file__).parents[1] / "config/devices/bulk-switching.yaml")
+    with recording_writes() as tally:
+        result = train(exp, [digits], cards={"bulk-switching": card}, progress=False)
+    assert set(tally.counts) == {"fc1", "fc2"}
+    assert tally.counts["fc1"].numel() == 2 * result.model.body.fc1.weight.numel()  # G+, G-
+    # every pulse and refresh RESET is one write of one device: the totals of pulses.csv
+    assert sum(int(c.sum()) for c in tally.counts.values()) == int(result.pulses["pulses"].sum())
+    assert int(tally.counts["fc1"].max()) > 1

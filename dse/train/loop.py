@@ -182,6 +182,19 @@ class Trainer:
             tally.add(layer, n.detach().abs().round(), "pulses")
         self.add_pulses(layer, up=int(n.clamp(min=0).sum()), down=int((-n).clamp(min=0).sum()))
 
+    def count_pulses_at(self, layer: str, size: int, idx: torch.Tensor, n: torch.Tensor,
+                        resets: torch.Tensor | None = None) -> None:
+        """Signed pulses ``n`` to devices ``idx`` of a layer of ``size`` devices (sparse), plus
+        one RESET (a ``down`` pulse) to each of the devices ``resets``."""
+        tally = current_tally()
+        if tally is not None:
+            tally.add_at(layer, size, idx, n.detach().abs().round())
+            if resets is not None:
+                tally.add_at(layer, size, resets, torch.ones_like(resets, dtype=n.dtype))
+        self.add_pulses(layer, up=int(n.clamp(min=0).sum()),
+                        down=int((-n).clamp(min=0).sum()) + (0 if resets is None
+                                                              else resets.numel()))
+
     def add_pulses(self, layer: str, up: int = 0, down: int = 0) -> None:
         """Add counted pulses to the tallies (when the counts are known without a tensor)."""
         self.pulses[layer]["up"] += up

@@ -263,7 +263,6 @@ class MixedPrecisionTrainer(Trainer):
         sub = self.dev.take(p.state, both, self.dev.pulse_keys(p.state))
         sub = self.dev.set_conductance(sub, torch.full((2 * k,), self.g_min, dtype=target.dtype,
                                                        device=target.device))
-        self.add_pulses(p.name, down=2 * k)  # one RESET per device
         g = self.dev.read(sub)
         rest = target - (g[:k] - g[k:])  # what the two reset levels leave to write
         pos = torch.arange(k, device=idx.device)
@@ -271,9 +270,10 @@ class MixedPrecisionTrainer(Trainer):
         g_from = g.index_select(0, which)
         pulses = torch.zeros_like(g).index_copy_(
             0, which, self._pulses_between(g_from, g_from + rest.abs()))
+        # one RESET per device, then potentiation pulses only (per device when recording)
+        self.count_pulses_at(p.name, 2 * p.n, both, pulses, resets=both)
         if bool(pulses.any()):
             sub = self.dev.apply_pulses(sub, pulses, self.dev_gen)
-            self.add_pulses(p.name, up=int(pulses.sum()))  # potentiation only
         self.dev.put(p.state, both, sub)
         g = self.dev.read(sub)
         self._set_weights(p, idx, g[:k] - g[k:])
@@ -304,12 +304,12 @@ class MixedPrecisionTrainer(Trainer):
         p.chi.index_add_(0, idx, n, alpha=-p.eps)
         if self.push_pull:
             dev_idx, cnt = torch.cat([idx, idx + p.n]), torch.cat([n, -n])
-            self.count_pulses(p.name, cnt)
+            self.count_pulses_at(p.name, 2 * p.n, dev_idx, cnt)
         else:  # potentiation only: G⁺ for n > 0, G⁻ for n < 0; the partner is the other one
             neg = n.signbit().to(idx.dtype)  # 1 where n < 0
             dev_idx, cnt = torch.add(idx, neg, alpha=p.n), n.abs()  # idx (G⁺) or idx + N (G⁻)
             other_idx = torch.add(idx, neg, alpha=-p.n).add_(p.n)
-            self.add_pulses(p.name, up=int(cnt.sum()))  # potentiation only
+            self.count_pulses_at(p.name, 2 * p.n, dev_idx, cnt)  # potentiation only
         sub = self.dev.take(p.state, dev_idx, self.dev.pulse_keys(p.state))
         sub = self.dev.apply_pulses(sub, cnt, self.dev_gen)
         self.dev.put(p.state, dev_idx, sub)

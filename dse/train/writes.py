@@ -10,11 +10,13 @@ device was programmed:
   come from the same quantized weights as the trainer's level-change tally, so they sum to the
   ``pulses.csv`` total;
 * ``weak_reset_bnn`` (eager kernels): the weak-RESET pulses of each device (BL and BLb), from the
-  signed pulse-count tensor the trainer tallies (one pulse = one write).
+  signed pulse-count tensor the trainer tallies (one pulse = one write);
+* ``mixed_precision`` (eager kernels): every pulse of each device of a pair (G⁺ = devices
+  [0, N), G⁻ = [N, 2N)) and each refresh RESET, added sparsely at the pulsed devices.
 
-Layers whose trainer tallies only totals (``mixed_precision``, and ``kernels: compiled`` of the
-weak-RESET trainer, which sum their pulses inside the kernels) are left out of the per-device
-counts: :meth:`WriteTally.summary` lists what was counted, and the report says which runs have no
+Layers whose trainer tallies only totals (``kernels: compiled`` of both device trainers, which
+sum their pulses inside the kernels) are left out of the per-device counts:
+:meth:`WriteTally.summary` lists what was counted, and the report says which runs have no
 per-device record.
 
 How it hooks in: the trainers' base class (:class:`dse.train.loop.Trainer`) sends the
@@ -58,6 +60,13 @@ class WriteTally:
             self._sums[layer] = torch.zeros(c.numel(), dtype=torch.float64, device=c.device)
             self.kind.setdefault(layer, kind)
         self._sums[layer].add_(c)
+
+    def add_at(self, layer: str, size: int, idx: torch.Tensor, counts: torch.Tensor) -> None:
+        """Add ``counts`` to devices ``idx`` of a layer of ``size`` devices (sparse updates)."""
+        if layer not in self._sums:
+            self._sums[layer] = torch.zeros(size, dtype=torch.float64, device=counts.device)
+            self.kind.setdefault(layer, "pulses")
+        self._sums[layer].index_add_(0, idx, counts.detach().to(torch.float64))
 
     def add_flips(self, layer: str, q: torch.Tensor, prev: torch.Tensor) -> None:
         """Add the sign flips between two ±1 weight tensors (one write per flipped weight)."""
