@@ -53,3 +53,13 @@ def postgres() -> Iterator[PostgresServer]:
         except PostgresUnavailable as exc:
             pytest.skip(f"no throwaway PostgreSQL server: {exc}")
         yield server
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """Many small device ops: intra-op threads only add waits (modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -39,12 +39,7 @@ def kernel_cache() -> Path:
     return kernels.configure_cache()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _agree(a: torch.Tensor, b: torch.Tensor, what: str) -> None:

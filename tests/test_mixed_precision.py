@@ -29,13 +29,7 @@ DEVICES = {name: {"card": f"config/devices/{name}.yaml"}
 QUIET = {"c2c": False, "d2d": False, "read_noise": False}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The sparse device updates are many small ops: intra-op threads only add waits."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

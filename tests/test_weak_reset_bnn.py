@@ -29,13 +29,7 @@ DEVICES = {n: {"card": f"config/devices/{n}.yaml"}
            for n in ("hfo2-weak-reset", "hfo2-2t2r", "bulk-switching", "pcsa-130nm")}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Many small device ops: intra-op threads only add waits."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ git commit, package versions and card hashes.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import logging
 import platform
@@ -31,6 +30,7 @@ from dse.errors import DseError
 from dse.pipeline.artifacts import deployment_paths, load_card, load_chip
 from dse.pipeline.endurance import card_endurance
 from dse.pipeline.layout import Layout
+from dse.pipeline.model_state import sha256
 from dse.report.data import Calibration, ReportData, Study
 from dse.report.provenance import (
     PACKAGES,
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 def file_sha256(path: str | Path) -> str:
     """Short sha256 of a file's bytes (provenance of cards)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    return sha256(Path(path))[:12]
 
 
 def _read(data: ReportData, section: str, path: Path, reader: Callable[[Path], Any]) -> Any:
@@ -162,11 +162,10 @@ def _studies(data: ReportData, config: dict[str, Any], layout: Layout) -> None:
 
 def _endurance(data: ReportData, config: dict[str, Any], layout: Layout) -> None:
     """Endurance of the devices of the runs: the cards' ``endurance:`` blocks (config override)."""
-    names = set(data.device_cards) | {e["device_card"] for e in config.get("experiments",
-                                                                       {}).values()
-                                       if isinstance(e, dict) and e.get("device_card")}
-    for chip in data.chip_cards.values():
-        names |= {s.card for s in getattr(chip, "error_sources", ()) if s.role == "cell"}
+    from dse.report.endurance import devices_of
+
+    names = set(data.device_cards).union(*(devices_of(data, exp)
+                                           for exp in config.get("experiments", {})))
     try:
         data.endurance = card_endurance(config, layout, names)
     except DseError as e:

@@ -18,7 +18,7 @@ FORMATS = {"cycles": ".3g", "max writes": ".4g", "p99 writes": ".4g", "mean writ
            "runs to 1 % failed": ".4g"}
 
 
-def _devices_of(data: ReportData, exp: str) -> list[str]:
+def devices_of(data: ReportData, exp: str) -> list[str]:
     """The devices that hold ``exp``'s weights: its device card, else each chip's cell card."""
     e = data.models.get(exp, {}).get("experiment", {}) or \
         data.config.get("experiments", {}).get(exp, {})
@@ -37,7 +37,7 @@ def endurance_rows(data: ReportData) -> pd.DataFrame:
     for exp, hist in data.writes.items():
         if hist.empty:
             continue
-        for device in _devices_of(data, exp):
+        for device in devices_of(data, exp):
             regimes = data.endurance.get(device)
             if not regimes:
                 continue
