@@ -10,6 +10,7 @@ the same seed plan (:mod:`dse.seeds`) and the same estimate.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from dse.chip.estimate import estimate, totals
 from dse.chip.inject import AnalogNoise, inject
 from dse.chip.mapping import Mapping as ChipMapping
 from dse.chip.mapping import map_model
+from dse.chip.train_readout import training_readouts
 from dse.config import Experiment
 from dse.data import task_stream, validation_split
 from dse.devices import from_card
@@ -72,6 +74,19 @@ def experiment_cards(config: Mapping[str, Any], exp: Experiment, layout: Layout,
     return {exp.device_card: load_card(path or card_file(config, layout, exp.device_card))}
 
 
+def training_chip(config: Mapping[str, Any], exp: Experiment) -> ChipCard | None:
+    """The chip whose read-out ``exp`` trains through (``mixed_precision.chip``), or None."""
+    name = (exp.mixed_precision or {}).get("chip") if exp.algorithm == "mixed_precision" \
+        else None
+    if not name:
+        return None
+    chips = config.get("chips") or {}
+    if name not in chips:
+        raise DseError(f"experiments.{exp.name}.mixed_precision.chip: '{name}' is not a chip of "
+                       f"the config (chips: {', '.join(sorted(chips)) or 'none'})")
+    return load_chip(chips[name])
+
+
 def train_experiment(config: Mapping[str, Any], exp: Experiment,
                      cards: Mapping[str, dict[str, Any]], progress: bool = False,
                      validation: float = 0.0) -> TrainResult:
@@ -81,9 +96,11 @@ def train_experiment(config: Mapping[str, Any], exp: Experiment,
                         config["download"])
     if validation > 0:
         tasks = [validation_split(t, validation)[0] for t in tasks]
+    chip = training_chip(config, exp)
+    readout = None if chip is None else functools.partial(training_readouts, chip=chip)
     with recording_writes() as writes:  # writes per device, for endurance (writes.csv)
         result = train(exp, tasks, resolve_device(config["device"]), cards=dict(cards),
-                       progress=progress)
+                       progress=progress, readout=readout)
     result.extra["writes"] = writes.summary()
     result.extra[WRITE_HISTOGRAM] = writes.histogram()
     return result
