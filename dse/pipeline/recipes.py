@@ -177,7 +177,8 @@ def _sweep(mapping: ChipMapping, chip: ChipCard | None, models: Mapping[str, Any
             raise DseError(f"inject.operating_points.{mapping.chip}: pass the chip card "
                            "with --chip (its nominal knobs and error sources)")
         errors = ChipErrors(chip, models)
-    return points_for_chip(mapping.encoding, settings.ber, ops, errors, mapping.chip)
+    return points_for_chip(mapping.encoding, settings.ber, ops, errors, mapping.chip,
+                           settings.times)
 
 
 def inject_chip(config: Mapping[str, Any], trained: TrainedModel, mapping: ChipMapping,

@@ -56,6 +56,9 @@ PARAMETERS: dict[str, ParamKind] = {
                       "model"),
     "i_prog": ParamKind("operating", "i_prog", "float", "RRAM programming current (A)"),
     "t_prog": ParamKind("operating", "t_prog", "float", "RRAM programming pulse width (s)"),
+    "time_s": ParamKind("operating", "time_s", "float",
+                        "time after programming (s) at which the RRAM cells are read (their "
+                        "card's relaxation: block)"),
     "i_write": ParamKind("operating", "i_write", "float", "MRAM write current (A)"),
     "t_write": ParamKind("operating", "t_write", "float", "MRAM write pulse width (s)"),
     "ber": ParamKind("ber", "ber", "float", "weight bit-error rate, set directly"),
