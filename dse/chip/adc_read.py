@@ -7,8 +7,9 @@ assumption: the map stage counts no conversion of it) removed together with ever
 current (with ``pair_subtraction: analog`` one column per slice and pair, the difference of
 its two cells, combined by place value). ``quantized_inputs``: inputs quantized to the layer's
 ``in_bits`` over [0, x_max] (x_max calibrated with the ADC ranges; negative inputs, if
-calibration saw any, in a second pass of −x), read once (``inputs: dac``) or one bit plane at a time (``inputs: bit_serial``,
-DNN+NeuroSim's bit-serial inputs: each plane's partial sums converted, then shift-added).
+calibration saw any, in a second pass of −x), read once (``inputs: dac``) or one bit plane at
+a time (``inputs: bit_serial``, DNN+NeuroSim's bit-serial inputs: each plane's partial sums
+converted, then shift-added).
 The only Python loops are over bit planes (at most ``in_bits``) and signs.
 """
 
