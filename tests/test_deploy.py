@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dse.chip.deploy import DeploySettings, deploy
+from dse.chip.deploy import DeploySettings, _readout, _trained_layers, _weights, deploy
 from dse.chip.mapping import map_model
 from dse.config import Experiment
 from dse.data import load_dataset
@@ -122,6 +122,36 @@ def test_fresh_and_trained_stay_close_and_time_rows_are_complete(trained) -> Non
         lambda t: t.attrs.update(deployment=table, programming=prog) or t))
     assert {p.name for p in out} == {"chip.csv", "chip.summary.csv", "chip.deploy.csv",
                                      "chip.programming.csv"}
+
+
+def test_the_read_out_sees_the_deployed_cells_own_conductances(trained) -> None:
+    """Column currents are sum x*G of the trained cells (their floor included), in the layer's
+    level units G*c/w_max: the offset is the device card's g_min, not the chip card's 1/16."""
+    tm, ds = trained
+    dev = from_card(CARD)
+    phys = inference_physics(dev)
+    layers = _trained_layers(tm.model, dev, unpack(tm.device_state), 1)
+    ro = _readout(tm.model, map_model(tm.model, CHIP), layers, phys.g_min, ds.x_train[:50], True)
+    for ly in layers:
+        lr = ro.layers[ly.name]
+        assert lr.offset == pytest.approx(phys.g_min * ly.c / ly.w_max)
+        assert lr.offset > 4 / 16  # the card's floor, 12.5 uS on a 20 uS span
+        w, lv = _weights(ly, ly.g, 1, phys.g_min)
+        n = ly.shape.numel()
+        cells = torch.cat([ly.g[:n].view(ly.shape), ly.g[n:].view(ly.shape)]) * (ly.c / ly.w_max)
+        assert lr.columns(w[0], lv[0]) == pytest.approx(cells, abs=1e-5)
+
+
+@pytest.mark.parametrize("chip", [CHIP, CHIP_ANALOG], ids=["digital", "analog"])
+def test_sixteen_bits_read_the_trained_cells_as_the_ideal_read_out(trained, chip) -> None:
+    tm, ds = trained
+    dev = from_card(CARD)
+    phys = inference_physics(dev)
+    quiet = dataclasses.replace(phys, read_noise=Polynomial((0.0,), phys.g_max))
+    ideal, _ = _run(tm, ds, ("trained",), quiet, repeats=1)
+    adc, _ = _run(tm, ds, ("trained",), quiet, adc=True, repeats=1,
+                  chip=chip.replace(adc_bits=16))
+    assert abs(adc["accuracy"][0] - ideal["accuracy"][0]) <= 2 / len(ds.x_test)
 
 
 def test_bad_deploy_settings_are_one_line() -> None:
