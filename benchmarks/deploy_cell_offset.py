@@ -1,13 +1,16 @@
-"""Issue 12 finding: the ADC read-out's HRS offset from the chip card vs the device card's g_min.
+"""Issue 12 finding, resolved: the ADC read-out's HRS offset is the deployed cells' own floor.
 
-``dse.chip.adc_quant`` adds rho = 1/(R_off/R_on - 1) of the *chip card* (1/16 for NeuroSim's
-100 kOhm / 1.7 MOhm) to every cell level; the deployed cells are the *device card's* devices,
-whose floor is g_min = 12.5 uS on a 20 uS span (rho = 0.625). ``card`` replaces the chip's
-offset by the device card's in the deployed cells' levels (the trained array's ADC calibration
-sees it too; the fresh chip's clean-model calibration does not, so its ``card`` row is not a
-fair measurement). Usage (model: the default lenet-mixed-precision, trained by ``dse train``):
+This script used to patch ``dse.chip.deploy._weights`` to put the device card's floor (g_min =
+12.5 uS on a 20 uS span, rho = 0.625) into the deployed cells' levels, while the read-out added
+the chip card's rho = 1/(R_off/R_on - 1) = 1/16 (the trained LeNet: 0.947 with the chip's rho,
+0.689 with the cells'). The read-out now takes every deployed layer's offset from its cells
+(:func:`dse.chip.deploy._readout`: g_min·c/w_max in the layer's level units, so a column current
+is Σ x·G of the cells), so the patch is moot; the accuracies are in
+benchmarks/in_situ_deployment.md. What is left here is the check: the per-layer offset the
+deployed read-out uses next to the chip card's rho. Usage (model: the default
+lenet-mixed-precision, trained by ``dse train``):
 
-    PYTHONPATH=$PWD python benchmarks/deploy_cell_offset.py MODEL_DIR chip|card
+    PYTHONPATH=$PWD python benchmarks/deploy_cell_offset.py MODEL_DIR
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ import sys
 
 import torch
 
-import dse.chip.deploy as deploy_module
 from dse.chip.adc_quant import AdcSpec
+from dse.chip.deploy import _readout, _trained_layers
 from dse.chip.mapping import map_model
 from dse.data import task_stream
 from dse.devices import from_card
@@ -28,27 +31,20 @@ from dse.train.device_state import unpack
 
 def main() -> int:
     torch.set_num_threads(1)
-    model_dir, mode = sys.argv[1], sys.argv[2]
-    tm = load_model(model_dir)
+    tm = load_model(sys.argv[1])
     dev = from_card(tm.device_card)
     phys = inference_physics(dev)
     mapping = map_model(tm.model, load_chip("config/chips/rram-1t1r-adc.yaml"))
-    rho = AdcSpec.from_mapping(mapping).offset
-    print(f"chip rho {rho}, card g_min/span {phys.g_min / (phys.g_max - phys.g_min)}")
-    orig = deploy_module._weights
-
-    def card_offset(ly, g, r, g_min):  # the column current G·c/w_max once the read-out adds rho
-        w, lv = orig(ly, g, r, g_min)
-        return w, lv + (g_min * ly.c / ly.w_max - rho)
-
-    if mode == "card":
-        deploy_module._weights = card_offset
-    d = task_stream("mnist5k", None, 0)[-1]
-    table, _ = deploy_module.deploy(
-        tm.model, mapping, d.x_test, d.y_test, dev, phys, 10, torch.Generator().manual_seed(0),
-        deploy_module.DeploySettings(times=()), trained=unpack(tm.device_state),
-        calibration=d.x_train[:1000])
-    print(mode, table.groupby("devices")["accuracy"].agg(["mean", "std"]))
+    spec = AdcSpec.from_mapping(mapping)
+    assert spec is not None
+    layers = _trained_layers(tm.model, dev, unpack(tm.device_state), 1)
+    cal = task_stream("mnist5k", None, 0)[-1].x_train[:200]
+    ro = _readout(tm.model, mapping, layers, phys.g_min, cal, True)
+    print(f"chip card rho {spec.offset:.4f}; device card g_min/span "
+          f"{phys.g_min / (phys.g_max - phys.g_min):.4f}")
+    for ly in layers:
+        print(f"{ly.name}: read-out offset {ro.layers[ly.name].offset:.4f} "
+              f"(= g_min c / w_max, c = {ly.c:.4g}, w_max = {ly.w_max:.4g})")
     return 0
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dse.chip.deploy import DeploySettings, deploy
+from dse.chip.deploy import DeploySettings, _readout, _trained_layers, _weights, deploy
 from dse.chip.mapping import map_model
 from dse.config import Experiment
 from dse.data import load_dataset
@@ -26,6 +26,8 @@ from dse.train.device_state import pack, unpack
 REPO = Path(__file__).resolve().parents[1]
 CARD = load_card(REPO / "config" / "devices" / "reram-sb-gong2018.yaml")
 CHIP = load_chip(REPO / "config" / "chips" / "rram-1t1r-adc.yaml")
+# the pair's currents subtracted on the bit line: the cells' floor cancels before the ADC
+CHIP_ANALOG = load_chip(REPO / "config" / "chips" / "rram-1t1r-adc-analog-sub.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +83,10 @@ def test_a_corrupt_device_file_is_one_clear_line(trained, tmp_path: Path) -> Non
         load_model(d)
 
 
-def _run(tm, ds, devices, phys=None, times=(), adc=False, repeats=3):
+def _run(tm, ds, devices, phys=None, times=(), adc=False, repeats=3, chip=CHIP):
     dev = from_card(CARD)
     phys = phys or inference_physics(dev)
-    mapping = map_model(tm.model, CHIP)
+    mapping = map_model(tm.model, chip)
     s = DeploySettings(devices=devices, times=times)
     return deploy(tm.model, mapping, ds.x_test, ds.y_test, dev, phys, repeats,
                   torch.Generator().manual_seed(0), s, trained=unpack(tm.device_state),
@@ -106,7 +108,8 @@ def test_trained_devices_without_noise_are_the_in_situ_network(trained) -> None:
 
 def test_fresh_and_trained_stay_close_and_time_rows_are_complete(trained) -> None:
     tm, ds = trained
-    table, prog = _run(tm, ds, ("trained", "fresh"), times=(1.0, 3.156e8), adc=True)
+    table, prog = _run(tm, ds, ("trained", "fresh"), times=(1.0, 3.156e8), adc=True,
+                       chip=CHIP_ANALOG)
     in_situ = evaluate(tm.model, ds.x_test, ds.y_test)
     now = table[table["time_s"] == 0].groupby("devices")["accuracy"].mean()
     assert now["trained"] > in_situ - 0.05 and now["fresh"] > in_situ - 0.05
@@ -119,6 +122,36 @@ def test_fresh_and_trained_stay_close_and_time_rows_are_complete(trained) -> Non
         lambda t: t.attrs.update(deployment=table, programming=prog) or t))
     assert {p.name for p in out} == {"chip.csv", "chip.summary.csv", "chip.deploy.csv",
                                      "chip.programming.csv"}
+
+
+def test_the_read_out_sees_the_deployed_cells_own_conductances(trained) -> None:
+    """Column currents are sum x*G of the trained cells (their floor included), in the layer's
+    level units G*c/w_max: the offset is the device card's g_min, not the chip card's 1/16."""
+    tm, ds = trained
+    dev = from_card(CARD)
+    phys = inference_physics(dev)
+    layers = _trained_layers(tm.model, dev, unpack(tm.device_state), 1)
+    ro = _readout(tm.model, map_model(tm.model, CHIP), layers, phys.g_min, ds.x_train[:50], True)
+    for ly in layers:
+        lr = ro.layers[ly.name]
+        assert lr.offset == pytest.approx(phys.g_min * ly.c / ly.w_max)
+        assert lr.offset > 4 / 16  # the card's floor, 12.5 uS on a 20 uS span
+        w, lv = _weights(ly, ly.g, 1, phys.g_min)
+        n = ly.shape.numel()
+        cells = torch.cat([ly.g[:n].view(ly.shape), ly.g[n:].view(ly.shape)]) * (ly.c / ly.w_max)
+        assert lr.columns(w[0], lv[0]) == pytest.approx(cells, abs=1e-5)
+
+
+@pytest.mark.parametrize("chip", [CHIP, CHIP_ANALOG], ids=["digital", "analog"])
+def test_sixteen_bits_read_the_trained_cells_as_the_ideal_read_out(trained, chip) -> None:
+    tm, ds = trained
+    dev = from_card(CARD)
+    phys = inference_physics(dev)
+    quiet = dataclasses.replace(phys, read_noise=Polynomial((0.0,), phys.g_max))
+    ideal, _ = _run(tm, ds, ("trained",), quiet, repeats=1)
+    adc, _ = _run(tm, ds, ("trained",), quiet, adc=True, repeats=1,
+                  chip=chip.replace(adc_bits=16))
+    assert abs(adc["accuracy"][0] - ideal["accuracy"][0]) <= 2 / len(ds.x_test)
 
 
 def test_bad_deploy_settings_are_one_line() -> None:

@@ -13,20 +13,30 @@ in groups of ``parallel_rows`` rows (:func:`row_groups`; the same G as the conve
 :class:`dse.chip.sensing.Adc`). Every group's partial sum on every physical column is converted
 on its own, and the converted values of all groups are added exactly (digital shift-add).
 
-**Columns and sign.** A weight's k cells sit on k adjacent bit lines, each converted (the map
-stage counts k conversions per weight column). Cell levels l in [0, 1] come from the chip's
-encoding (:mod:`dse.chip.encoding`; per layer w_max = max |w| of the clean weights), or, for a
-fault map, from the programmed/stuck cells themselves (``cell_levels`` of the inject stage, passed
-to the layer as ``cell_columns``), so a stuck or noisy "off" cell of a pair loads its own column
-as it would on the chip.
+**Columns and sign.** A weight's k cells sit on k adjacent bit lines (k converted columns, or
+k/2 with analog pair subtraction, as the map stage counts them). Cell levels l in [0, 1] come
+from the chip's encoding (:mod:`dse.chip.encoding`; per layer w_max = max |w| of the clean
+weights), or, for a fault map, from the programmed/stuck cells themselves (``cell_levels`` of
+the inject stage, passed to the layer as ``cell_columns``), so a stuck or noisy "off" cell of a
+pair loads its own column as it would on the chip.
 
-* k = 2 (differential pair): column currents ∝ Σ x (ρ + l+) and Σ x (ρ + l−); both are
-  converted and subtracted digitally: y = w_max · Σ_groups (ADC(p+) − ADC(p−)). ρ = g_min /
-  (g_max − g_min) = 1 / (R_off/R_on − 1) is the current of a cell in its HRS, which real cells
-  cannot switch off (NeuroSim: ``lower = 1/onoffratio``, ``remainderQ`` in
-  ``Training_pytorch/modules/quantization_cpu_np_infer.py`` of neurosim/DNN_NeuroSim_V2.1); it
-  cancels in the subtraction but takes up ADC range. ρ = 1/16 for the card's 100 kΩ / 1.7 MΩ;
-  ρ = 0 (assumption: ideal off state) when the chip card gives no r_on / r_off.
+* k = 2 (differential pair): column currents ∝ Σ x (ρ + l+) and Σ x (ρ + l−), ρ the current
+  of a cell at the floor of its range, which real cells cannot switch off (NeuroSim: ``lower =
+  1/onoffratio``, ``remainderQ`` in ``Training_pytorch/modules/quantization_cpu_np_infer.py`` of
+  neurosim/DNN_NeuroSim_V2.1). How the pair is read is the chip card's
+  ``sensing.pair_subtraction`` (:data:`dse.chip.sensing.PAIR_SUBTRACTION`, the map stage counts
+  the conversions from the same key): ``digital`` (default, NeuroSim V2.1: positive and negative
+  parts converted separately): both columns converted, subtracted digitally, y = w_max ·
+  Σ_groups (ADC(p+) − ADC(p−)) — ρ and any common level of the pair cancel but take up ADC
+  range; ``analog`` (sandialabs/cross-sim ``BalancedCoreParameters.subtract_current_in_xbar``):
+  the currents subtracted on the bit line, one conversion of the difference, y = w_max ·
+  Σ_groups ADC(p+ − p−) — the floor and common levels cancel before conversion.
+  **Whose cells.** ρ is the floor of the cells actually read, per layer (``LayerReadout.
+  offset``): for the chip's own idealised cells (encoding levels, stuck-at maps without a device
+  card) the chip card's ρ = g_min/(g_max − g_min) = 1/(R_off/R_on − 1) (1/16 for 100 kΩ /
+  1.7 MΩ; 0, an ideal off state, without r_on / r_off); for cells of a device card (programmed
+  by the inject stage, or deployed by :mod:`dse.chip.deploy`) the card's own g_min in the
+  layer's level units, so a column current is Σ x·G of the cells themselves.
 * k = 1 (offset encoding, l = (1 + w/w_max)/2): the column is read against a mid-range reference
   column subtracted before conversion (assumption: in analog, as the map stage counts no
   conversions of a reference column): y = 2 w_max · Σ_groups ADC(Σ x (l − 1/2)).
@@ -52,11 +62,9 @@ the quantized input), both quantizing inputs to the mapping's ``in_bits`` over a
 full scale (:mod:`dse.chip.adc_read`). Without the key (the shipped cards) the input is applied
 whole and unquantized (CrossSim ``adc_per_ibit = False``) while the counts stay bit-serial, the
 legacy disagreement. Bit-sliced weights (:mod:`dse.chip.slicing`) convert every slice column
-on its own and shift-add. Not modelled: ADC noise/offset/non-linearity, IR drop.
-
-Vectorised: the readout is called from the layers' forward (:mod:`dse.nn.layers` hook), so it runs
-inside ``torch.vmap(functional_call(...))`` over stacked fault maps unchanged; the only Python
-loop is over a layer's row groups.
+(or slice pair) on its own and shift-add. Not modelled: ADC noise/offset/non-linearity, IR drop.
+Vectorised: called from the layers' forward (:mod:`dse.nn.layers` hook), so it runs inside
+``torch.vmap(functional_call(...))`` over stacked fault maps; Python loops over row groups only.
 """
 
 from __future__ import annotations
@@ -79,6 +87,7 @@ from dse.chip.adc_read import (  # noqa: F401 (quantize_uniform: re-exported)
 )
 from dse.chip.encoding import ENCODINGS
 from dse.chip.mapping import Mapping
+from dse.chip.sensing import PAIR_SUBTRACTION
 from dse.chip.slicing import Slicing, mapping_slicing
 from dse.errors import DseError
 
@@ -108,10 +117,14 @@ class AdcSpec:
     offset: float = 0.0  # rho = g_min / (g_max - g_min), in cell-level units
     slicing: Slicing | None = None  # bit-sliced weights (dse.chip.slicing)
     inputs: str | None = None  # sensing.inputs: bit_serial | dac | None (legacy: whole input)
+    pair_subtraction: str = "digital"  # sensing.pair_subtraction: digital | analog
 
     def __post_init__(self) -> None:
         if self.bits < 1:
             raise DseError(f"adc_bits: {self.bits} must be >= 1")
+        if self.pair_subtraction not in PAIR_SUBTRACTION:
+            raise DseError(f"sensing.pair_subtraction: unknown pair subtraction "
+                           f"'{self.pair_subtraction}' (known: {', '.join(PAIR_SUBTRACTION)})")
         if self.slicing is not None:
             if self.cells_per_weight != self.slicing.cells:
                 raise DseError(f"cells_per_weight: {self.cells_per_weight} is not the "
@@ -120,9 +133,19 @@ class AdcSpec:
             raise DseError(f"cells_per_weight: the ADC read-out model handles 1 or 2 cells per "
                            f"weight, not {self.cells_per_weight}")
 
+    @property
+    def analog_pairs(self) -> bool:
+        """True when differential pairs are subtracted on the bit line (one conversion each)."""
+        if self.pair_subtraction != "analog":
+            return False
+        sl = self.slicing
+        return self.cells_per_weight == 2 if sl is None else sl.signing == "differential"
+
     @classmethod
-    def from_mapping(cls, mapping: Mapping, bits: int | None = None) -> AdcSpec | None:
-        """The read-out of ``mapping``'s chip, or None when it has no ADCs."""
+    def from_mapping(cls, mapping: Mapping, bits: int | None = None,
+                     offset: float | None = None) -> AdcSpec | None:
+        """The read-out of ``mapping``'s chip, or None when it has no ADCs; ``offset``: the
+        floor of the cells read (a device card's), default the chip card's own cells'."""
         if mapping.adc_bits is None:
             return None
         assert mapping.parallel_rows is not None
@@ -133,8 +156,10 @@ class AdcSpec:
         return cls(bits=int(mapping.adc_bits if bits is None else bits),
                    array_rows=mapping.array_rows, parallel_rows=int(mapping.parallel_rows),
                    cells_per_weight=mapping.cells_per_weight, encoding=mapping.encoding,
-                   offset=0.0 if ratio is None else 1.0 / (ratio - 1.0),
-                   slicing=mapping_slicing(mapping), inputs=mapping.extra.get("inputs"))
+                   offset=offset if offset is not None else
+                   (0.0 if ratio is None else 1.0 / (ratio - 1.0)),
+                   slicing=mapping_slicing(mapping), inputs=mapping.extra.get("inputs"),
+                   pair_subtraction=mapping.extra.get("pair_subtraction", "digital"))
 
 
 class LayerReadout:
@@ -151,6 +176,7 @@ class LayerReadout:
         self.groups = row_groups(rows, spec.array_rows, spec.parallel_rows)
         self.weight_dim = int(weight_dim)
         self.w_max = float(w_max)
+        self.offset = spec.offset  # the floor of this layer's cells, in its level units
         self.kernel = int(kernel)  # rows per input channel (kh * kw) of a convolution
         self.lo = torch.full((len(self.groups),), math.nan)
         self.hi = torch.full((len(self.groups),), math.nan)
@@ -160,28 +186,34 @@ class LayerReadout:
 
     # -- cells -> columns ---------------------------------------------------------------------
     def columns(self, w: torch.Tensor, levels: torch.Tensor | None = None) -> torch.Tensor:
-        """The level matrix of the physical columns, ``(..., k*C, R)``: row j*C + c holds what
-        column j of output c sums per unit input (offset rho, or minus the reference)."""
+        """The level matrix of the converted columns, ``(..., k*C, R)``: row j*C + c holds what
+        column j of output c sums per unit input (offset rho, or minus the reference); with
+        analog pair subtraction one column per pair, (l+ + rho) - (l- + rho)."""
         k = self.spec.cells_per_weight
         sl = self.spec.slicing
         if levels is None:
             levels = ENCODINGS[self.spec.encoding].to_levels(w, k, self.w_max) if sl is None \
                 else sl.to_levels(w, self.w_max)
         lv = levels.flatten(-self.weight_dim, -2).movedim(-1, -3).flatten(-3, -2)
-        if sl is not None:  # every cell carries its HRS current; offset: + the reference column
-            lv = lv + self.spec.offset
-            if sl.signing == "offset":
-                lv = torch.cat([lv, torch.ones_like(lv[..., :1, :])], dim=-2)
-            return lv
-        return lv + self.spec.offset if k == 2 else lv - 0.5
+        if k == 1 and sl is None:
+            return lv - 0.5
+        lv = lv + self.offset  # every cell carries its floor current
+        if self.spec.analog_pairs:  # the bit line carries the pair's difference
+            pos, neg = lv.chunk(2, dim=-2)
+            return pos - neg
+        if sl is not None and sl.signing == "offset":  # + the reference column
+            lv = torch.cat([lv, torch.ones_like(lv[..., :1, :])], dim=-2)
+        return lv
 
     def read(self, p: torch.Tensor, g: int, dim: int) -> torch.Tensor:
         """Convert group ``g``'s partial sums ``p`` (k*C physical columns along ``dim`` < 0) and
         combine each weight's columns: -> the group's contribution to the layer output."""
         if self.spec.slicing is not None:
             return read_sliced(self, p, g, dim)
-        k = self.spec.cells_per_weight
-        scale, shift = self.w_max * (1.0 if k == 2 else 2.0), None
+        pair = self.spec.analog_pairs  # one converted column per pair, its difference
+        k = 1 if pair else self.spec.cells_per_weight
+        mult = self.w_max * (2.0 if k == 1 and not pair else 1.0)
+        scale, shift = mult, None
         if self._calib is not None:
             lo, hi = self._calib
             lo[g] = min(lo[g], float(p.min()))
@@ -199,7 +231,7 @@ class LayerReadout:
         if k == 2:
             return (p.select(dim - 1, 0) - p.select(dim - 1, 1)).mul_(scale)
         out = p.select(dim - 1, 0) * scale
-        return out if shift is None else out.add_(2.0 * self.w_max * shift)
+        return out if shift is None else out.add_(mult * shift)
 
     # -- forward ------------------------------------------------------------------------------
     def __call__(self, layer: Any, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -349,13 +381,15 @@ def layer_readouts(model: Any, spec: AdcSpec, in_bits: dict[str, int] | None = N
 
 
 def build_readout(model: Any, mapping: Mapping, calibration: torch.Tensor,
-                  bits: int | None = None, batch_size: int = 1000) -> AdcReadout | None:
+                  bits: int | None = None, batch_size: int = 1000,
+                  offset: float | None = None) -> AdcReadout | None:
     """The calibrated ADC read-out of ``model`` on ``mapping``'s chip (None without ADCs).
 
     ``calibration``: images whose clean partial sums set the full-scale ranges; ``bits``
-    overrides the chip's ADC resolution.
+    overrides the chip's ADC resolution; ``offset``: the floor g_min / (g_max - g_min) of the
+    cells read when they are a device card's (default: the chip card's own cells).
     """
-    spec = AdcSpec.from_mapping(mapping, bits)
+    spec = AdcSpec.from_mapping(mapping, bits, offset)
     if spec is None:
         return None
     bits_in = {lm.name: lm.in_bits for lm in mapping.layers}

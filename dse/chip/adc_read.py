@@ -4,10 +4,12 @@
 (:mod:`dse.chip.slicing`) converted on their own with the row group's range, shift-added, the
 pair subtracted or, for offset signing, the reference column (the last one: Σx, read exactly —
 assumption: the map stage counts no conversion of it) removed together with every cell's HRS
-current. ``quantized_inputs``: inputs quantized to the layer's ``in_bits`` over [0, x_max]
-(x_max calibrated with the ADC ranges; negative inputs, if calibration saw any, in a second
-pass of −x), read once (``inputs: dac``) or one bit plane at a time (``inputs: bit_serial``,
-DNN+NeuroSim's bit-serial inputs: each plane's partial sums converted, then shift-added).
+current (with ``pair_subtraction: analog`` one column per slice and pair, the difference of
+its two cells, combined by place value). ``quantized_inputs``: inputs quantized to the layer's
+``in_bits`` over [0, x_max] (x_max calibrated with the ADC ranges; negative inputs, if
+calibration saw any, in a second pass of −x), read once (``inputs: dac``) or one bit plane at
+a time (``inputs: bit_serial``, DNN+NeuroSim's bit-serial inputs: each plane's partial sums
+converted, then shift-added).
 The only Python loops are over bit planes (at most ``in_bits``) and signs.
 """
 
@@ -47,10 +49,14 @@ def read_sliced(ro: Any, p: torch.Tensor, g: int, dim: int) -> torch.Tensor:
         hi[g] = max(hi[g], float(p.max()))
     elif ro.quantize:
         p = quantize_uniform(p, ro.lo[g], ro.hi[g], ro.spec.bits)
-    code = sl.combine(p.unflatten(dim, (sl.cells, -1)), dim=dim - 1)
+    if ro.spec.analog_pairs:  # one column per slice: its pair's difference, already signed
+        v = p.unflatten(dim, (sl.slices, -1)).movedim(dim - 1, -1)
+        code = v @ sl.place_values(v)
+    else:
+        code = sl.combine(p.unflatten(dim, (sl.cells, -1)), dim=dim - 1)
     if ref is not None:
         place = float(sl.place_values(p).sum())
-        code = code - (sl.offset + ro.spec.offset * place) * ref
+        code = code - (sl.offset + ro.offset * place) * ref
     return code * (ro.w_max / sl.q_max)
 
 

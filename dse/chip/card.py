@@ -42,6 +42,10 @@ A card is YAML (or JSON). Every number is a mapping ``{value, unit, source: ...}
       #       optional inputs: bit_serial | dac (how b-bit inputs are applied, in the counts and
       #       in the accuracy path alike; dac needs dac_energy {unit: fJ}; left out: legacy,
       #       see dse.chip.sensing.INPUTS)
+      #       optional pair_subtraction: digital | analog (how a differential pair is read:
+      #       each column converted and the codes subtracted, or the currents subtracted on
+      #       the bit line and one conversion per pair; in the counts and the accuracy path
+      #       alike; left out: digital, see dse.chip.sensing.PAIR_SUBTRACTION)
     digital:
       add_energy:    {unit: fJ}   # one partial-sum addition / popcount accumulate (supply_ref)
       buffer_energy: {unit: fJ}   # one bit read from or written to the activation buffer
@@ -209,6 +213,15 @@ class ChipCard:
         """Cells per weight and sign (1 without bit slicing)."""
         sl = self.slicing
         return 1 if sl is None else sl.slices
+
+    @property
+    def differential_pairs(self) -> bool:
+        """True when a weight's cells are differential pairs (two cells, or bit slices signed
+        ``differential``): what ``sensing.pair_subtraction`` acts on."""
+        sl = self.slicing
+        if sl is not None:
+            return sl.signing == "differential"
+        return self.cells_per_weight == 2
 
     @property
     def supply_scale(self) -> float:

@@ -19,10 +19,14 @@ What a researcher measures when a trained network goes onto an analog chip (issu
 * **compensation** — aihwkit's global drift compensation (:mod:`dse.chip.drift`): one
   reference read per layer right after programming (the t = 0 read, with its read noise), at t
   the layer's outputs scaled by α = Σ|W₀·1| / Σ|W_t·1|; rows with ``compensated`` True.
-* **read-out** — an ADC chip is read through its ADCs (:mod:`dse.chip.adc_quant`), ranges
-  calibrated on the clean model (fresh) or on the trained array's noise-free cells (trained:
-  its pairs hold a common mode a fresh chip's off cells do not, and the chip calibrates the
-  references of the array it has), from each map's own cell levels.
+* **read-out** — an ADC chip is read through its ADCs (:mod:`dse.chip.adc_quant`, the chip
+  card's ``sensing.pair_subtraction``) from the deployed cells themselves: a column current is
+  Σ x·G of the cells (their floor, D2D window, programming and relaxation included), in the
+  layer's level units G·c/w_max (the read-out's per-layer offset is the device card's g_min·c/
+  w_max, never the chip card's r_on/r_off, which describe idealised cells). Ranges calibrated
+  on the clean model at the device card's floor (fresh) or on the trained array's noise-free
+  cells (trained: its pairs hold a common mode a fresh chip's off cells do not, and the chip
+  calibrates the references of the array it has).
 
 Every draw comes from the one generator passed in; the loop runs over devices options, layers
 and times only (vectorised over the R maps and every cell).
@@ -88,6 +92,10 @@ class _Layer:
     g: Tensor  # (R·2N,) noise-free conductances right after programming
     c: float  # weight units per conductance unit
     w_max: float  # the read-out's w_max of the layer (clean weights)
+
+    def offset(self, g_min: float) -> float:
+        """The cells' floor g_min in the read-out's level units (G − g_min)·c/w_max."""
+        return g_min * self.c / self.w_max
 
 
 def _fresh_layers(model: Any, dev: Any, phys: Any, scheme: str, repeats: int,
@@ -162,24 +170,28 @@ def _series(layers: list[_Layer], phys: Any, times: Sequence[float], repeats: in
     return out
 
 
-def _trained_readout(model: Any, mapping: ChipMapping, layers: list[_Layer], g_min: float,
-                     calibration: Tensor) -> Any:
-    """An ADC read-out whose ranges are calibrated on the trained array's own (noise-free)
-    cells, or None on a chip without ADCs."""
+def _readout(model: Any, mapping: ChipMapping, layers: list[_Layer], g_min: float,
+             calibration: Tensor, on_cells: bool) -> Any:
+    """The ADC read-out of the deployed cells (each layer's offset: the cells' own floor),
+    ranges calibrated on the clean model (``on_cells`` False) or on the layers' own noise-free
+    cells (the first map); None on a chip without ADCs."""
     from dse.chip.adc_quant import AdcReadout, AdcSpec, layer_readouts
 
     spec = AdcSpec.from_mapping(mapping)
     if spec is None:
         return None
-    readout = AdcReadout(spec, layer_readouts(model, spec))
+    bits_in = {lm.name: lm.in_bits for lm in mapping.layers}
+    readout = AdcReadout(spec, layer_readouts(model, spec, bits_in))
     mods = dict(model.quant_layers())
     by_name = {ly.name: ly for ly in layers}
     try:
         for name, ro in readout.layers.items():
             ly = by_name[name]
-            k, half = ly.shape.numel(), ly.g.numel() // 2
-            w1, lv1 = _weights(ly, torch.cat([ly.g[:k], ly.g[half:half + k]]), 1, g_min)
-            mods[name].cell_columns = ro.columns(w1[0], lv1[0])
+            ro.offset = ly.offset(g_min)
+            if on_cells:
+                k, half = ly.shape.numel(), ly.g.numel() // 2
+                w1, lv1 = _weights(ly, torch.cat([ly.g[:k], ly.g[half:half + k]]), 1, g_min)
+                mods[name].cell_columns = ro.columns(w1[0], lv1[0])
         with torch.no_grad():
             readout.calibrate(model, calibration)
     finally:
@@ -187,24 +199,6 @@ def _trained_readout(model: Any, mapping: ChipMapping, layers: list[_Layer], g_m
             if "cell_columns" in vars(mods[name]):
                 del mods[name].cell_columns
     return readout
-
-
-def _warn_offset(mapping: ChipMapping, phys: Any) -> None:
-    """The ADC read-out adds the chip card's HRS offset (cell.r_on / r_off); say so when the
-    deployed device card's own floor g_min / (g_max - g_min) is far from it (the ADC figures
-    are then optimistic or pessimistic: benchmarks/README.md, in-situ deployment)."""
-    from dse.chip.adc_quant import AdcSpec
-
-    spec = AdcSpec.from_mapping(mapping)
-    span = phys.g_max - phys.g_min
-    if spec is None or span <= 0:
-        return
-    own = phys.g_min / span
-    if not 0.5 <= (spec.offset + 1e-12) / (own + 1e-12) <= 2.0:
-        log.warning("%s: the ADC read-out uses the chip card's HRS offset %.3g of the cell "
-                    "range (cell.r_on/r_off), the device card's cells have %.3g (g_min/(g_max - "
-                    "g_min)); give the chip card the device's r_on/r_off for a consistent "
-                    "read-out", mapping.chip, spec.offset, own)
 
 
 def deploy(model: Any, mapping: ChipMapping, x: Tensor, y: Tensor, dev: Any, phys: Any,
@@ -219,8 +213,6 @@ def deploy(model: Any, mapping: ChipMapping, x: Tensor, y: Tensor, dev: Any, phy
     ``{layer: {"state": ..., "scale": s}}`` (:func:`dse.train.device_state.unpack`), needed for
     ``devices: trained``; ``calibration``: the ADC calibration images (default ``x``).
     """
-    from dse.chip.adc_quant import build_readout
-
     if repeats < 1:
         raise DseError(f"inject.repeats: {repeats} must be >= 1")
     times = tuple(settings.times) if phys.relaxation is not None else ()
@@ -229,8 +221,6 @@ def deploy(model: Any, mapping: ChipMapping, x: Tensor, y: Tensor, dev: Any, phy
                     mapping.chip, list(settings.times))
     floor = float(dev.values.get("g_floor", 0.0)) if hasattr(dev, "values") else 0.0
     cal = x if calibration is None else calibration
-    if adc:
-        _warn_offset(mapping, phys)
     model.eval()
     rows: list[dict[str, Any]] = []
     reports: list[dict[str, Any]] = []
@@ -242,12 +232,12 @@ def deploy(model: Any, mapping: ChipMapping, x: Tensor, y: Tensor, dev: Any, phy
                 continue
             layers = _trained_layers(model, dev, trained, repeats)
             scheme = "in_situ"
-            readout = _trained_readout(model, mapping, layers, phys.g_min, cal) if adc else None
         else:
             layers = _fresh_layers(model, dev, phys, settings.programming, repeats, generator,
                                    reports)
             scheme = settings.programming
-            readout = build_readout(model, mapping, cal) if adc else None
+        readout = _readout(model, mapping, layers, phys.g_min, cal, which == "trained") \
+            if adc else None
         series = _series(layers, phys, times, repeats, floor, generator, settings.compensation)
         ctx = readout.attached(model) if readout is not None else contextlib.nullcontext()
         with ctx:

@@ -27,8 +27,10 @@ Faults, in order:
 Chips whose sensing is an ADC (the mapping has ``adc_bits``) are read through their ADCs
 (:mod:`dse.chip.adc_quant`, switch: ``adc``): every row group's partial sums are quantized to
 ``adc_bits`` over a full-scale range calibrated on the clean model (calibration images: ``x``,
-or ``adc_calibration``), in the noise-free rows and in every fault map (the maps' cell levels are
-passed on, so a faulty cell loads its own column). Other chips are evaluated exactly as before.
+or ``adc_calibration``), in the noise-free rows and in every fault map (the maps' cell levels
+are passed on, so a faulty cell loads its own column; cells programmed from a device card carry
+that card's floor g_min, the chip card's r_on/r_off only the chip's own idealised cells).
+Other chips are evaluated exactly as before.
 
 A map without any fault (BER 0, no stuck-at, no analog noise) is the model itself: its accuracy
 is the clean accuracy, exactly (on an ADC chip: the clean model read through the ADCs,
@@ -140,6 +142,15 @@ def _analog_levels(levels: torch.Tensor, analog: AnalogNoise,
         state = m.set_conductance(state, g)
         g = m.read(state, generator)
     return (g - g_min) / span
+
+
+def _cell_floor(analog: AnalogNoise | None) -> float | None:
+    """The floor g_min / (g_max - g_min) of the device card's cells (the ADC read-out's
+    offset: the programmed cells carry their own HRS current, not the chip card's)."""
+    if analog is None:
+        return None
+    g_min, g_max = float(analog.model.g_min), float(analog.model.g_max)
+    return g_min / (g_max - g_min)
 
 
 def _check_levels(bits: int, model: Any, chip: str) -> None:
@@ -276,7 +287,8 @@ def inject(model: Any, mapping: Mapping, x: torch.Tensor, y: torch.Tensor,
         from dse.chip.adc_quant import build_readout
 
         cal = x if adc_calibration is None else adc_calibration.to(x.device)
-        readout = build_readout(model, mapping, cal)
+        readout = build_readout(model, mapping, cal, offset=_cell_floor(analog)
+                                if use_analog else None)
 
     maps = [(i, r) for i in range(len(pts)) for r in range(repeats)]
     with readout.attached(model) if readout is not None else contextlib.nullcontext():

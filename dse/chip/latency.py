@@ -98,7 +98,7 @@ def layer_latency(lm: LayerMapping, chip: ChipCard, t: Timing) -> dict[str, floa
     c = min(lm.cols, chip.weight_cols)
     clk = t.clock_s
     steps, step, array = chip.sensing.array_time(r, c, chip.weight_cols, chip.cells_per_weight,
-                                                 lm.in_bits, t)
+                                                 lm.in_bits, t, chip.differential_pairs)
     reduce = _reduce_cycles(lm) * clk
     per_position = array + clk + reduce
     macs = lm.positions * lm.rows * lm.cols

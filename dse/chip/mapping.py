@@ -32,7 +32,10 @@ the inject stage (:mod:`dse.chip.adc_quant`): ``parallel_rows`` (the rows summed
 column; null when the card gives no r_on/r_off). All three are null for other sensing schemes.
 A chip with bit-sliced weights (:mod:`dse.chip.slicing`) also records ``slicing: {weight_bits,
 bits_per_cell, signing}``; its k = cells_per_weight columns per weight are counted like any
-other (k conversions per weight column and input bit, one per slice and sign).
+other (k conversions per weight column and input bit, one per slice and sign). ADC chips also
+record ``pair_subtraction`` (``digital`` | ``analog``, :data:`dse.chip.sensing.PAIR_SUBTRACTION`):
+with ``analog`` the two cells of each differential pair are one converted column (k/2
+conversions per weight column and input bit), in the counts and in the accuracy path alike.
 
 Activation widths: a binary (sign) activation is 1 bit; other activations and real-valued input
 pixels are ``ACTIVATION_BITS`` = 8 bits (DNN+NeuroSim V2.1 ``train.py`` default wl_activate=8;
@@ -188,12 +191,15 @@ def _slicing_dict(chip: ChipCard) -> dict[str, Any] | None:
 
 
 def _extra(chip: ChipCard) -> dict[str, Any]:
-    """What the accuracy path needs beyond the counts: bit slicing, the input scheme."""
+    """What the accuracy path needs beyond the counts: bit slicing, the input scheme, the pair
+    subtraction (ADC chips)."""
     out: dict[str, Any] = {}
     if (sl := _slicing_dict(chip)) is not None:
         out["slicing"] = sl
     if (inputs := getattr(chip.sensing, "inputs", None)) is not None:
         out["inputs"] = inputs
+    if (pairs := getattr(chip.sensing, "pair_subtraction", None)) is not None:
+        out["pair_subtraction"] = pairs
     return out
 
 
@@ -260,7 +266,7 @@ def map_layer(layer: LayerSpec, chip: ChipCard) -> LayerMapping:
     tiles = tr * tc
     cells = layer.rows * layer.cols * k
     sensing = chip.sensing
-    counts = sensing.counts(layer, chip.rows, k, tr)
+    counts = sensing.counts(layer, chip.rows, k, tr, chip.differential_pairs)
     return LayerMapping(
         name=layer.name, kind=layer.kind, precision=layer.precision, rows=layer.rows,
         cols=layer.cols, positions=layer.positions, in_bits=layer.in_bits,

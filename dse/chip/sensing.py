@@ -20,8 +20,10 @@ element and b_out per output element, k cells per weight and R_a array rows:
     Inputs are applied bit-serially (b_in cycles, DNN+NeuroSim's bit-serial inputs; with
     ``sensing.inputs: dac`` in one cycle instead, b_in → 1 below, plus P·R DAC conversions), with
     ``parallel_rows`` word lines active at once, so each row tile of r rows needs ceil(r /
-    parallel_rows) reads per input bit. Every physical column (k per weight) is converted.
-    G = Σ over row tiles of ceil(r_t / parallel_rows); ADC conversions = P·b_in·G·C·k;
+    parallel_rows) reads per input bit. Every converted column is counted: k per weight, or
+    k/2 when the weight's cells are differential pairs subtracted on the bit line
+    (``sensing.pair_subtraction: analog``, :data:`PAIR_SUBTRACTION`; k_c below).
+    G = Σ over row tiles of ceil(r_t / parallel_rows); ADC conversions = P·b_in·G·C·k_c;
     cell reads = P·b_in·R·C·k (every cell counted in every cycle: input activity 1, an upper
     bound); sense operations = 0; partial-sum additions = ADC conversions (one shift-add per
     ADC output, accumulating across input bits, row groups and tiles); ceil(cols /
@@ -80,7 +82,9 @@ class Sensing:
         return []
 
     def counts(self, layer: LayerSpec, array_rows: int, cells_per_weight: int,
-               tiles_rows: int) -> dict[str, int]:
+               tiles_rows: int, pairs: bool = False) -> dict[str, int]:
+        """Operation counts per inference (``pairs``: the k cells of a weight are k/2
+        differential pairs)."""
         raise NotImplementedError
 
     def sense_amps_per_array(self, cols: int, cells_per_weight: int) -> int:
@@ -122,7 +126,7 @@ class Sensing:
 
     def array_time(self, rows: int, weight_cols: int, array_weight_cols: int,
                    cells_per_weight: int, in_bits: int,
-                   t: Timing) -> tuple[int, float, float]:
+                   t: Timing, pairs: bool = False) -> tuple[int, float, float]:
         """(steps, step_s, array_s) to read ``rows`` x ``weight_cols`` weights of one tile for
         one output position (see :mod:`dse.chip.latency`)."""
         raise NotImplementedError
@@ -143,6 +147,18 @@ INPUTS = {
     "bit_serial": "b cycles of 1-bit inputs (DNN+NeuroSim); each cycle's partial sums converted "
                   "and shift-added; inputs quantized to b bits",
     "dac": "one cycle, the b-bit input applied by a DAC per row; inputs quantized to b bits",
+}
+
+
+# sensing.pair_subtraction of an ADC chip: how the two cells of a differential pair are read,
+# in the energy/latency counts and in the accuracy path (dse.chip.adc_quant) alike
+PAIR_SUBTRACTION = {
+    "digital": "each column of a pair converted on its own, the two codes subtracted digitally "
+               "(DNN+NeuroSim V2.1: positive and negative parts converted separately); the "
+               "default",
+    "analog": "the two cells' currents subtracted on the bit line / in the crossbar, one "
+              "conversion per pair of the difference (CrossSim BalancedCoreParameters."
+              "subtract_current_in_xbar)",
 }
 
 
@@ -179,7 +195,7 @@ class Pcsa(Sensing):
         return out
 
     def counts(self, layer: LayerSpec, array_rows: int, cells_per_weight: int,
-               tiles_rows: int) -> dict[str, int]:
+               tiles_rows: int, pairs: bool = False) -> dict[str, int]:
         p, r, c, k = layer.positions, layer.rows, layer.cols, cells_per_weight
         return {"cell_reads": p * r * c * k, "sense_ops": p * r * c, "adc_conversions": 0,
                 "partial_sum_additions": p * r * c * layer.in_bits,
@@ -203,7 +219,7 @@ class Pcsa(Sensing):
 
     def array_time(self, rows: int, weight_cols: int, array_weight_cols: int,
                    cells_per_weight: int, in_bits: int,
-                   t: Timing) -> tuple[int, float, float]:
+                   t: Timing, pairs: bool = False) -> tuple[int, float, float]:
         assert t.sense_s is not None
         n_sa = math.ceil(array_weight_cols / self.cols_per_sense_amp)
         steps = rows * math.ceil(weight_cols / n_sa)
@@ -227,7 +243,7 @@ class Adc(Sensing):
     }
     STRINGS: ClassVar[dict[str, tuple[str, bool]]] = {
         "adc_model": ("adc_model", True), "adc_roadmap": ("adc_roadmap", False),
-        "inputs": ("inputs", False)}
+        "inputs": ("inputs", False), "pair_subtraction": ("pair_subtraction", False)}
     INTEGERS: ClassVar[tuple[str, ...]] = ("adc_bits", "cols_per_adc", "parallel_rows")
     adc_model: str = "neurosim_sar"
     adc_bits: int = 5
@@ -238,6 +254,7 @@ class Adc(Sensing):
     adc_time_s: float | None = None  # one conversion (latency); None: NeuroSim's (bits+1) ns
     inputs: str | None = None  # bit_serial | dac (both paths); None: legacy (see INPUTS)
     dac_fj: float | None = None  # one DAC conversion (one row, one read), inputs: dac
+    pair_subtraction: str = "digital"  # digital | analog (both paths, see PAIR_SUBTRACTION)
 
     @property
     def cycles_per_input(self) -> bool:
@@ -251,6 +268,9 @@ class Adc(Sensing):
         if self.inputs not in INPUTS:
             out.append(("inputs", f"unknown input scheme '{self.inputs}' (known: "
                         f"{', '.join(i for i in INPUTS if i)})"))
+        if self.pair_subtraction not in PAIR_SUBTRACTION:
+            out.append(("pair_subtraction", f"unknown pair subtraction "
+                        f"'{self.pair_subtraction}' (known: {', '.join(PAIR_SUBTRACTION)})"))
         if self.inputs == "dac" and self.dac_fj is None:
             out.append(("dac_fj", "missing: inputs: dac needs the energy of one DAC "
                         "conversion (add {value: ..., unit: fJ, source: ...})"))
@@ -267,14 +287,21 @@ class Adc(Sensing):
                         f"{cols} columns of the array"))
         return out
 
+    def converted(self, cells_per_weight: int, pairs: bool) -> int:
+        """Converted columns per weight: k, or k/2 when the k cells are differential pairs
+        subtracted in analog (``pair_subtraction: analog``)."""
+        if pairs and self.pair_subtraction == "analog":
+            return cells_per_weight // 2
+        return cells_per_weight
+
     def counts(self, layer: LayerSpec, array_rows: int, cells_per_weight: int,
-               tiles_rows: int) -> dict[str, int]:
+               tiles_rows: int, pairs: bool = False) -> dict[str, int]:
         p, r, c, k = layer.positions, layer.rows, layer.cols, cells_per_weight
         last = r - (tiles_rows - 1) * array_rows
         groups = ((tiles_rows - 1) * math.ceil(array_rows / self.parallel_rows)
                   + math.ceil(last / self.parallel_rows))
         cycles = layer.in_bits if self.cycles_per_input else 1
-        conversions = p * cycles * groups * c * k
+        conversions = p * cycles * groups * c * self.converted(k, pairs)
         out = {"cell_reads": p * cycles * r * c * k, "sense_ops": 0,
                "adc_conversions": conversions, "partial_sum_additions": conversions,
                "buffer_accesses": _buffer(layer)}
@@ -310,11 +337,11 @@ class Adc(Sensing):
 
     def array_time(self, rows: int, weight_cols: int, array_weight_cols: int,
                    cells_per_weight: int, in_bits: int,
-                   t: Timing) -> tuple[int, float, float]:
+                   t: Timing, pairs: bool = False) -> tuple[int, float, float]:
         assert t.read_s is not None and t.adc_s is not None
         groups = math.ceil(rows / self.parallel_rows)
         n_adc = math.ceil(array_weight_cols * cells_per_weight / self.cols_per_adc)
-        conv = math.ceil(cells_per_weight * weight_cols / n_adc)
+        conv = math.ceil(self.converted(cells_per_weight, pairs) * weight_cols / n_adc)
         step = max(t.adc_s, t.clock_s)
         cycles = in_bits if self.cycles_per_input else 1
         return cycles * groups * conv, step, cycles * groups * (t.read_s + conv * step)
