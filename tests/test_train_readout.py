@@ -66,7 +66,7 @@ def _forward_and_grads(tr: MixedPrecisionTrainer, x: torch.Tensor):
     for p in tr.pairs:
         p.layer.weight.data = p.apparent.view(p.shape)
         p.layer.weight.grad = None
-    chip_read.set_levels(tr.pairs, tr.dev, tr.g_min, tr.g_max - tr.g_min)
+    chip_read.set_levels(tr.pairs, tr.dev, tr.g_max - tr.g_min)
     out = tr.model(x)
     out.square().sum().backward()
     return out.detach(), [p.layer.weight.grad.clone() for p in tr.pairs]
@@ -102,7 +102,7 @@ def test_few_bits_quantize_the_forward_and_the_gradient_goes_straight_through(di
     first = tr.pairs[0]
     layer = first.layer
     layer.weight.data = first.apparent.view(first.shape)
-    chip_read.set_levels(tr.pairs, tr.dev, tr.g_min, tr.g_max - tr.g_min)
+    chip_read.set_levels(tr.pairs, tr.dev, tr.g_max - tr.g_min)
     x = digits.x_train[:64].flatten(1)
     r = torch.randn(64, first.shape[0], generator=torch.Generator().manual_seed(3))
     layer.weight.grad = None
@@ -140,3 +140,15 @@ def test_training_through_the_chip_learns_and_leaves_nothing_attached(digits) ->
     assert res.test_accuracy > 0.6  # chance 0.1
     for _, layer in res.model.quant_layers():
         assert not {"readout", "cell_levels", "level_weight"} & set(vars(layer))
+
+
+def test_trials_that_change_the_training_chip_train_again() -> None:
+    from dse.search.space import Design
+
+    through, plain = _exp(), _exp()
+    plain.mixed_precision.pop("chip")
+    def key(exp, bits, chip_name="rram-1t1r-adc"):
+        return Design(exp, chip_name, {"adc_bits": bits}, {}, None).training_key()
+    assert key(through, 4) != key(through, 6)  # the trial's ADC is in its training
+    assert key(through, 4, "other") == key(through, 6, "other")  # trained on another chip
+    assert key(plain, 4) == key(plain, 6)  # ADC bits only at deployment: one training

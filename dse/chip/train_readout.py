@@ -3,10 +3,11 @@
 ``mixed_precision`` with ``chip: <name>`` trains through the read-out the inject stage uses on
 that chip (:mod:`dse.chip.adc_quant`): the same row groups of ``parallel_rows`` word lines, the
 same ADC resolution, the same rule for the inputs (``sensing.inputs``) and the same read of a
-differential pair, with the trainer's device pairs as the cells (``layer.cell_levels``: their
-conductances above the floor in units of the full swing, the pair's read noise on its G⁺ cell;
-``layer.level_weight``: the weight of one unit of level, s·(g_max − g_min)). Two differences
-from deployment, both as a chip trained in situ would behave:
+differential pair (``sensing.pair_subtraction``), with the trainer's device pairs as the cells
+(``layer.cell_levels``: their conductances, floor included, in units of the full swing
+g_max − g_min, the pair's read noise on its G⁺ cell; ``layer.level_weight``: the weight of one
+unit of level, s·(g_max − g_min)), so a column current is Σ x·G of the cells themselves, as at
+deployment. Two differences from deployment, both as a chip trained in situ would behave:
 
 * **Range per batch.** The weights move during training, so every row group's full-scale range
   is re-set on every call from that batch's partial sums (NeuroSim's training rule,
@@ -59,6 +60,7 @@ class TrainingReadout(LayerReadout):
             raise DseError(f"the training read-out of a {type(layer).__name__} needs the "
                            "trainer's cell levels (layer.cell_levels / level_weight)")
         self.w_max = float(scale)
+        self.offset = 0.0  # the floor is in the levels: the cells' own conductances
         with torch.no_grad():
             cols = self.columns(w.detach(), levels.detach())
             xd = x.detach()

@@ -9,7 +9,7 @@ ideal product, so the partial sums can be quantized the way the chip reads them.
 ``layer.cell_columns`` may then carry a fault map's cell levels arranged as the array's columns
 (passed in by ``torch.func.functional_call``; ``LayerReadout.columns``). A trainer whose weights
 live on device pairs (``mixed_precision`` with a ``chip``) sets ``layer.cell_levels`` (the
-pairs' levels, ``(*weight.shape, 2)``, in units of a pair's full swing above the cells' floor)
+pairs' conductances, ``(*weight.shape, 2)``, floor included, in units of a pair's full swing)
 and ``layer.level_weight`` (the weight of one unit of level) for the chip's training read-out.
 All default to ``None`` and are not part of the state dict.
 """

@@ -74,8 +74,10 @@ def experiment_cards(config: Mapping[str, Any], exp: Experiment, layout: Layout,
     return {exp.device_card: load_card(path or card_file(config, layout, exp.device_card))}
 
 
-def training_chip(config: Mapping[str, Any], exp: Experiment) -> ChipCard | None:
-    """The chip whose read-out ``exp`` trains through (``mixed_precision.chip``), or None."""
+def training_chip(config: Mapping[str, Any], exp: Experiment,
+                  overrides: Mapping[str, Any] | None = None) -> ChipCard | None:
+    """The chip whose read-out ``exp`` trains through (``mixed_precision.chip``), or None;
+    ``overrides``: a co-design trial's changes to that chip (adc_bits, array size, ...)."""
     name = (exp.mixed_precision or {}).get("chip") if exp.algorithm == "mixed_precision" \
         else None
     if not name:
@@ -84,19 +86,22 @@ def training_chip(config: Mapping[str, Any], exp: Experiment) -> ChipCard | None
     if name not in chips:
         raise DseError(f"experiments.{exp.name}.mixed_precision.chip: '{name}' is not a chip of "
                        f"the config (chips: {', '.join(sorted(chips)) or 'none'})")
-    return load_chip(chips[name])
+    chip = load_chip(chips[name])
+    return chip.replace(**overrides) if overrides else chip
 
 
 def train_experiment(config: Mapping[str, Any], exp: Experiment,
                      cards: Mapping[str, dict[str, Any]], progress: bool = False,
-                     validation: float = 0.0) -> TrainResult:
+                     validation: float = 0.0,
+                     chip_overrides: Mapping[str, Any] | None = None) -> TrainResult:
     """Train ``exp`` on its data (the experiment's seed fixes every draw); ``validation`` > 0
-    holds that fraction of every task's training images out (:func:`dse.data.validation_split`)."""
+    holds that fraction of every task's training images out (:func:`dse.data.validation_split`);
+    ``chip_overrides``: a trial's changes to the chip it trains through."""
     tasks = task_stream(exp.dataset, exp.tasks, exp.seed, config["data_root"],
                         config["download"])
     if validation > 0:
         tasks = [validation_split(t, validation)[0] for t in tasks]
-    chip = training_chip(config, exp)
+    chip = training_chip(config, exp, chip_overrides)
     readout = None if chip is None else functools.partial(training_readouts, chip=chip)
     with recording_writes() as writes:  # writes per device, for endurance (writes.csv)
         result = train(exp, tasks, resolve_device(config["device"]), cards=dict(cards),
@@ -107,8 +112,9 @@ def train_experiment(config: Mapping[str, Any], exp: Experiment,
 
 
 def cached_model(config: Mapping[str, Any], exp: Experiment, key: str, cache: Path,
-                 layout: Layout, progress: bool = False,
-                 validation: float = 0.0) -> tuple[TrainedModel, bool]:
+                 layout: Layout, progress: bool = False, validation: float = 0.0,
+                 chip_overrides: Mapping[str, Any] | None = None
+                 ) -> tuple[TrainedModel, bool]:
     """(model, trained_now): the model of ``exp`` stored under ``cache/key``, trained and
     stored first if absent. A file lock per key makes a second worker wait for the first
     one's training and then load it."""
@@ -118,7 +124,7 @@ def cached_model(config: Mapping[str, Any], exp: Experiment, key: str, cache: Pa
         if (out / "model.json").is_file():
             return load_model(out), False
         cards = experiment_cards(config, exp, layout)
-        result = train_experiment(config, exp, cards, progress, validation)
+        result = train_experiment(config, exp, cards, progress, validation, chip_overrides)
         save_model(result, out, card=next(iter(cards.values()), None))
         return load_model(out), True
 
@@ -178,7 +184,7 @@ def _sweep(mapping: ChipMapping, chip: ChipCard | None, models: Mapping[str, Any
                            "with --chip (its nominal knobs and error sources)")
         errors = ChipErrors(chip, models)
     return points_for_chip(mapping.encoding, settings.ber, ops, errors, mapping.chip,
-                           settings.times)
+                           settings.deploy.times)
 
 
 def inject_chip(config: Mapping[str, Any], trained: TrainedModel, mapping: ChipMapping,
@@ -351,8 +357,9 @@ def evaluate_design(config: Mapping[str, Any], design: Design, layout: Layout, c
     from dse.chip.latency import throughput
 
     key = training_key(design, validation)
-    trained, trained_now = cached_model(config, design.experiment, key, cache, layout, progress,
-                                        validation)
+    trained, trained_now = cached_model(
+        config, design.experiment, key, cache, layout, progress, validation,
+        design.chip_overrides if design.trains_through_chip else None)
     chip = design_chip(config, design, study)
     models = chip_models(config, chip, layout)
     errors = ChipErrors(chip, models) if chip.error_sources else None
@@ -384,6 +391,9 @@ def evaluate_design(config: Mapping[str, Any], design: Design, layout: Layout, c
 
 def trial_settings(config: Mapping[str, Any], repeats: int, seed: int) -> InjectSettings:
     """The inject settings of a co-design trial: the config's, with the study's repeats and the
-    trial's seed (its injection point is the design's own)."""
-    return dataclasses.replace(InjectSettings.from_config(config), repeats=int(repeats),
-                               seed=int(seed), ber=(), operating_points=None)
+    trial's seed (its injection point is the design's own; an analog deployment at t = 0 only,
+    the accuracy a trial scores)."""
+    base = InjectSettings.from_config(config)
+    return dataclasses.replace(base, repeats=int(repeats), seed=int(seed), ber=(),
+                               operating_points=None,
+                               deploy=dataclasses.replace(base.deploy, times=()))

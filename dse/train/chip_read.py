@@ -5,9 +5,10 @@ The pipeline builds the chip's per-layer training read-outs (:mod:`dse.chip.trai
 (:meth:`dse.train.loop.Trainer.use_readout`). The trainer attaches each to its layer
 (``layer.readout``, with ``layer.level_weight`` = s·(g_max − g_min), the weight of a pair at full
 swing) and before every training forward pass gives it the layer's device pairs as cell levels
-(``layer.cell_levels``, ``(*weight.shape, 2)``): (G − g_min)/(g_max − g_min) of the noise-free
-conductances, with the pair's read noise of this pass (apparent − clean weight) on the G⁺ cell,
-so the ideal product of the levels equals the weights the training uses.
+(``layer.cell_levels``, ``(*weight.shape, 2)``): G/(g_max − g_min) of the noise-free
+conductances (the floor included: the cells' own currents), with the pair's read noise of this
+pass (apparent − clean weight) on the G⁺ cell, so the ideal product of the level difference
+equals the weights the training uses.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ def attach(pairs: Sequence[Any], readouts: Mapping[str, Any], span: float) -> No
         p.layer.level_weight = float(p.scale) * span
 
 
-def set_levels(pairs: Sequence[Any], dev: Any, g_min: float, span: float) -> None:
+def set_levels(pairs: Sequence[Any], dev: Any, span: float) -> None:
     """The cell levels of every pair layer for this forward pass (module docstring)."""
     for p in pairs:
-        lv = (dev.read(p.state) - g_min) / span
+        lv = dev.read(p.state) / span
         plus = lv[: p.n] + (p.apparent - p.clean) / (p.scale * span)
         p.layer.cell_levels = torch.stack([plus, lv[p.n:]], -1).view(*p.shape, 2)
 

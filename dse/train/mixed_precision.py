@@ -347,7 +347,7 @@ class MixedPrecisionTrainer(Trainer):
             p.layer.weight.data = p.apparent.view(p.shape)
             p.layer.weight.grad = None
         if self.settings.chip:
-            chip_read.set_levels(self.pairs, self.dev, self.g_min, self.g_max - self.g_min)
+            chip_read.set_levels(self.pairs, self.dev, self.g_max - self.g_min)
         if self.optimizer is not None:
             self.optimizer.zero_grad(set_to_none=True)
         logits = self.model(x)
