@@ -98,6 +98,11 @@ class AdcModel:
     def area_um2(bits: int, node_nm: float) -> float:
         raise NotImplementedError
 
+    @staticmethod
+    def conversion_s(bits: int, node_nm: float) -> float:
+        """Duration of one conversion (s): NeuroSim's SAR latency (bits + 1) ns by default."""
+        return 1.0 / conversion_rate(bits)
+
 
 @register_adc
 class NeuroSimSar(AdcModel):
