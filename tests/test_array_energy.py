@@ -193,3 +193,22 @@ def test_mlsa_equals_neurosims_formula_at_22nm() -> None:
     assert timing(chip).adc_s == pytest.approx(t, rel=1e-9)
     from dse.chip.array_energy import sense_window_s
     assert sense_window_s(chip) == pytest.approx(t, rel=1e-9)
+
+
+def test_mapping_activity_feeds_the_estimate() -> None:
+    from dse.chip.activity import mapping_activity
+    from dse.nn import ModelSpec, build_model
+    from dse.pipeline.artifacts import load_chip
+
+    torch.manual_seed(0)
+    net = build_model(ModelSpec("mlp", (1, 4, 4), 3, "float", hidden=[8]))
+    chip = load_chip("config/chips/rram-1t1r-adc.yaml")
+    mapping = map_model(net, chip)
+    acts = mapping_activity(net, mapping, chip, torch.rand(16, 1, 4, 4))
+    assert acts is not None and set(acts) == {lm.name for lm in mapping.layers}
+    card = by_component(estimate(mapping, chip))["energy_pJ"]
+    measured = by_component(estimate(mapping, chip, input_activity=acts))["energy_pJ"]
+    assert measured["cells"] != pytest.approx(card["cells"])
+    assert measured["adc"] == pytest.approx(card["adc"])
+    pcsa = load_chip("config/chips/rram-2t2r-pcsa-130nm.yaml")  # no ohmic cell term
+    assert mapping_activity(net, mapping, pcsa, torch.rand(4, 1, 4, 4)) is None

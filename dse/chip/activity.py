@@ -57,3 +57,18 @@ def input_bit_activity(model: Any, x: torch.Tensor,
             h.remove()
         model.train(was_training)
     return acts
+
+
+MAX_IMAGES = 256  # images the activity is measured on (a mean over bits: a small sample does)
+
+
+def mapping_activity(model: Any, mapping: Any, chip: Any,
+                     x: torch.Tensor) -> dict[str, float] | None:
+    """{layer: input activity} of a mapped model on images ``x`` (at most :data:`MAX_IMAGES`),
+    each layer's inputs at the mapping's ``in_bits``; None for chips whose cell energy does not
+    depend on it (:func:`dse.chip.array_energy.sensed`)."""
+    from dse.chip.array_energy import sensed
+
+    if chip is None or not sensed(chip) or not len(x):
+        return None
+    return input_bit_activity(model, x[:MAX_IMAGES], {lm.name: lm.in_bits for lm in mapping.layers})

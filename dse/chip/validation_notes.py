@@ -10,6 +10,7 @@ interconnect 6.09 µJ (19).
 
 from __future__ import annotations
 
+# the figures quoted below are those of the default case (128 parallel rows)
 EXPLAIN: dict[str, str] = {
     "chip_area_mm2": "dse counts the sub-arrays (with NeuroSim's weight duplication), their "
     "MLSAs and 4 transistors per row / 30 per column of periphery; NeuroSim adds accumulation "
@@ -23,7 +24,8 @@ EXPLAIN: dict[str, str] = {
     "other_area_mm2": "buffers, interconnect (H-tree / X-Y bus), decoders, switch matrices, "
     "pooling and activation units are not modelled by dse beyond 4 transistors per row and 30 "
     "per column. NeuroSim's is right.",
-    "energy_uJ": "the cell term: dse charges the ohmic current of the rows whose input bit is "
+    "energy_uJ": "(figures of the default case) the cell term: dse charges the ohmic current "
+    "of the rows whose input bit is "
     "1 (activity 0.5) while each column is sensed (one MLSA conversion, 0.90 ns): a V_r^2 G "
     "t_sense = 0.72 fJ per cell and cycle, 28.5 uJ. NeuroSim has no separate cell term: the "
     "column current enters only through the MLSA's fitted column power (11.4 fJ of a "
@@ -41,7 +43,8 @@ EXPLAIN: dict[str, str] = {
     "2014) per conversion; NeuroSim models adders, shift-adds and DFFs with switching "
     "activities (calibration gamma 0.5, delta 0.15, Param.cpp). NeuroSim's is right; dse's is "
     "an assumed upper figure.",
-    "other_energy_uJ": "dse: cell current (28.5 uJ, see energy_uJ), word lines 5.3 uJ, bit "
+    "other_energy_uJ": "(default case) dse: cell current (28.5 uJ, see energy_uJ), word lines "
+    "5.3 uJ, bit "
     "lines 0.2 uJ and activation buffer 1.4 uJ; NeuroSim: array line charging, decoders, "
     "muxes, buffers (0.20 uJ) and interconnect (6.09 uJ), no cell current term. The cell term "
     "is the difference (see energy_uJ).",
