@@ -42,9 +42,10 @@ A card is YAML (or JSON). Every number is a mapping ``{value, unit, source: ...}
       # pcsa: sense_energy (per sense at supply_ref), sense_amp_area; optional sense_time
       #       {unit: s|ns} (one sense cycle, when no physical sense model gives it) and
       #       cols_per_sense_amp (weight columns multiplexed on one PCSA, default 1)
-      # adc:  adc_model (neurosim_sar | murmann_survey), adc_roadmap (lp | hp), adc_bits,
-      #       cols_per_adc, parallel_rows, optional adc_area (overrides the model's area),
-      #       optional adc_time {unit: s|ns} (one conversion; default NeuroSim's SAR (bits+1) ns)
+      # adc:  adc_model (neurosim_sar | neurosim_mlsa | murmann_survey), adc_roadmap (lp |
+      #       hp), adc_bits, cols_per_adc, parallel_rows, optional adc_area (overrides the
+      #       model's area), optional adc_time {unit: s|ns} (one conversion; default the
+      #       model's: NeuroSim's SAR (bits+1) ns, the MLSA's column latency)
       #       optional inputs: bit_serial | dac (how b-bit inputs are applied, in the counts and
       #       in the accuracy path alike; dac needs dac_energy {unit: fJ}; left out: legacy,
       #       see dse.chip.sensing.INPUTS)
