@@ -44,8 +44,9 @@ def technology_table() -> pd.DataFrame:
 # headline ratios (dse / NeuroSim, default case) before and after the issue-14 physics fixes
 # (commit 70a6cf8 -> this tree), each figure from this script at the two commits
 HISTORY = [
-    ("chip area", 0.19, 0.14, "weight duplication of early layers (+ arrays), MLSA instead of "
-     "SAR (- ADC area); accumulators, buffers, interconnect still not modelled"),
+    ("chip area", 0.19, 0.26, "weight duplication of early layers (+ arrays), MLSA instead of "
+     "SAR (- ADC area), a shift-add per MLSA (+ 10 mm2); buffers, interconnect and the "
+     "PE/tile accumulation still not modelled"),
     ("core area (arrays + ADCs)", 1.51, 0.92, "MLSA area (MultilevelSenseAmp.cpp), duplicated "
      "arrays"),
     ("energy / image", 15.4, 1.28, "cell current only for the rows whose input bit is 1 "

@@ -212,3 +212,19 @@ def test_mapping_activity_feeds_the_estimate() -> None:
     assert measured["adc"] == pytest.approx(card["adc"])
     pcsa = load_chip("config/chips/rram-2t2r-pcsa-130nm.yaml")  # no ohmic cell term
     assert mapping_activity(net, mapping, pcsa, torch.rand(4, 1, 4, 4)) is None
+
+
+def test_accumulator_area_per_adc() -> None:
+    from dse.pipeline.artifacts import load_chip
+
+    chip = load_chip("config/chips/neurosim-v14-rram-22nm.yaml")
+    layer = LayerSpec("c", "conv", "float", rows=27, cols=64, positions=1024, in_bits=8,
+                      out_bits=8)
+    mapping = map_model([layer], chip)
+    e = estimate(mapping, chip).set_index("component")
+    tiles = mapping.layers[0].tiles  # one layer: s_max / s_min = 1 caps the speed-up, no copies
+    # 16 MLSAs per 128-column array, each with a 692-transistor shift-add
+    assert e.loc["accumulate", "area_um2"] == pytest.approx(
+        tiles * 128 / 8 * 692 * 212.8 * 0.022**2)
+    no_acc = estimate(mapping, chip.replace(accumulator_area_f2=0.0)).set_index("component")
+    assert no_acc.loc["accumulate", "area_um2"] == 0.0

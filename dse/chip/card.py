@@ -55,6 +55,7 @@ A card is YAML (or JSON). Every number is a mapping ``{value, unit, source: ...}
                                   # (either left out: the default of dse.chip.technology at the
                                   # card's node and supply_ref, with its source)
       clock:         {unit: Hz|MHz|GHz}   # optional: accumulation clock at supply_ref (latency)
+      accumulator_area: {unit: transistors}  # optional: shift-add unit per ADC (area only)
     dataflow:                     # optional (dse.chip.dataflow); default sequential, speed_up 1
       schedule: sequential | pipelined    # layers one after another, or overlapped
       speed_up: {value: 8, unit: "1"}     # NeuroSim speedUpDegree: early layers duplicated
@@ -123,6 +124,7 @@ NUMBER_FIELDS: dict[str, tuple[str, str, float, bool]] = {
     "periphery_col_f2": ("periphery.column_area", "area", 1.0, True),
     "write_pj": ("programming.write_energy", "energy", 1e-12, False),
     "clock_hz": ("digital.clock", "frequency", 1.0, False),  # latency (dse.chip.latency)
+    "accumulator_area_f2": ("digital.accumulator_area", "area", 1.0, False),  # per ADC
 }
 STRING_FIELDS: dict[str, tuple[str, bool]] = {
     "encoding": ("encoding", True),
@@ -139,7 +141,7 @@ SECTIONS = {
              "read_pulse", "lrs_fraction", "weight_bits", "bits_per_cell", "signing",
              "read_energy_model", "input_activity", "height", "width"},
     "dataflow": {"schedule", "speed_up"},
-    "digital": {"add_energy", "buffer_energy", "clock"},
+    "digital": {"add_energy", "buffer_energy", "clock", "accumulator_area"},
     "periphery": {"row_area", "column_area"},
     "programming": {"write_energy"},
     "errors": {"sources", "operating_point", "analog_card"},
@@ -195,6 +197,7 @@ class ChipCard:
     signing: str | None = None
     write_pj: float | None = None
     clock_hz: float | None = None
+    accumulator_area_f2: float = 0.0    # shift-add of one ADC's outputs (area, F²)
     error_sources: tuple[ErrorSource, ...] = ()
     operating_point: Mapping[str, float] = field(default_factory=dict)
     analog_card: str | None = None

@@ -24,8 +24,8 @@ V is the chip's supply (``supply_v``, the operating point's ``vdd``); V_ref the 
 the card gives those energies; ``a`` the layer's input activity (measured, or the card's
 ``cell.input_activity``). Area per layer = tiles × copies (``dataflow.speed_up``,
 :mod:`dse.chip.dataflow`) × per-array area of each component (cell array, sense amplifiers,
-ADCs, periphery rows and columns); buffers and the digital accumulators outside the periphery
-are not modelled.
+ADCs, the shift-add unit of each ADC (``digital.accumulator_area``), periphery rows and
+columns); buffers, interconnect and the accumulation beyond the arrays are not modelled.
 
 ``results/estimate/{exp}/{chip}.csv`` (tidy, one row per layer and component)::
 
@@ -82,7 +82,7 @@ def array_area(chip: ChipCard) -> dict[str, float]:
         "sense_amps": sensing.sense_amps_per_array(chip.cols, chip.cells_per_weight)
         * sensing.sense_amp_area_um2(chip.f_um),
         "adc": sensing.adcs_per_array(chip.cols) * chip.adc_area_um2,
-        "accumulate": 0.0,
+        "accumulate": sensing.adcs_per_array(chip.cols) * chip.accumulator_area_f2 * f2,
         "buffer": 0.0,
         "dac": 0.0,  # input DACs: area not modelled
         "periphery": (chip.rows * chip.periphery_row_f2 + chip.cols * chip.periphery_col_f2) * f2,

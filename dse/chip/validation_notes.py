@@ -13,14 +13,16 @@ from __future__ import annotations
 # the figures quoted below are those of the default case (128 parallel rows)
 EXPLAIN: dict[str, str] = {
     "chip_area_mm2": "dse counts the sub-arrays (with NeuroSim's weight duplication), their "
-    "MLSAs and 4 transistors per row / 30 per column of periphery; NeuroSim adds accumulation "
-    "units (15.1 mm2), buffers, interconnect, switch matrices, pooling and activation (its "
-    "'other' + 'IC' areas, 61.0 mm2, 72 % of the chip), which dse does not model (coarse "
-    "rules from Chip.cpp/Tile.cpp/ProcessingUnit.cpp not transcribed). The part both model, "
-    "core_area_mm2, agrees; NeuroSim's floorplan is the right chip-level figure.",
-    "accum_area_mm2": "dse has no separate shift-add/accumulator area (a share sits in the "
-    "assumed 30 transistors per column of periphery.column_area); NeuroSim sizes adders, "
-    "shift-adds and the PE/tile/global accumulation trees. NeuroSim's is right.",
+    "MLSAs, a shift-add unit per MLSA (coarse, digital.accumulator_area) and 4 transistors per "
+    "row / 30 per column of periphery; NeuroSim adds the PE/tile/global accumulation, buffers, "
+    "interconnect, switch matrices, pooling and activation (its 'other' + 'IC' areas, 61.0 "
+    "mm2, 72 % of the chip), which dse does not model (rules of Chip.cpp/Tile.cpp/"
+    "ProcessingUnit.cpp not transcribed). The part both model, core_area_mm2, agrees; "
+    "NeuroSim's floorplan is the right chip-level figure.",
+    "accum_area_mm2": "dse: one shift-add per MLSA after NeuroSim's ShiftAdd/Adder structure "
+    "(12-bit adder of 9 NAND2 per bit + 13 DFFs, 692 minimum transistors: an assumption on "
+    "the gate sizes); NeuroSim also sizes the PE/tile/global accumulation trees and its "
+    "transistors. NeuroSim's is right; dse's is the sub-array share.",
     "other_area_mm2": "buffers, interconnect (H-tree / X-Y bus), decoders, switch matrices, "
     "pooling and activation units are not modelled by dse beyond 4 transistors per row and 30 "
     "per column. NeuroSim's is right.",
