@@ -62,7 +62,8 @@ EXPLAIN: dict[str, str] = {
     "tops_per_w": "see energy_uJ; NeuroSim also multiplies its energy by the post-layout factor "
     "zeta = 1.22, dse does not.",
     "tops_per_mm2": "the product of the two gaps: dse's cycle lacks buffer/interconnect "
-    "latency (~20x faster) and its area lacks accumulation/buffer/interconnect (~7x smaller).",
+    "latency (~20x faster) and its area lacks buffers, interconnect and the PE/tile "
+    "accumulation (~4x smaller).",
     "adc_accum_energy_uJ": "the converters and the shift-add/accumulation: see adc_energy_uJ "
     "(dse's MLSA lacks the reference-column term) and accum_energy_uJ (assumed 19 fJ per "
     "shift-add).",
