@@ -80,10 +80,11 @@ def test_a_trial_and_the_cli_measure_a_design_identically(case: str, tmp_path: P
         inject_args += ["--ber", str(trial["params"]["ber"])]
     assert main(["-q", "inject", "--model", "m", "--mapping", "map.json", "--chip",
                  str(CHIPS / f"{chip}.yaml"), *devices, "--config", "config.yaml",
-                 *inject_args, "--out", "inject.csv"]) == 0
+                 *inject_args, "--out", "inject.csv", "--activity-out", "activity.csv"]) == 0
+    # the input activity measured on the images (analog chips' cell energy) goes to estimate
     assert main(["-q", "estimate", "--mapping", "map.json", "--chip",
                  str(CHIPS / f"{chip}.yaml"), "--history", "m/history.csv", *devices,
-                 "--out", "estimate.csv"]) == 0
+                 "--activity", "activity.csv", "--out", "estimate.csv"]) == 0
 
     table = pd.read_csv("inject.csv")
     faulty = table[(table["ber"] > 0) | (table["stuck_sa0"] > 0) | (table["noise"] != "none")]

@@ -21,6 +21,10 @@ plug-in).
     The plug-in calls itself "optimistic: best possible ADC design" and asserts bits ≥ 4; below 4
     bits this is an extrapolation (logged).
 
+``neurosim_mlsa``
+    DNN+NeuroSim V1.4's default converter, the current-mode multilevel sense amplifier
+    (:mod:`dse.chip.adc_mlsa`; its references and column current need the card's cell).
+
 The survey model gives ~10–25× the NeuroSim SAR energy at the same node and resolution
 (Accelergy-Project/accelergy-adc-plug-in, adc_data/model.yaml); a chip card names the model it uses
 and the estimate reports it.
@@ -97,6 +101,11 @@ class AdcModel:
     @staticmethod
     def area_um2(bits: int, node_nm: float) -> float:
         raise NotImplementedError
+
+    @staticmethod
+    def conversion_s(bits: int, node_nm: float) -> float:
+        """Duration of one conversion (s): NeuroSim's SAR latency (bits + 1) ns by default."""
+        return 1.0 / conversion_rate(bits)
 
 
 @register_adc

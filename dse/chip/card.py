@@ -26,6 +26,12 @@ A card is YAML (or JSON). Every number is a mapping ``{value, unit, source: ...}
       read_voltage: {unit: V}                   #     (f_LRS/R_on + (1 - f_LRS)/R_off)
       read_pulse: {unit: s|ns}
       lrs_fraction: {value: 0.5, unit: "1"}
+      read_energy_model: sensed | full_pulse   # ADC chips (dse.chip.array_energy): sensed (default)
+                                # = V^2 G t_sense for the rows whose input bit is 1 plus bit-
+                                # and word-line charging; full_pulse = the old upper bound
+      input_activity: {value: 0.5, unit: "1"}   # fraction of rows whose input bit is 1 per read
+      height / width: {value: 4, unit: F}       # optional cell pitch (line lengths); default
+                                                # sqrt(area) each
       weight_bits: {value: 8, unit: "1"}       # optional (analog chips): N-bit fixed-point
       bits_per_cell: {value: 1, unit: "1"}     #   weights sliced over b-bit cells, shift-added
       signing: differential | offset           #   (dse.chip.slicing); cells_per_weight must be
@@ -36,9 +42,10 @@ A card is YAML (or JSON). Every number is a mapping ``{value, unit, source: ...}
       # pcsa: sense_energy (per sense at supply_ref), sense_amp_area; optional sense_time
       #       {unit: s|ns} (one sense cycle, when no physical sense model gives it) and
       #       cols_per_sense_amp (weight columns multiplexed on one PCSA, default 1)
-      # adc:  adc_model (neurosim_sar | murmann_survey), adc_roadmap (lp | hp), adc_bits,
-      #       cols_per_adc, parallel_rows, optional adc_area (overrides the model's area),
-      #       optional adc_time {unit: s|ns} (one conversion; default NeuroSim's SAR (bits+1) ns)
+      # adc:  adc_model (neurosim_sar | neurosim_mlsa | murmann_survey), adc_roadmap (lp |
+      #       hp), adc_bits, cols_per_adc, parallel_rows, optional adc_area (overrides the
+      #       model's area), optional adc_time {unit: s|ns} (one conversion; default the
+      #       model's: NeuroSim's SAR (bits+1) ns, the MLSA's column latency)
       #       optional inputs: bit_serial | dac (how b-bit inputs are applied, in the counts and
       #       in the accuracy path alike; dac needs dac_energy {unit: fJ}; left out: legacy,
       #       see dse.chip.sensing.INPUTS)
@@ -52,6 +59,10 @@ A card is YAML (or JSON). Every number is a mapping ``{value, unit, source: ...}
                                   # (either left out: the default of dse.chip.technology at the
                                   # card's node and supply_ref, with its source)
       clock:         {unit: Hz|MHz|GHz}   # optional: accumulation clock at supply_ref (latency)
+      accumulator_area: {unit: transistors}  # optional: shift-add unit per ADC (area only)
+    dataflow:                     # optional (dse.chip.dataflow); default sequential, speed_up 1
+      schedule: sequential | pipelined    # layers one after another, or overlapped
+      speed_up: {value: 8, unit: "1"}     # NeuroSim speedUpDegree: early layers duplicated
     periphery:
       row_area:    {unit: F2 | um2 | transistors}   # per array row (word-line decoder/driver)
       column_area: {unit: F2 | um2 | transistors}   # per array column (mux, accumulator)
@@ -82,6 +93,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dse.chip.adc_mlsa import column_of
 from dse.chip.encoding import ENCODINGS
 from dse.chip.sensing import SENSING, Sensing
 from dse.chip.slicing import SIGNINGS, Slicing
@@ -104,6 +116,10 @@ NUMBER_FIELDS: dict[str, tuple[str, str, float, bool]] = {
     "read_voltage_v": ("cell.read_voltage", "voltage", 1.0, False),
     "read_pulse_s": ("cell.read_pulse", "time", 1.0, False),
     "lrs_fraction": ("cell.lrs_fraction", "count", 1.0, False),
+    "input_activity": ("cell.input_activity", "count", 1.0, False),  # dse.chip.array_energy
+    "cell_height_f": ("cell.height", "feature", 1.0, False),
+    "cell_width_f": ("cell.width", "feature", 1.0, False),
+    "speed_up": ("dataflow.speed_up", "count", 1.0, False),          # dse.chip.dataflow
     "weight_bits": ("cell.weight_bits", "count", 1.0, False),      # bit slicing (issue 14)
     "bits_per_cell": ("cell.bits_per_cell", "count", 1.0, False),
     "add_fj": ("digital.add_energy", "energy", 1e-15, False),  # default: dse.chip.technology
@@ -112,19 +128,24 @@ NUMBER_FIELDS: dict[str, tuple[str, str, float, bool]] = {
     "periphery_col_f2": ("periphery.column_area", "area", 1.0, True),
     "write_pj": ("programming.write_energy", "energy", 1e-12, False),
     "clock_hz": ("digital.clock", "frequency", 1.0, False),  # latency (dse.chip.latency)
+    "accumulator_area_f2": ("digital.accumulator_area", "area", 1.0, False),  # per ADC
 }
 STRING_FIELDS: dict[str, tuple[str, bool]] = {
     "encoding": ("encoding", True),
     "analog_card": ("errors.analog_card", False),
     "signing": ("cell.signing", False),
+    "read_energy_model": ("cell.read_energy_model", False),
+    "schedule": ("dataflow.schedule", False),
 }
-INTEGER_FIELDS = ("rows", "cols", "cells_per_weight", "weight_bits", "bits_per_cell")
+INTEGER_FIELDS = ("rows", "cols", "cells_per_weight", "weight_bits", "bits_per_cell", "speed_up")
 SECTIONS = {
     "technology": {"node", "supply", "supply_ref", "temperature"},
     "array": {"rows", "cols"},
     "cell": {"cells_per_weight", "area", "read_energy", "r_on", "r_off", "read_voltage",
-             "read_pulse", "lrs_fraction", "weight_bits", "bits_per_cell", "signing"},
-    "digital": {"add_energy", "buffer_energy", "clock"},
+             "read_pulse", "lrs_fraction", "weight_bits", "bits_per_cell", "signing",
+             "read_energy_model", "input_activity", "height", "width"},
+    "dataflow": {"schedule", "speed_up"},
+    "digital": {"add_energy", "buffer_energy", "clock", "accumulator_area"},
     "periphery": {"row_area", "column_area"},
     "programming": {"write_energy"},
     "errors": {"sources", "operating_point", "analog_card"},
@@ -169,11 +190,18 @@ class ChipCard:
     read_voltage_v: float | None = None
     read_pulse_s: float | None = None
     lrs_fraction: float = 0.5
+    read_energy_model: str = "sensed"   # sensed | full_pulse (dse.chip.array_energy)
+    input_activity: float = 0.5
+    cell_height_f: float | None = None
+    cell_width_f: float | None = None
+    schedule: str = "sequential"        # sequential | pipelined (dse.chip.dataflow)
+    speed_up: int = 1
     weight_bits: int | None = None
     bits_per_cell: int | None = None
     signing: str | None = None
     write_pj: float | None = None
     clock_hz: float | None = None
+    accumulator_area_f2: float = 0.0    # shift-add of one ADC's outputs (area, F²)
     error_sources: tuple[ErrorSource, ...] = ()
     operating_point: Mapping[str, float] = field(default_factory=dict)
     analog_card: str | None = None
@@ -241,12 +269,13 @@ class ChipCard:
     @property
     def adc_fj(self) -> float:
         """Energy of one ADC conversion (fJ), from the sensing scheme (0 without ADCs)."""
-        return self.sensing.conversion_energy_fj(self.node_nm, self.temperature_k)
+        return self.sensing.conversion_energy_fj(self.node_nm, self.temperature_k,
+                                                 column_of(self))
 
     @property
     def adc_area_um2(self) -> float:
         """Area of one ADC (µm²), from the sensing scheme (0 without ADCs)."""
-        return self.sensing.adc_area_um2(self.node_nm)
+        return self.sensing.adc_area_um2(self.node_nm, column_of(self))
 
     def knob_values(self) -> dict[str, float]:
         """The nominal operating point: the card's knobs plus ``vdd`` = the supply."""
@@ -328,8 +357,14 @@ def validate(chip: ChipCard) -> None:
     if chip.cols % chip.cells_per_weight:
         fail("array.cols", f"{chip.cols} columns do not hold whole weights of "
              f"{chip.cells_per_weight} cells; use a multiple of {chip.cells_per_weight}")
-    if not 0 <= chip.lrs_fraction <= 1:
-        fail("cell.lrs_fraction", "must be between 0 and 1")
+    for name in ("lrs_fraction", "input_activity"):
+        if not 0 <= getattr(chip, name) <= 1:
+            fail(_FIELD_PATH[name], "must be between 0 and 1")
+    for name, known in (("read_energy_model", ("sensed", "full_pulse")),
+                        ("schedule", ("sequential", "pipelined"))):
+        if getattr(chip, name) not in known:
+            fail(_FIELD_PATH[name], f"unknown value '{getattr(chip, name)}' (known: "
+                 f"{', '.join(known)})")
     if chip.cell_read_energy_fj is None:
         missing = [f for f in ("r_on_ohm", "r_off_ohm", "read_voltage_v", "read_pulse_s")
                    if not getattr(chip, f)]

@@ -39,7 +39,7 @@ _UNITS: dict[str, tuple[str, float]] = {
     "nA": ("current", 1e-9),
     "m": ("length", 1.0), "um": ("length", 1e-6), "nm": ("length", 1e-9),
     "K": ("temperature", 1.0),
-    "1": ("count", 1.0),
+    "1": ("count", 1.0), "F": ("feature", 1.0),
     "F2": ("area", math.nan), "um2": ("area", math.nan), "mm2": ("area", math.nan),
     "transistors": ("area", math.nan),
     "W": ("power", 1.0), "Hz": ("frequency", 1.0), "MHz": ("frequency", 1e6),

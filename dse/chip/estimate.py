@@ -5,7 +5,10 @@ Energy = (operation count of the mapping) × (energy per operation of the chip c
 ================  ==========================  ==============================================
 component         count                       energy per operation
 ================  ==========================  ==============================================
-cells             cell_reads                  card read energy, or V²·t·(f/R_on+(1−f)/R_off)
+cells             cell_reads                  card read energy, or a·V²·t_sense·(f/R_on+
+                                              (1−f)/R_off) (dse.chip.array_energy)
+bitlines          column lines charged        C_BL·V_read² (ADC chips, sensed model)
+wordlines         active row lines charged    C_WL·V_dd² (ADC chips, sensed model)
 sense_amps        sense_ops                   sensing.sense_energy · (V/V_ref)²
 adc               adc_conversions             the card's ADC model (dse.chip.adc) at its bits
 accumulate        partial_sum_additions       digital.add_energy · (V/V_ref)²
@@ -18,9 +21,11 @@ training          device pulses of training   write energy per pulse (pulses.csv
 ================  ==========================  ==============================================
 
 V is the chip's supply (``supply_v``, the operating point's ``vdd``); V_ref the supply at which
-the card gives those energies. Area per layer = tiles × per-array area of each component (cell
-array, sense amplifiers, ADCs, periphery rows and columns); buffers and the digital accumulators
-outside the periphery are not modelled.
+the card gives those energies; ``a`` the layer's input activity (measured, or the card's
+``cell.input_activity``). Area per layer = tiles × copies (``dataflow.speed_up``,
+:mod:`dse.chip.dataflow`) × per-array area of each component (cell array, sense amplifiers,
+ADCs, the shift-add unit of each ADC (``digital.accumulator_area``), periphery rows and
+columns); buffers, interconnect and the accumulation beyond the arrays are not modelled.
 
 ``results/estimate/{exp}/{chip}.csv`` (tidy, one row per layer and component)::
 
@@ -37,8 +42,10 @@ import logging
 
 import pandas as pd
 
+from dse.chip import array_energy
 from dse.chip.card import ChipCard
-from dse.chip.mapping import Mapping
+from dse.chip.dataflow import duplication
+from dse.chip.mapping import LayerMapping, Mapping
 from dse.errors import DseError
 
 log = logging.getLogger(__name__)
@@ -51,11 +58,13 @@ ENERGY_COMPONENTS = (("cells", "cell_reads"), ("sense_amps", "sense_ops"),
 ALL_LAYERS = "(all)"
 
 
-def energy_per_op(chip: ChipCard) -> dict[str, float]:
-    """fJ per operation, keyed by the mapping's count names."""
+def energy_per_op(chip: ChipCard, activity: float | None = None) -> dict[str, float]:
+    """fJ per operation, keyed by the mapping's count names (``activity``: the layer's input
+    activity, default the card's; :mod:`dse.chip.array_energy`)."""
     s = chip.supply_scale
+    a = chip.input_activity if activity is None else activity
     return {
-        "cell_reads": chip.cell_read_fj,
+        "cell_reads": array_energy.cell_energy_fj(chip, a),
         "sense_ops": chip.sensing.sense_energy_fj() * s,
         "adc_conversions": chip.adc_fj,
         "partial_sum_additions": chip.add_fj * s,
@@ -73,7 +82,7 @@ def array_area(chip: ChipCard) -> dict[str, float]:
         "sense_amps": sensing.sense_amps_per_array(chip.cols, chip.cells_per_weight)
         * sensing.sense_amp_area_um2(chip.f_um),
         "adc": sensing.adcs_per_array(chip.cols) * chip.adc_area_um2,
-        "accumulate": 0.0,
+        "accumulate": sensing.adcs_per_array(chip.cols) * chip.accumulator_area_f2 * f2,
         "buffer": 0.0,
         "dac": 0.0,  # input DACs: area not modelled
         "periphery": (chip.rows * chip.periphery_row_f2 + chip.cols * chip.periphery_col_f2) * f2,
@@ -102,20 +111,39 @@ def _pulse_table(pulses: pd.DataFrame) -> pd.Series:
                    "pulses_down (history.csv); point at a directory written by `dse train`")
 
 
+def _line_rows(lm: LayerMapping, chip: ChipCard, a: float) -> list[dict]:
+    """Bit-line and word-line charging of an ADC chip's layer (sensed model)."""
+    if not array_energy.sensed(chip):
+        return []
+    n = array_energy.line_charges(lm, chip, a)
+    e = array_energy.line_energy_fj(chip)
+    detail = array_energy.describe(chip, a)
+    return [{"layer": lm.name, "component": comp, "scope": "inference", "count": n[comp],
+             "energy_per_op_fJ": e[comp], "energy_pJ": n[comp] * e[comp] * 1e-3,
+             "area_um2": 0.0, "detail": detail[comp]} for comp in ("bitlines", "wordlines")]
+
+
 def estimate(mapping: Mapping, chip: ChipCard, pulses: pd.DataFrame | None = None,
-             write_energy_pj: float | None = None) -> pd.DataFrame:
+             write_energy_pj: float | None = None,
+             input_activity: array_energy.Activity = None) -> pd.DataFrame:
     """Energy and area per layer and component (see the module docstring).
 
     ``write_energy_pj`` (energy of one write pulse) defaults to the card's
     ``programming.write_energy``; callers with a device card pass its ``write_energy`` here.
+    ``input_activity``: measured fraction of 1s in the input bit planes (one number or {layer:
+    value}, :func:`dse.chip.activity.input_bit_activity`); default the card's
+    ``cell.input_activity``.
     """
     mapping.check_chip(chip)
-    e_op = energy_per_op(chip)
     area = array_area(chip)
-    detail = _details(chip)
     w_pj = write_energy_pj if write_energy_pj is not None else chip.write_pj
+    dup = duplication(mapping.layers, chip)
     rows: list[dict] = []
     for lm in mapping.layers:
+        a = array_energy.activity_of(chip, lm.name, input_activity)
+        e_op = energy_per_op(chip, a)
+        detail = {**_details(chip), **array_energy.describe(chip, a)}
+        tiles = lm.tiles * dup[lm.name]  # duplicated arrays (dataflow.speed_up) cost area
         comps = ENERGY_COMPONENTS + ((("dac", "dac_conversions"),) if lm.dac_conversions
                                      else ())
         for comp, count_name in comps:
@@ -123,10 +151,11 @@ def estimate(mapping: Mapping, chip: ChipCard, pulses: pd.DataFrame | None = Non
             rows.append({"layer": lm.name, "component": comp, "scope": "inference", "count": n,
                          "energy_per_op_fJ": e_op[count_name],
                          "energy_pJ": n * e_op[count_name] * 1e-3,
-                         "area_um2": lm.tiles * area[comp], "detail": detail[comp]})
+                         "area_um2": tiles * area[comp], "detail": detail[comp]})
+        rows += _line_rows(lm, chip, a)
         rows.append({"layer": lm.name, "component": "periphery", "scope": "inference",
-                     "count": lm.tiles, "energy_per_op_fJ": 0.0, "energy_pJ": 0.0,
-                     "area_um2": lm.tiles * area["periphery"],
+                     "count": tiles, "energy_per_op_fJ": 0.0, "energy_pJ": 0.0,
+                     "area_um2": tiles * area["periphery"],
                      "detail": "word-line drivers and column circuits of each array"})
         if w_pj is not None:
             rows.append({"layer": lm.name, "component": "programming", "scope": "deployment",

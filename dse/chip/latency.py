@@ -6,9 +6,13 @@ and a :class:`Timing` (the durations of one sense, read, conversion and clock cy
 
 * the tiles of a layer work in parallel, so a layer takes the time of its fullest tile:
   r = min(R, R_a) rows and c = min(C, ⌊C_a/k⌋) weight columns (k·c physical columns);
-* output positions (P, 1 for a fully connected layer) are processed one after the other;
-* layers run one after the other (no pipelining between layers): latency = Σ layers, and
-  inferences/s = 1/latency;
+* output positions (P, 1 for a fully connected layer) are processed one after the other, by
+  each of the layer's d copies (``dataflow.speed_up``, :func:`dse.chip.dataflow.duplication`):
+  ⌈P/d⌉ positions per copy;
+* ``dataflow.schedule: sequential`` (default): layers run one after the other, latency = Σ
+  layers = the cycle between images; ``pipelined``: the layers overlap (each has its own
+  arrays), the slowest layer sets the cycle (:func:`dse.chip.dataflow.cycle_ns`), latency of
+  one image still Σ layers; inferences/s = 1/cycle;
 * the digital accumulation (popcount of XNOR results, or shift-add of ADC outputs) takes one
   clock cycle T_clk per value and overlaps the next sense/conversion (pipelined), so each step
   costs max(t_step, T_clk), plus one T_clk to drain the pipeline; partial sums of the
@@ -28,7 +32,7 @@ XNOR with the input happens in the sense, Hirtzlin et al. 2020)::
     t_position = b_in·groups·(t_read + conv·max(t_adc, T_clk)) + T_clk + ⌈log₂ tiles_rows⌉·T_clk
 
 Operations: 2 per multiply-accumulate (MAC = P·R·C per layer), the usual convention of
-TOPS figures (e.g. DNN+NeuroSim's). TOPS = ops/latency; TOPS/W = ops/energy per inference;
+TOPS figures (e.g. DNN+NeuroSim's). TOPS = ops/cycle; TOPS/W = ops/energy per inference;
 TOPS/mm² = TOPS/area.
 """
 
@@ -39,7 +43,9 @@ from typing import Any
 
 import pandas as pd
 
+from dse.chip.adc_mlsa import column_of
 from dse.chip.card import ChipCard
+from dse.chip.dataflow import cycle_ns, duplication
 from dse.chip.mapping import LayerMapping, Mapping
 from dse.chip.sensing import Timing
 from dse.errors import DseError
@@ -47,8 +53,8 @@ from dse.errors import DseError
 __all__ = ["COLUMNS", "Timing", "latency", "layer_latency", "pcsa_timing", "throughput",
            "timing"]
 
-COLUMNS = ["layer", "positions", "steps_per_position", "step_ns", "accumulate_ns", "reduce_ns",
-           "latency_ns", "macs", "ops"]
+COLUMNS = ["layer", "positions", "copies", "steps_per_position", "step_ns", "accumulate_ns",
+           "reduce_ns", "latency_ns", "macs", "ops", "schedule"]
 
 
 def timing(chip: ChipCard, sense_cycle_s: float | None = None,
@@ -69,7 +75,8 @@ def timing(chip: ChipCard, sense_cycle_s: float | None = None,
     clock = chip.clock_hz / logic_delay_scale
     if sense_cycle_s is not None and not sense_cycle_s > 0:
         raise DseError(f"sense cycle {sense_cycle_s!r} s must be > 0", source=src)
-    t, missing = chip.sensing.timing(clock, chip.read_pulse_s, sense_cycle_s)
+    t, missing = chip.sensing.timing(clock, chip.read_pulse_s, sense_cycle_s, chip.node_nm,
+                                     column_of(chip))
     if t is None:
         raise DseError(f"{missing}: missing; the latency of a '{chip.sensing.kind}' chip needs "
                        "it (add {value: ..., unit: ns, source: ...})", source=src)
@@ -92,8 +99,10 @@ def _reduce_cycles(lm: LayerMapping) -> int:
     return math.ceil(math.log2(lm.tiles_rows)) if lm.tiles_rows > 1 else 0
 
 
-def layer_latency(lm: LayerMapping, chip: ChipCard, t: Timing) -> dict[str, float]:
-    """Latency of one layer (see the module docstring), in ns, with its parts."""
+def layer_latency(lm: LayerMapping, chip: ChipCard, t: Timing,
+                  copies: int = 1) -> dict[str, Any]:
+    """Latency of one layer with ``copies`` copies of its arrays (see the module docstring), in
+    ns, with its parts."""
     r = min(lm.rows, chip.rows)
     c = min(lm.cols, chip.weight_cols)
     clk = t.clock_s
@@ -102,29 +111,36 @@ def layer_latency(lm: LayerMapping, chip: ChipCard, t: Timing) -> dict[str, floa
     reduce = _reduce_cycles(lm) * clk
     per_position = array + clk + reduce
     macs = lm.positions * lm.rows * lm.cols
-    return {"layer": lm.name, "positions": lm.positions, "steps_per_position": steps,
-            "step_ns": step * 1e9, "accumulate_ns": lm.positions * clk * 1e9,
-            "reduce_ns": lm.positions * reduce * 1e9,
-            "latency_ns": lm.positions * per_position * 1e9, "macs": macs, "ops": 2 * macs}
+    p = math.ceil(lm.positions / copies)  # positions per copy
+    return {"layer": lm.name, "positions": lm.positions, "copies": copies,
+            "steps_per_position": steps, "step_ns": step * 1e9, "accumulate_ns": p * clk * 1e9,
+            "reduce_ns": p * reduce * 1e9, "latency_ns": p * per_position * 1e9, "macs": macs,
+            "ops": 2 * macs, "schedule": chip.schedule}
 
 
 def latency(mapping: Mapping, chip: ChipCard, t: Timing) -> pd.DataFrame:
     """One row per layer (columns :data:`COLUMNS`); the inference latency is the sum."""
     mapping.check_chip(chip)
-    return pd.DataFrame([layer_latency(lm, chip, t) for lm in mapping.layers], columns=COLUMNS)
+    dup = duplication(mapping.layers, chip)
+    return pd.DataFrame([layer_latency(lm, chip, t, dup[lm.name]) for lm in mapping.layers],
+                        columns=COLUMNS)
 
 
 def throughput(table: pd.DataFrame, energy_per_inference_pj: float | None = None,
                area_mm2: float | None = None) -> dict[str, float]:
-    """Latency per inference (ns), inferences/s, TOPS and, given energy and area, TOPS/W and
-    TOPS/mm² (energy from :func:`dse.chip.estimate.totals`: ``energy_per_inference_pJ``)."""
+    """Latency per inference (ns), the cycle between images (ns; = latency unless the layers
+    are pipelined), inferences/s, TOPS and, given energy and area, TOPS/W and TOPS/mm² (energy
+    from :func:`dse.chip.estimate.totals`: ``energy_per_inference_pJ``)."""
     lat_ns = float(table["latency_ns"].sum())
+    schedule = str(table["schedule"].iloc[0]) if "schedule" in table and len(table) \
+        else "sequential"
+    cyc = cycle_ns(table["latency_ns"].tolist(), schedule)
     ops = float(table["ops"].sum())
-    out = {"latency_ns": lat_ns, "inferences_per_s": 1e9 / lat_ns,
-           "ops_per_inference": ops, "tops": ops / (lat_ns * 1e-9) * 1e-12}
+    out = {"latency_ns": lat_ns, "cycle_ns": cyc, "inferences_per_s": 1e9 / cyc,
+           "ops_per_inference": ops, "tops": ops / (cyc * 1e-9) * 1e-12}
     if energy_per_inference_pj is not None:
         out["tops_per_w"] = ops / (energy_per_inference_pj * 1e-12) * 1e-12
-        out["power_w"] = energy_per_inference_pj * 1e-12 / (lat_ns * 1e-9)
+        out["power_w"] = energy_per_inference_pj * 1e-12 / (cyc * 1e-9)
     if area_mm2 is not None:
         out["tops_per_mm2"] = out["tops"] / area_mm2
     return out

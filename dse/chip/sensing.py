@@ -24,10 +24,10 @@ element and b_out per output element, k cells per weight and R_a array rows:
     k/2 when the weight's cells are differential pairs subtracted on the bit line
     (``sensing.pair_subtraction: analog``, :data:`PAIR_SUBTRACTION`; k_c below).
     G = Σ over row tiles of ceil(r_t / parallel_rows); ADC conversions = P·b_in·G·C·k_c;
-    cell reads = P·b_in·R·C·k (every cell counted in every cycle: input activity 1, an upper
-    bound); sense operations = 0; partial-sum additions = ADC conversions (one shift-add per
-    ADC output, accumulating across input bits, row groups and tiles); ceil(cols /
-    cols_per_adc) ADCs per array.
+    cell reads = P·b_in·R·C·k (every cell in every cycle; the estimate weighs each by the
+    input activity and the sense window, :mod:`dse.chip.array_energy`); sense operations = 0;
+    partial-sum additions = ADC conversions (one shift-add per ADC output, accumulating across
+    input bits, row groups and tiles); ceil(cols / cols_per_adc) ADCs per array.
 
 Both: buffer accesses = P·(R·b_in + C·b_out) bits (each input element read once per position,
 each output written once).
@@ -40,6 +40,7 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
+from dse.chip import adc_mlsa  # noqa: F401 (registers adc_model: neurosim_mlsa)
 from dse.chip.adc import ADC_MODELS, adc_model, conversion_rate
 from dse.chip.layer import LayerSpec
 from dse.registry import Registry
@@ -101,14 +102,19 @@ class Sensing:
         """Energy of one input DAC conversion (fJ; 0 without DACs)."""
         return 0.0
 
-    def conversion_energy_fj(self, node_nm: float, temperature_k: float) -> float:
-        """Energy of one ADC conversion (fJ)."""
+    def conversion_energy_fj(self, node_nm: float, temperature_k: float,
+                             column: object = None) -> float:
+        """Energy of one ADC conversion (fJ; ``column``: :class:`dse.chip.adc_mlsa.Column`)."""
+        return 0.0
+
+    def conversion_s(self, node_nm: float, column: object = None) -> float:
+        """Duration of one ADC conversion (s; 0 without ADCs)."""
         return 0.0
 
     def sense_amp_area_um2(self, f_um: float) -> float:
         return 0.0
 
-    def adc_area_um2(self, node_nm: float) -> float:
+    def adc_area_um2(self, node_nm: float, column: object = None) -> float:
         return 0.0
 
     def readout(self) -> dict[str, int | None]:
@@ -120,7 +126,8 @@ class Sensing:
         return {"sense_amps": "", "adc": ""}
 
     def timing(self, clock_hz: float, read_pulse_s: float | None,
-               sense_cycle_s: float | None) -> tuple[Timing | None, str]:
+               sense_cycle_s: float | None, node_nm: float | None = None,
+               column: object = None) -> tuple[Timing | None, str]:
         """The scheme's :class:`Timing` (None and the card key that is missing otherwise)."""
         return None, "sensing.kind"
 
@@ -211,7 +218,8 @@ class Pcsa(Sensing):
         return self.sense_amp_area_f2 * f_um ** 2
 
     def timing(self, clock_hz: float, read_pulse_s: float | None,
-               sense_cycle_s: float | None) -> tuple[Timing | None, str]:
+               sense_cycle_s: float | None, node_nm: float | None = None,
+               column: object = None) -> tuple[Timing | None, str]:
         sense = sense_cycle_s if sense_cycle_s is not None else self.sense_time_s
         if sense is None:
             return None, "sensing.sense_time"
@@ -251,7 +259,7 @@ class Adc(Sensing):
     parallel_rows: int = 128
     adc_roadmap: str = "lp"
     adc_area_f2: float | None = None
-    adc_time_s: float | None = None  # one conversion (latency); None: NeuroSim's (bits+1) ns
+    adc_time_s: float | None = None  # one conversion (latency); None: the ADC model's
     inputs: str | None = None  # bit_serial | dac (both paths); None: legacy (see INPUTS)
     dac_fj: float | None = None  # one DAC conversion (one row, one read), inputs: dac
     pair_subtraction: str = "digital"  # digital | analog (both paths, see PAIR_SUBTRACTION)
@@ -312,14 +320,16 @@ class Adc(Sensing):
     def adcs_per_array(self, cols: int) -> int:
         return math.ceil(cols / self.cols_per_adc)
 
-    def conversion_energy_fj(self, node_nm: float, temperature_k: float) -> float:
+    def conversion_energy_fj(self, node_nm: float, temperature_k: float,
+                             column: object = None) -> float:
         return adc_model(self.adc_model).energy_fj(self.adc_bits, node_nm, self.adc_roadmap,
-                                                   temperature_k)
+                                                   temperature_k, **self._column(column))
 
-    def adc_area_um2(self, node_nm: float) -> float:
+    def adc_area_um2(self, node_nm: float, column: object = None) -> float:
         if self.adc_area_f2 is not None:
             return self.adc_area_f2 * (node_nm * 1e-3) ** 2
-        return adc_model(self.adc_model).area_um2(self.adc_bits, node_nm)
+        return adc_model(self.adc_model).area_um2(self.adc_bits, node_nm,
+                                                  **self._column(column))
 
     def readout(self) -> dict[str, int | None]:
         return {"parallel_rows": self.parallel_rows, "adc_bits": self.adc_bits}
@@ -328,12 +338,25 @@ class Adc(Sensing):
         return self.dac_fj or 0.0
 
     def timing(self, clock_hz: float, read_pulse_s: float | None,
-               sense_cycle_s: float | None) -> tuple[Timing | None, str]:
+               sense_cycle_s: float | None, node_nm: float | None = None,
+               column: object = None) -> tuple[Timing | None, str]:
         if read_pulse_s is None:
             return None, "cell.read_pulse"
-        adc = self.adc_time_s if self.adc_time_s is not None else \
-            1 / conversion_rate(self.adc_bits)
+        adc = self.conversion_s(node_nm, column) if node_nm is not None else \
+            (self.adc_time_s or 1 / conversion_rate(self.adc_bits))
         return Timing(clock_hz=clock_hz, read_s=read_pulse_s, adc_s=adc), ""
+
+    def _column(self, column: object) -> dict[str, object]:
+        """The column argument for ADC models that need it (``neurosim_mlsa``)."""
+        return {"column": column} if getattr(adc_model(self.adc_model), "needs_column",
+                                             False) else {}
+
+    def conversion_s(self, node_nm: float, column: object = None) -> float:
+        """One conversion: ``adc_time`` when the card gives it, else the ADC model's."""
+        if self.adc_time_s is not None:
+            return self.adc_time_s
+        return adc_model(self.adc_model).conversion_s(self.adc_bits, node_nm,
+                                                      **self._column(column))
 
     def array_time(self, rows: int, weight_cols: int, array_weight_cols: int,
                    cells_per_weight: int, in_bits: int,

@@ -24,6 +24,11 @@ Rules (each a function of the node only; :func:`factor`):
   and NeuroSim's horowitz() delays scale): d(n) = d(n₀) · τ(n) / τ(n₀). Not monotone: the
   table's 14 nm FinFET is slower than its 22 nm planar device.
 * ADC energy and area per node are their own tables (:mod:`dse.chip.adc`).
+* **array lines**: a bit line or word line of a sub-array is a wire of ``n`` cells' pitch with
+  :data:`WIRE_CAP_F_PER_M` = 0.2 fF/µm (DNN+NeuroSim V1.4 ``SubArray.cpp``: ``capRow`` and
+  ``capCol`` = line length × 0.2e-15/1e-6; the length is the cell count × the cell's height or
+  width in F × F); charged once per read to the read voltage (bit lines) or the supply (word
+  lines), as its ``readDynamicEnergyArray`` does.
 
 Defaults a chip card inherits when it leaves them out (:data:`DEFAULTS`), published at one node
 and carried to the card's node and ``supply_ref`` by the energy rule (the supply part uses the
@@ -86,6 +91,9 @@ NODES: dict[int, Node] = {n.nm: n for n in (
     _finfet(10, 0.75, 97.549, 8.0e-9 + 2 * 4.5e-8, 599.237, 22, 2017),
     _finfet(7, 0.7, 100.497, 107e-9, 562.048, 20, 2017),
 )}
+
+WIRE_CAP_F_PER_M = 0.2e-15 / 1e-6  # array line capacitance per length (see the module docstring)
+WIRE_CAP_SOURCE = f"{_TECH.rsplit('/', 1)[0]}/SubArray.cpp: capRow, capCol = length x 0.2e-15/1e-6"
 
 _HOROWITZ = ("M. Horowitz, Computing's energy problem (and what we can do about it), ISSCC 2014, "
              "doi 10.1109/ISSCC.2014.6757323, p. 12, 45 nm / 0.9 V")

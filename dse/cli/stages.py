@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import Any
 
 from dse.errors import DseError
 
@@ -79,6 +80,9 @@ def add_inject(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="per-map accuracy table (CSV)")
     p.add_argument("--summary", type=Path, default=None,
                    help="mean / 95%% CI table (default: OUT with suffix .summary.csv)")
+    p.add_argument("--activity-out", type=Path, default=None,
+                   help="also write the input activity measured per layer (CSV: layer, "
+                        "input_activity; for `dse estimate --activity`)")
     p.set_defaults(func=_cmd_inject)
 
 
@@ -94,13 +98,17 @@ def _cmd_inject(args: argparse.Namespace) -> int:
                                           repeats=args.repeats, seed=args.seed,
                                           batch=args.batch)
     summary_path = args.summary or args.out.with_suffix(".summary.csv")
-    for out in (args.out, summary_path):
-        files.check_writable(out)
+    for out in (args.out, summary_path, args.activity_out):
+        if out is not None:
+            files.check_writable(out)
     models = artifacts.load_device_models(args.device)
     trained = artifacts.load_model(args.model, resolve_device(config["device"]))
     table = recipes.inject_chip(config, trained, mapping, chip, models, settings,
                                 progress=not args.quiet)
-    artifacts.write_tables(artifacts.inject_tables(args.out, summary_path, table))
+    tables = artifacts.inject_tables(args.out, summary_path, table)
+    if args.activity_out:
+        tables[args.activity_out] = _activity_table(table.attrs.get("input_activity"))
+    artifacts.write_tables(tables)
     log.info("injected %d fault maps on %s (clean accuracy %.4f) -> %s", len(table),
              mapping.chip, table.attrs["clean_accuracy"], args.out)
     return 0
@@ -146,7 +154,8 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     table = recipes.inject_chip(config, trained, mapping, chip, models, settings,
                                 progress=not args.quiet)
     pulses = artifacts.load_pulses(trained.directory / "history.csv")
-    energy = recipes.estimate_chip(mapping, chip, models, pulses)
+    energy = recipes.estimate_chip(mapping, chip, models, pulses,
+                                   input_activity=table.attrs.get("input_activity"))
     lat = recipes.latency_chip(mapping, chip, models)
     artifacts.write_mapping(args.mapping, mapping, chip)
     artifacts.write_tables({**artifacts.inject_tables(args.inject, summary, table),
@@ -168,7 +177,28 @@ def add_estimate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="tidy energy/area table (CSV)")
     p.add_argument("--latency", type=Path, default=None,
                    help="also write the latency table per layer (CSV)")
+    p.add_argument("--activity", type=Path, default=None,
+                   help="input activity per layer measured by `dse inject --activity-out` "
+                        "(default: the chip card's cell.input_activity)")
     p.set_defaults(func=_cmd_estimate)
+
+
+def _activity_table(activity: dict | None) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(list((activity or {}).items()), columns=["layer", "input_activity"])
+
+
+def _read_activity(path: Path | None) -> dict[str, float] | None:
+    if path is None:
+        return None
+    from dse.pipeline import artifacts
+
+    t = artifacts.read_table(path, "input activity", "write it with `dse inject --activity-out`")
+    if not {"layer", "input_activity"} <= set(t.columns):
+        raise DseError("needs columns layer, input_activity (`dse inject --activity-out`)",
+                       source=str(path))
+    return {str(k): float(v) for k, v in zip(t["layer"], t["input_activity"], strict=True)}
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
@@ -185,7 +215,8 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         files.check_writable(args.latency)
     pulses = artifacts.load_pulses(args.history) if args.history else None
     models = artifacts.load_device_models(args.device)
-    table = recipes.estimate_chip(mapping, chip, models, pulses)
+    table = recipes.estimate_chip(mapping, chip, models, pulses,
+                                  input_activity=_read_activity(args.activity))
     tables = {args.out: table}
     if args.latency:
         tables[args.latency] = recipes.latency_chip(mapping, chip, models)

@@ -22,6 +22,7 @@ import pandas as pd
 from filelock import FileLock
 
 from dse import seeds
+from dse.chip.activity import mapping_activity
 from dse.chip.ber import ChipErrors, OperatingPoint, points_for_chip
 from dse.chip.card import ChipCard
 from dse.chip.estimate import estimate, totals
@@ -235,6 +236,9 @@ def inject_chip(config: Mapping[str, Any], trained: TrainedModel, mapping: ChipM
         if deployable:
             table = deployed(table, trained, mapping, analog, settings, data, generator,
                               asked_clean)
+        # measured input activity of the deployed task, for the estimate (dse.chip.activity)
+        table.attrs["input_activity"] = mapping_activity(trained.model, mapping, chip,
+                                                         data.x_test)
         if not states:
             return table
         clean[k] = float(table.attrs["clean_accuracy"])
@@ -267,14 +271,17 @@ def physical_sense_chip(chip: ChipCard, errors: ChipErrors | None,
 
 
 def estimate_chip(mapping: ChipMapping, chip: ChipCard, models: Mapping[str, Any],
-                  pulses: pd.DataFrame | None,
-                  op: Mapping[str, float] | None = None) -> pd.DataFrame:
+                  pulses: pd.DataFrame | None, op: Mapping[str, float] | None = None,
+                  input_activity: Mapping[str, float] | None = None) -> pd.DataFrame:
     """The estimate stage: energy and area per layer and component; the write energy per
     pulse comes from the chip's cell card at ``op`` when its error sources have models, the
-    sense energy from a physical sense model (:func:`physical_sense_chip`) when there is one."""
+    sense energy from a physical sense model (:func:`physical_sense_chip`) when there is one;
+    ``input_activity`` measured by the inject stage (``attrs["input_activity"]``), else the
+    card's."""
     errors = ChipErrors(chip, models) if chip.error_sources and models else None
     write_pj = errors.write_energy_pj(op) if errors is not None else None
-    return estimate(mapping, physical_sense_chip(chip, errors, op), pulses, write_pj)
+    return estimate(mapping, physical_sense_chip(chip, errors, op), pulses, write_pj,
+                    input_activity)
 
 
 def latency_chip(mapping: ChipMapping, chip: ChipCard, models: Mapping[str, Any],
@@ -377,7 +384,7 @@ def evaluate_design(config: Mapping[str, Any], design: Design, layout: Layout, c
     if estimate_too:
         energy = estimate_chip(mapping, chip, models,
                                load_pulses(trained.directory / "history.csv"),
-                               design.operating_point)
+                               design.operating_point, table.attrs.get("input_activity"))
         metrics.update(totals(energy))
         try:
             lat = latency_chip(mapping, chip, models, design.operating_point)
