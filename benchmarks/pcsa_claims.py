@@ -34,7 +34,7 @@ from dse.config import load_config
 from dse.devices.pcsa_rates import CellStats, best_window
 from dse.pipeline import Layout
 from dse.pipeline.artifacts import load_chip, load_device_models
-from dse.pipeline.recipes import evaluate_design, trial_settings
+from dse.pipeline.design import evaluate_design, trial_settings
 from dse.search import design_for, parse_study
 
 log = logging.getLogger("pcsa_claims")

@@ -21,7 +21,7 @@ import torch
 from dse import seeds
 from dse.config import load_config
 from dse.pipeline import Layout
-from dse.pipeline.recipes import evaluate_design, trial_settings
+from dse.pipeline.design import evaluate_design, trial_settings
 from dse.search import design_for, parse_study
 
 

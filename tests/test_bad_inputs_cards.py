@@ -122,7 +122,8 @@ CARD_CASES: list[tuple[str, Callable[[Path], object], str]] = [
     ("card-range-unknown-knob",
      lambda tmp: load_card(_write(tmp, "c.yaml", _with(
          "hfo2-2t2r", operating_range={"vdd": {"low": 0.5, "high": 1.0, "source": "s"}}))),
-     "{tmp}/c.yaml: operating_range.vdd: not a knob of this family (knobs: i_prog, t_prog)"),
+     "{tmp}/c.yaml: operating_range.vdd: not a knob of this family (knobs: i_prog, t_prog, "
+     "time_s)"),
     ("card-range-excludes-its-points",
      lambda tmp: load_card(_write(tmp, "c.yaml", _with(
          "hfo2-2t2r", operating_range=_range(1e-4, 2e-4)))),

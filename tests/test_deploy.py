@@ -124,6 +124,14 @@ def test_fresh_and_trained_stay_close_and_time_rows_are_complete(trained) -> Non
                                      "chip.programming.csv"}
 
 
+def test_the_t0_rows_do_not_depend_on_the_times_asked(trained) -> None:
+    tm, ds = trained
+    alone, _ = _run(tm, ds, ("trained", "fresh"), times=())
+    timed, _ = _run(tm, ds, ("trained", "fresh"), times=(1.0, 3.156e8))
+    now = timed[timed["time_s"] == 0].reset_index(drop=True)
+    assert now["accuracy"].tolist() == alone["accuracy"].tolist()
+
+
 def test_the_read_out_sees_the_deployed_cells_own_conductances(trained) -> None:
     """Column currents are sum x*G of the trained cells (their floor included), in the layer's
     level units G*c/w_max: the offset is the device card's g_min, not the chip card's 1/16."""

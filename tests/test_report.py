@@ -31,6 +31,7 @@ from dse.pipeline.files import write_figure
 from dse.pipeline.layout import Layout
 from dse.report import build_sections, render_html
 from dse.report import figures as F
+from dse.report import robustness as R
 from dse.report.data import Calibration, ReportData, Study
 from dse.report.provenance import runtimes_table, seeds_table
 from dse.search.pareto import hypervolume_history, knee, pareto_front
@@ -308,14 +309,14 @@ def test_figures_reject_tables_without_their_columns() -> None:
     with pytest.raises(DseError, match="missing column"):
         F.learning_curves_figure(pd.DataFrame({"epoch": [1]}))
     with pytest.raises(DseError, match="no rows"):
-        F.robustness_figure(pd.DataFrame(columns=["experiment", "ber", "noise", "mean",
+        R.robustness_figure(pd.DataFrame(columns=["experiment", "ber", "noise", "mean",
                                                   "ci95_low", "ci95_high"]))
 
 
 def test_robustness_panels_follow_the_knobs(data: ReportData) -> None:
     binary = data.inject[("b", "rram-2t2r-pcsa-130nm")].assign(experiment="b")
     nominal = data.chip_cards["rram-2t2r-pcsa-130nm"].knob_values()
-    fig = F.robustness_figure(binary, nominal)
+    fig = R.robustness_figure(binary, nominal)
     visible = [ax for ax in fig.axes if ax.get_visible()]
     # BER, i_prog and vdd sweeps
     assert [ax.get_xlabel().split("\n")[0] for ax in visible] == \
@@ -324,15 +325,15 @@ def test_robustness_panels_follow_the_knobs(data: ReportData) -> None:
     vdd_line = visible[2].get_lines()[0]
     assert list(vdd_line.get_xdata()) == pytest.approx([0.35, 0.45, 1.2])
     analog = data.inject[("f", "rram-1t1r-adc")].assign(experiment="f")
-    fig = F.robustness_figure(analog, {"vdd": 0.8})
+    fig = R.robustness_figure(analog, {"vdd": 0.8})
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert labels == ["none", "program+read"]
 
 
 def test_ber_axis_floor_is_a_decade_below_the_smallest_direct_ber() -> None:
     df = pd.DataFrame({"i_prog": [np.nan, np.nan, 1e-4], "ber": [0.0, 1e-4, 1e-11]})
-    assert F._ber_floor(df, ["i_prog"]) == pytest.approx(1e-5)
-    assert F._ber_floor(df.iloc[[0, 2]], ["i_prog"]) == pytest.approx(1e-12)
+    assert R._ber_floor(df, ["i_prog"]) == pytest.approx(1e-5)
+    assert R._ber_floor(df.iloc[[0, 2]], ["i_prog"]) == pytest.approx(1e-12)
 
 
 def test_ber_curves_of_binary_cards(tmp_path: Path) -> None:

@@ -362,10 +362,10 @@ class AdcReadout:
         return pd.DataFrame(rows)
 
 
-def layer_readouts(model: Any, spec: AdcSpec,
-                   in_bits: dict[str, int] | None = None) -> dict[str, LayerReadout]:
-    """Uncalibrated readouts of ``model``'s weight layers (w_max from the clean weights;
-    ``in_bits``: bits per input element of each layer, from the mapping)."""
+def layer_readouts(model: Any, spec: AdcSpec, in_bits: dict[str, int] | None = None,
+                   cls: type[LayerReadout] = LayerReadout) -> dict[str, LayerReadout]:
+    """Uncalibrated readouts (``cls``) of ``model``'s weight layers (w_max from the clean
+    weights; ``in_bits``: bits per input element of each layer, from the mapping)."""
     out = {}
     with torch.no_grad():
         for name, layer in model.quant_layers():
@@ -376,8 +376,7 @@ def layer_readouts(model: Any, spec: AdcSpec,
             w_max = float(wq.abs().max().clamp(min=torch.finfo(wq.dtype).tiny))
             rows = int(wq[0].numel())
             kernel = int(math.prod(wq.shape[2:])) if wq.dim() == 4 else 1
-            out[name] = LayerReadout(spec, rows, wq.dim(), w_max, kernel,
-                                     (in_bits or {}).get(name, 1))
+            out[name] = cls(spec, rows, wq.dim(), w_max, kernel, (in_bits or {}).get(name, 1))
     return out
 
 

@@ -105,7 +105,8 @@ class ChipErrors:
         sense_op = self._knobs_for(sense, op or {})
         key = tuple(sorted({**cell_op, **sense_op}.items()))
         if key not in self._confusions:
-            stats = CellStats.from_model(cell, cell_op.get("i_prog"))
+            stats = CellStats.from_model(cell, cell_op.get("i_prog"),
+                                         cell_op.get("time_s", 0.0))
             self._confusions[key] = np.asarray(confusion(sense, stats, self.chip.encoding,
                                                          **sense_op))
         return self._confusions[key]
@@ -188,6 +189,33 @@ class ChipErrors:
     def points(self, ops: Sequence[Mapping[str, float]]) -> list[OperatingPoint]:
         return [self.point(op) for op in ops]
 
+    @property
+    def relaxing(self) -> tuple[str, ...]:
+        """The knobs of the sources whose cells relax after programming (their card has a
+        ``relaxation:`` block, dse/devices/cell_relaxation.py): they read at ``time_s``."""
+        out: list[str] = []
+        for _, m in self.sources:
+            if getattr(m, "relaxation", None) is not None:
+                out += [k for k in _model_knobs(m) if k not in out]
+        return tuple(out)
+
+    def over_time(self, ops: Sequence[Mapping[str, float]],
+                  times: Sequence[float]) -> list[dict[str, float]]:
+        """``ops`` plus, for every point that differs from the nominal one only in the relaxing
+        sources' knobs (the nominal point and the cell's own sweep), the same point read at each
+        of ``times`` (s after programming; points that name ``time_s`` are kept as given)."""
+        relaxing = self.relaxing
+        if not relaxing or not times:
+            return [dict(op) for op in ops]
+        nominal = self.chip.knob_values()
+        out = [{"time_s": 0.0, **op} for op in ops]  # explicit: read right after programming
+        for op in ops:
+            if "time_s" in op or any(k not in relaxing and k in nominal
+                                     and not np.isclose(v, nominal[k]) for k, v in op.items()):
+                continue
+            out += [{**op, "time_s": float(t)} for t in times if float(t) > 0]
+        return out
+
 
 def points_from_ber(bers: Iterable[float]) -> list[OperatingPoint]:
     """Direct BER list -> operating points without knobs."""
@@ -202,12 +230,15 @@ def points_from_ber(bers: Iterable[float]) -> list[OperatingPoint]:
 
 def points_for_chip(encoding: str, ber: Sequence[float],
                     operating_points: str | Sequence[Mapping[str, float]] | None = None,
-                    errors: ChipErrors | None = None, chip: str = "") -> list[OperatingPoint]:
+                    errors: ChipErrors | None = None, chip: str = "",
+                    times: Sequence[float] = ()) -> list[OperatingPoint]:
     """The injection sweep of a chip with weight ``encoding``.
 
     Encodings with bit errors get the direct ``ber`` list plus the chip's operating points
     (``"card"`` = nominal + the device cards' default sweeps; a list = those knob values), whose
-    BER comes from ``errors``. Analog chips get two points: without and with device noise.
+    BER comes from ``errors``; with cells that relax (:attr:`ChipErrors.relaxing`), the nominal
+    point and the cells' sweep also at each of ``times`` (:meth:`ChipErrors.over_time`). Analog
+    chips get two points: without and with device noise.
     """
     from dse.chip.encoding import ENCODINGS
 
@@ -220,5 +251,5 @@ def points_for_chip(encoding: str, ber: Sequence[float],
                            "comes from the chip's device cards; pass the chip card (--chip) "
                            "and its device cards (--device)")
         ops = errors.default_sweep() if operating_points == "card" else list(operating_points)
-        pts += errors.points(ops)
+        pts += errors.points(errors.over_time(ops, times))
     return pts

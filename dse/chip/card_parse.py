@@ -12,15 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from dse.chip.adc import UNIT_TRANSISTOR_F2
-from dse.chip.card import (
-    INTEGER_FIELDS,
-    NUMBER_FIELDS,
-    SECTIONS,
-    STRING_FIELDS,
-    TOP_KEYS,
-    ChipCard,
-    ErrorSource,
-)
+from dse.chip.card import ChipCard, ErrorSource
+from dse.chip.card_fields import INTEGER_FIELDS, NUMBER_FIELDS, SECTIONS, STRING_FIELDS, TOP_KEYS
 from dse.chip.sensing import SENSING, Sensing
 from dse.chip.technology import DEFAULTS, default_energy_fj
 from dse.errors import DseError

@@ -146,18 +146,21 @@ def _weights(ly: _Layer, g: Tensor, repeats: int, g_min: float) -> tuple[Tensor,
 
 
 def _series(layers: list[_Layer], phys: Any, times: Sequence[float], repeats: int,
-            floor: float, generator: torch.Generator, compensation: bool
-            ) -> dict[tuple[float, bool], dict[str, Tensor]]:
+            floor: float, generator: torch.Generator, later: torch.Generator,
+            compensation: bool) -> dict[tuple[float, bool], dict[str, Tensor]]:
     """The weights (and cell levels) of every map at t = 0 and each time, with and without
-    compensation: ``{(t, compensated): {"<layer>.weight": ..., "<layer>.cell_levels": ...}}``."""
+    compensation: ``{(t, compensated): {"<layer>.weight": ..., "<layer>.cell_levels": ...}}``.
+    The t = 0 reads draw from ``generator``, the relaxation and the later reads from ``later``,
+    so the t = 0 rows do not depend on which times are asked."""
     out: dict[tuple[float, bool], dict[str, Tensor]] = {}
     for ly in layers:
         gs = [ly.g]
         if times:
-            gs += list(phys.relaxation.sample(ly.g, list(times), generator, floor=floor))
+            gs += list(phys.relaxation.sample(ly.g, list(times), later, floor=floor))
         ref = None
         for t, g in zip([0.0, *times], gs, strict=True):
-            w, lv = _weights(ly, phys.read(g, generator), repeats, phys.g_min)
+            w, lv = _weights(ly, phys.read(g, generator if t == 0 else later), repeats,
+                             phys.g_min)
             out.setdefault((t, False), {}).update({f"{ly.name}.weight": w,
                                                    f"{ly.name}.cell_levels": lv})
             if ref is None:
@@ -221,6 +224,9 @@ def deploy(model: Any, mapping: ChipMapping, x: Tensor, y: Tensor, dev: Any, phy
                     mapping.chip, list(settings.times))
     floor = float(dev.values.get("g_floor", 0.0)) if hasattr(dev, "values") else 0.0
     cal = x if calibration is None else calibration
+    # the relaxation's own stream, one draw of the generator whatever the times
+    later = torch.Generator(device=x.device).manual_seed(
+        int(torch.randint(2 ** 62, (1,), generator=generator, device=generator.device)))
     model.eval()
     rows: list[dict[str, Any]] = []
     reports: list[dict[str, Any]] = []
@@ -238,7 +244,8 @@ def deploy(model: Any, mapping: ChipMapping, x: Tensor, y: Tensor, dev: Any, phy
             scheme = settings.programming
         readout = _readout(model, mapping, layers, phys.g_min, cal, which == "trained") \
             if adc else None
-        series = _series(layers, phys, times, repeats, floor, generator, settings.compensation)
+        series = _series(layers, phys, times, repeats, floor, generator, later,
+                         settings.compensation)
         ctx = readout.attached(model) if readout is not None else contextlib.nullcontext()
         with ctx:
             for (t, comp), weights in series.items():

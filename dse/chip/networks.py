@@ -5,7 +5,8 @@
 width, channels, kernel height, width, OFM channels, pooling, stride), 3x3 convolutions with
 padding 1 (output = input size) and two fully connected layers 8192 -> 1024 -> 10. Its 615.9 M
 multiply-accumulates are the 1.23184e9 operations NeuroSim reports for it
-(``Data/1.4_Release_test.csv``, numComputation).
+(``Data/1.4_Release_test.csv``, numComputation). The trainable network of these shapes is the
+model zoo's ``model: vgg-small, width: 128, hidden: [1024]`` (tests/test_validation.py).
 
 ``resnet18_imagenet`` is ResNet-18 on 224x224 ImageNet images as NeuroSim lists it
 (``Inference_pytorch/NeuroSIM/NetWork_ResNet18.csv`` of neurosim/DNN_NeuroSim_V1.3: the 7x7

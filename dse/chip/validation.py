@@ -50,7 +50,7 @@ GOAL = 0.25  # issue 14: chip area, energy per inference, throughput within ±25
 # the operation count; the cells (with NeuroSim's weight duplication), the MLSA area and their
 # sum; the array-level pipeline cycle (without NeuroSim's buffer and interconnect latency)
 AGREE = {"ops": 1e-4, "array_area_mm2": GOAL, "adc_area_mm2": GOAL, "core_area_mm2": GOAL,
-         "compute_cycle_us": GOAL}
+         "compute_cycle_us": GOAL, "adc_conversion_fJ": 0.01}
 COLUMNS = ["case", "quantity", "unit", "reference", "dse", "ratio", "tolerance", "within",
            "source", "explanation"]
 
@@ -140,6 +140,14 @@ _ROW3 = (8.3073e07, 3.60536e06, 8.20239e06, 5.06475e06, 1.71209e07, 4.90796e07, 
          0.0823028, 1.23184e09)
 
 
+# NeuroSim's SAR ADC at 22 nm LP, 4 bits: SarADC.cpp GetColumnPower (0.538·log2(levels) +
+# 4.3753) µW for (bits + 1) clock cycles of 1 ns, the column-current term excluded
+_SAR = Reference("adc_conversion_fJ", (0.538 * 4 + 4.3753) * 5, "fJ",
+                 "neurosim/DNN_NeuroSim_V1.4 Inference_pytorch/NeuroSIM/SarADC.cpp GetColumnPower: "
+                 "(0.538 log2(16) + 4.3753) uW x (4 + 1) ns at 22 nm LP, column-current term "
+                 "excluded", tolerance=AGREE["adc_conversion_fJ"])
+
+
 def _table_vii(row: str, area: float, tops: float, topsw: float) -> tuple[Reference, ...]:
     src = _MANUAL.format(row=row)
     return (Reference("chip_area_mm2", area, "mm2", src), Reference("tops", tops, "TOPS", src),
@@ -156,6 +164,8 @@ CASES: tuple[Case, ...] = (
     Case("neurosim-v1.4-manual-64-rows", "neurosim-v14-rram-22nm",
          _table_vii("RRAM 22 nm, on/off 17, 64 parallel rows", 378.06, 8.16, 19.88),
          changes={"parallel_rows": 64}),
+    Case("neurosim-v1.4-sar-adc", "neurosim-v14-rram-22nm", (_SAR,),
+         changes={"adc_model": "neurosim_sar"}),
 )
 
 
@@ -183,7 +193,7 @@ def figures(chip: ChipCard, layers: Sequence[LayerSpec]) -> dict[str, float]:
         "compute_cycle_us": perf["cycle_ns"] * 1e-3,
         "compute_energy_uJ": (tot["energy_per_inference_pJ"] * 1e-6 - e.get("buffer", 0.0)),
         # like for like: the parts of the area and energy both models have
-        "core_area_mm2": a["cells"] + a["adc"],
+        "core_area_mm2": a["cells"] + a["adc"], "adc_conversion_fJ": chip.adc_fj,
         "adc_accum_energy_uJ": e["adc"] + e["accumulate"],
     }
 

@@ -39,7 +39,7 @@ REGISTRY = Registry("device family", attr="family", key="family")
 
 CARD_KEYS = ("name", "family", "description", "source", "params", "imperfections",
              "operating_points", "operating_range", "fit", "unit", "synthetic", "inference",
-             "endurance")
+             "endurance", "relaxation")
 
 
 register = REGISTRY.register  # @register("name"): selectable as ``family: <name>`` in a card

@@ -28,6 +28,7 @@ from scipy import special, stats
 
 from dse.devices.base import register
 from dse.devices.bit_error import BitErrorModel
+from dse.devices.cell_relaxation import ResistanceLaw, cell_relaxation, check_time, order_flip
 from dse.devices.domains import ensure_finite
 from dse.devices.params import ParamSpec
 
@@ -55,7 +56,7 @@ class _RramCell(_Cell):
     """Shared LRS/HRS statistics of the RRAM cells."""
 
     knobs: ClassVar[tuple[str, ...]] = ("i_prog",)
-    optional_knobs: ClassVar[dict[str, str]] = {"t_prog": "t_prog"}
+    optional_knobs: ClassVar[dict[str, str]] = {"t_prog": "t_prog", "time_s": "time_s"}
     PARAMS: ClassVar[dict[str, ParamSpec]] = {
         "r_lrs": ParamSpec("ohm", "median LRS resistance at i_ref", low=0.0, default=6988.0,
                            note=_LRS),
@@ -85,6 +86,10 @@ class _RramCell(_Cell):
                             low=0.0, default=50e-9,
                             note="source: CiMLoop rram_neurosim_default.cell.yaml set pulse "
                             "2 V / 50 ns (E = V^2 G t from the NeuroSim / CiMLoop defaults)"),
+        "time_s": ParamSpec("s", "time after programming at which the cell is read (default "
+                            "of the time_s knob; > 0 needs the card's relaxation: block)",
+                            low=0.0, default=0.0,
+                            note="assumption: read right after programming"),
     }
     BER_FIT: ClassVar[tuple[str, ...]] = ("r_hrs", "sigma_lrs", "sigma_exponent")
     DEVICES_PER_BIT: ClassVar[int] = 1
@@ -99,6 +104,46 @@ class _RramCell(_Cell):
     def hrs(self) -> tuple[float, float]:
         return math.log(self.values["r_hrs"]), float(self.values["sigma_hrs"])
 
+    @property
+    def relaxation(self) -> Any:
+        """The card's relaxation model (dse/devices/cell_relaxation.py), or None."""
+        if not hasattr(self, "_relaxation"):
+            self._relaxation = cell_relaxation(self.card, self.source)
+        return self._relaxation
+
+    def laws(self, i_prog: float, time_s: float = 0.0) -> tuple[ResistanceLaw, ResistanceLaw]:
+        """(LRS, HRS) resistance laws of one operating point, read ``time_s`` after
+        programming."""
+        check_time(self.describe(), self.relaxation, np.asarray(time_s))
+        mu_l, s_l = self.lrs(np.asarray(i_prog))
+        mu_h, s_h = self.hrs()
+        return (ResistanceLaw(float(mu_l), float(s_l), self.relaxation, float(time_s)),
+                ResistanceLaw(mu_h, s_h, self.relaxation, float(time_s)))
+
+    def _relaxed(self, o: dict[str, np.ndarray], rate: Any) -> np.ndarray | None:
+        """``rate(lrs_law, hrs_law)`` at every operating point when any reads after
+        programming (None when none does: the closed forms at t = 0 apply)."""
+        check_time(self.describe(), self.relaxation, o["time_s"])
+        if not (o["time_s"] > 0).any():
+            return None
+        out = np.empty(o["i_prog"].shape)
+        for idx in np.ndindex(out.shape):
+            out[idx] = rate(*self.laws(float(o["i_prog"][idx]), float(o["time_s"][idx])))
+        return out
+
+    def _sample_relaxed(self, o: dict[str, np.ndarray], n: int, rng: np.random.Generator,
+                        errors: Any) -> np.ndarray | None:
+        """``errors(lrs_law, hrs_law, n)`` (bool, n draws) per operating point when any reads
+        after programming, else None."""
+        check_time(self.describe(), self.relaxation, o["time_s"])
+        if not (o["time_s"] > 0).any():
+            return None
+        out = np.empty((*o["i_prog"].shape, n), dtype=bool)
+        for idx in np.ndindex(o["i_prog"].shape):
+            lrs, hrs = self.laws(float(o["i_prog"][idx]), float(o["time_s"][idx]))
+            out[idx] = errors(lrs, hrs, n, rng)
+        return out
+
     def write_energy(self, **op: Any) -> np.ndarray:
         """E = devices·V·I·t per bit write (2T2R programs both devices of the pair)."""
         o = self._op(op)
@@ -112,6 +157,11 @@ class Rram1T1R(_RramCell):
 
     def ber(self, **op: Any) -> np.ndarray:
         o = self._op(op)
+        relaxed = self._relaxed(o, lambda lrs, hrs: 0.5 * (
+            lrs.survival(np.exp((lrs.mu + hrs.mu) / 2))
+            + 1.0 - hrs.survival(np.exp((lrs.mu + hrs.mu) / 2))))
+        if relaxed is not None:  # the reference stays where it was set, at programming
+            return self._finite("BER", relaxed, o)
         mu_l, s_l = self.lrs(o["i_prog"])
         mu_h, s_h = self.hrs()
         ref = (mu_l + mu_h) / 2
@@ -121,6 +171,17 @@ class Rram1T1R(_RramCell):
 
     def sample_errors(self, n: int, rng: np.random.Generator, **op: Any) -> np.ndarray:
         o = self._op(op)
+
+        def errors(lrs: ResistanceLaw, hrs: ResistanceLaw, n: int,
+                   rng: np.random.Generator) -> np.ndarray:
+            ref = (lrs.mu + hrs.mu) / 2
+            bit = rng.random(n) < 0.5
+            return np.where(bit, np.log(lrs.sample((n,), rng)) > ref,
+                            np.log(hrs.sample((n,), rng)) < ref)
+
+        relaxed = self._sample_relaxed(o, n, rng, errors)
+        if relaxed is not None:
+            return relaxed
         mu_l, s_l = self.lrs(o["i_prog"])
         mu_h, s_h = self.hrs()
         ref = ((mu_l + mu_h) / 2)[..., None]
@@ -138,12 +199,19 @@ class Rram2T2R(_RramCell):
 
     def ber(self, **op: Any) -> np.ndarray:
         o = self._op(op)
+        relaxed = self._relaxed(o, order_flip)
+        if relaxed is not None:
+            return self._finite("BER", relaxed, o)
         mu_l, s_l = self.lrs(o["i_prog"])
         mu_h, s_h = self.hrs()
         return self._finite("BER", special.ndtr((mu_l - mu_h) / np.sqrt(s_l**2 + s_h**2)), o)
 
     def sample_errors(self, n: int, rng: np.random.Generator, **op: Any) -> np.ndarray:
         o = self._op(op)
+        relaxed = self._sample_relaxed(
+            o, n, rng, lambda lrs, hrs, n, rng: lrs.sample((n,), rng) > hrs.sample((n,), rng))
+        if relaxed is not None:
+            return relaxed
         mu_l, s_l = self.lrs(o["i_prog"])
         mu_h, s_h = self.hrs()
         shape = (*mu_l.shape, n)

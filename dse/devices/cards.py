@@ -55,6 +55,12 @@ def validate_card(card: Any, source: str | None = None) -> dict[str, Any]:
         from dse.devices.inference import validate_inference
 
         validate_inference(card, model, source)
+    if "relaxation" in card:  # binary RRAM cells over time (dse/devices/cell_relaxation.py)
+        if not hasattr(model, "laws"):
+            raise DseError(f"relaxation: only binary RRAM cells (rram_1t1r, rram_2t2r) have a "
+                           f"top-level relaxation block; analog cards put it under inference:, "
+                           f"family {card['family']} has neither", source=source)
+        _ = model.relaxation
     if isinstance(model, BitErrorModel):
         for op in model.operating_points():  # every listed point in its domain and range
             model._op(op)

@@ -64,6 +64,9 @@ KNOB_DOMAINS: dict[str, KnobDomain] = {
     "temperature": KnobDomain("K", 0.0, 500.0, "operating temperature",
                               "assumption: chips operate between cryogenic and ~125 C (398 K); "
                               "500 K catches a value given in degrees C plus 273 twice"),
+    "time_s": KnobDomain("s", 0.0, 1e10, "time after programming",
+                         "assumption: 1e10 s (300 years) bounds any retention question and "
+                         "catches a value given in ns or ms", low_inclusive=True),
     "dvth": KnobDomain("V", -0.5, 0.5, "threshold-voltage shift (process corner)",
                        "assumption: corners shift V_th by tens of mV; 0.5 V exceeds any corner "
                        "and catches a value given in mV", low_inclusive=True),

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
+from dse.devices.cell_relaxation import ResistanceLaw, check_time
 from dse.devices.mosfet import resistance_for_current, solve_decreasing
 from dse.errors import DseError
 
@@ -46,27 +47,38 @@ BINS = 400  # ln-current bins per branch
 
 @dataclass(frozen=True)
 class CellStats:
-    """Log-normal device resistances of a pair: ln R_LRS ~ N(mu_lrs, sigma_lrs²), same for HRS."""
+    """Log-normal device resistances of a pair at programming, ln R_LRS ~ N(mu_lrs,
+    sigma_lrs²), same for HRS; read ``time_s`` after programming under ``relaxation``
+    (:mod:`dse.devices.cell_relaxation`; None: the log-normal laws themselves)."""
 
     mu_lrs: float
     sigma_lrs: float
     mu_hrs: float
     sigma_hrs: float
+    relaxation: Any = None
+    time_s: float = 0.0
 
     def state(self, s: str) -> tuple[float, float]:
         return (self.mu_lrs, self.sigma_lrs) if s == "L" else (self.mu_hrs, self.sigma_hrs)
 
+    def law(self, s: str) -> ResistanceLaw:
+        """The resistance law of a device in state ``s`` ("L" or "H") when read."""
+        return ResistanceLaw(*self.state(s), self.relaxation, self.time_s)
+
     @classmethod
-    def from_model(cls, model: Any, i_prog: float | None = None) -> CellStats:
+    def from_model(cls, model: Any, i_prog: float | None = None,
+                   time_s: float = 0.0) -> CellStats:
         """From an RRAM cell model with ``lrs(i_prog)`` and ``hrs()`` (e.g. ``rram_2t2r``);
-        ``i_prog`` defaults to the card's ``i_ref``."""
+        ``i_prog`` defaults to the card's ``i_ref``; ``time_s`` > 0 needs its relaxation."""
         if not (hasattr(model, "lrs") and hasattr(model, "hrs")):
             raise DseError(f"{model.describe()}: not a cell with LRS/HRS distributions; the "
                            "sense amplifier needs a cell card such as family rram_2t2r")
         i = model.scalar("i_ref") if i_prog is None else float(i_prog)
+        relax = getattr(model, "relaxation", None)
+        check_time(model.describe(), relax, np.asarray(time_s))
         mu_l, s_l = model.lrs(np.asarray(i))
         mu_h, s_h = model.hrs()
-        return cls(float(mu_l), float(s_l), float(mu_h), float(s_h))
+        return cls(float(mu_l), float(s_l), float(mu_h), float(s_h), relax, float(time_s))
 
 
 def _check_encoding(encoding: str) -> tuple[int, ...]:
@@ -95,12 +107,14 @@ def _threshold_for_current(model: Any, vdd: float, r: np.ndarray, current: np.nd
     return np.where(feasible, d, -np.inf)
 
 
-def branch_distribution(model: Any, vdd: float, temperature: float, dvth: float, mu: float,
-                        sigma: float, bins: int, nodes: int = 48
+def branch_distribution(model: Any, vdd: float, temperature: float, dvth: float,
+                        law: ResistanceLaw, bins: int, nodes: int = 48
                         ) -> tuple[np.ndarray, np.ndarray]:
-    """(currents, masses) of a branch whose device has ln R ~ N(mu, sigma²): bin centres of a
-    grid in ln I and the exact probability of each bin (see the module docstring)."""
+    """(currents, masses) of a branch whose device resistance follows ``law`` (log-normal, or
+    relaxed after programming): bin centres of a grid in ln I and the exact probability of each
+    bin (see the module docstring; a relaxed law's grid spans its log-normal match)."""
     sd = model.sigma_branch
+    mu, sigma = law.lognormal()
     r_med = math.exp(mu)
 
     def cur(r: float, d: float) -> float:
@@ -122,10 +136,10 @@ def branch_distribution(model: Any, vdd: float, temperature: float, dvth: float,
                                             vdd * (1 - model.values["trip_fraction"] / 2),
                                             i_edge, temperature, dvth + sd * z[None, :],
                                             model.stack)
-            cond = special.ndtr(-(np.log(r_star) - mu) / sigma)
-        else:                            # the mismatch dominates: Φ over δ, nodes over ln R
-            r_k = np.exp(mu + sigma * z)[None, :]
-            d_star = _threshold_for_current(model, vdd, r_k, i_edge, temperature) - dvth
+            cond = law.survival(r_star)
+        else:                            # the mismatch dominates: Φ over δ, nodes over R
+            r_k, w = law.nodes()
+            d_star = _threshold_for_current(model, vdd, r_k[None, :], i_edge, temperature) - dvth
             cond = special.ndtr(-d_star / sd)
     cdf = cond @ w
     cdf = np.maximum.accumulate(np.clip(cdf, 0.0, 1.0))
@@ -148,7 +162,7 @@ def _read_probabilities(model: Any, vdd: float, t_w: float, temperature: float, 
 def _distributions(model: Any, cell: CellStats, vdd: float, temperature: float, dvth: float,
                    bins: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Branch-current distributions of the LRS and HRS devices at one supply point."""
-    return {s: branch_distribution(model, vdd, temperature, dvth, *cell.state(s), bins)
+    return {s: branch_distribution(model, vdd, temperature, dvth, cell.law(s), bins)
             for s in ("L", "H")}
 
 
@@ -198,12 +212,10 @@ def _sample_pairs(model: Any, cell: CellStats, stored: np.ndarray, binary: bool,
                   rng: np.random.Generator, o: dict[str, np.ndarray]) -> np.ndarray:
     """Read values of the stored values ``stored`` (shape ``(*op_shape, n)``)."""
     vdd, t_w, temp, dvth = (o[k][..., None] for k in ("vdd", "t_sense", "temperature", "dvth"))
-    (mu_l, s_l), (mu_h, s_h) = cell.state("L"), cell.state("H")
-
     def draw(lrs: np.ndarray) -> np.ndarray:
         """Branch currents of devices in LRS where ``lrs``, HRS elsewhere (own R and δ each)."""
-        r = np.exp(np.where(lrs, mu_l, mu_h) + np.where(lrs, s_l, s_h)
-                   * rng.standard_normal(lrs.shape))
+        r = np.where(lrs, cell.law("L").sample(lrs.shape, rng),
+                     cell.law("H").sample(lrs.shape, rng))
         d = model.sigma_branch * rng.standard_normal(lrs.shape)
         return model.branch_current(vdd, r, temp, dvth + d)
 

@@ -7,8 +7,11 @@ Readout hook: when ``layer.readout`` is set (only while :mod:`dse.chip.adc_quant
 model on a chip with ADCs), the forward pass calls ``readout(layer, x, weight)`` instead of the
 ideal product, so the partial sums can be quantized the way the chip reads them.
 ``layer.cell_columns`` may then carry a fault map's cell levels arranged as the array's columns
-(passed in by ``torch.func.functional_call``; ``LayerReadout.columns``). Both default to ``None``
-and are not part of the state dict.
+(passed in by ``torch.func.functional_call``; ``LayerReadout.columns``). A trainer whose weights
+live on device pairs (``mixed_precision`` with a ``chip``) sets ``layer.cell_levels`` (the
+pairs' conductances, ``(*weight.shape, 2)``, floor included, in units of a pair's full swing)
+and ``layer.level_weight`` (the weight of one unit of level) for the chip's training read-out.
+All default to ``None`` and are not part of the state dict.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class QuantLayer:
     # see the module docstring: set only during a chip readout, never saved
     readout: Callable[[QuantLayer, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
     cell_columns: torch.Tensor | None = None
+    cell_levels: torch.Tensor | None = None
+    level_weight: float | None = None
     # set by the trainer around a training forward pass: keep the quantized weight (before any
     # error injection) so that counting level changes needs no second quantization
     record_levels: bool = False

@@ -1,18 +1,18 @@
 """The recipes: how one experiment is trained and one design point is measured — written once.
 
 ``dse train|map|inject|estimate`` (the CLI, which the Snakemake rules call) and every Optuna trial
-(:func:`evaluate_design`) run these functions, so the pipeline and the co-design search measure
-a design point the same way: the same inject settings (repeats, batch, stuck-at cells, images,
-analog read noise, the analog programming card of the chip), the same ADC calibration images,
-the same seed plan (:mod:`dse.seeds`) and the same estimate.
+(:func:`dse.pipeline.design.evaluate_design`) run these functions, so the pipeline and the
+co-design search measure a design point the same way: the same inject settings (repeats, batch,
+stuck-at cells, images, analog read noise, the analog programming card of the chip), the same ADC
+calibration images, the same seed plan (:mod:`dse.seeds`) and the same estimate.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +24,10 @@ from dse import seeds
 from dse.chip.activity import mapping_activity
 from dse.chip.ber import ChipErrors, OperatingPoint, points_for_chip
 from dse.chip.card import ChipCard
-from dse.chip.estimate import estimate, totals
+from dse.chip.estimate import estimate
 from dse.chip.inject import AnalogNoise, inject
 from dse.chip.mapping import Mapping as ChipMapping
-from dse.chip.mapping import map_model
+from dse.chip.train_readout import training_readouts
 from dse.config import Experiment
 from dse.data import task_stream, validation_split
 from dse.devices import from_card
@@ -39,13 +39,11 @@ from dse.pipeline.artifacts import (
     load_chip,
     load_device_models,
     load_model,
-    load_pulses,
     save_model,
 )
 from dse.pipeline.deployment import deployed
 from dse.pipeline.layout import Layout
 from dse.pipeline.settings import InjectSettings
-from dse.search.space import Design
 from dse.train import TrainResult, resolve_device, train
 from dse.train.writes import recording_writes
 
@@ -73,26 +71,47 @@ def experiment_cards(config: Mapping[str, Any], exp: Experiment, layout: Layout,
     return {exp.device_card: load_card(path or card_file(config, layout, exp.device_card))}
 
 
+def training_chip(config: Mapping[str, Any], exp: Experiment,
+                  overrides: Mapping[str, Any] | None = None) -> ChipCard | None:
+    """The chip whose read-out ``exp`` trains through (``mixed_precision.chip``), or None;
+    ``overrides``: a co-design trial's changes to that chip (adc_bits, array size, ...)."""
+    name = (exp.mixed_precision or {}).get("chip") if exp.algorithm == "mixed_precision" \
+        else None
+    if not name:
+        return None
+    chips = config.get("chips") or {}
+    if name not in chips:
+        raise DseError(f"experiments.{exp.name}.mixed_precision.chip: '{name}' is not a chip of "
+                       f"the config (chips: {', '.join(sorted(chips)) or 'none'})")
+    chip = load_chip(chips[name])
+    return chip.replace(**overrides) if overrides else chip
+
+
 def train_experiment(config: Mapping[str, Any], exp: Experiment,
                      cards: Mapping[str, dict[str, Any]], progress: bool = False,
-                     validation: float = 0.0) -> TrainResult:
+                     validation: float = 0.0,
+                     chip_overrides: Mapping[str, Any] | None = None) -> TrainResult:
     """Train ``exp`` on its data (the experiment's seed fixes every draw); ``validation`` > 0
-    holds that fraction of every task's training images out (:func:`dse.data.validation_split`)."""
+    holds that fraction of every task's training images out (:func:`dse.data.validation_split`);
+    ``chip_overrides``: a trial's changes to the chip it trains through."""
     tasks = task_stream(exp.dataset, exp.tasks, exp.seed, config["data_root"],
                         config["download"])
     if validation > 0:
         tasks = [validation_split(t, validation)[0] for t in tasks]
+    chip = training_chip(config, exp, chip_overrides)
+    readout = None if chip is None else functools.partial(training_readouts, chip=chip)
     with recording_writes() as writes:  # writes per device, for endurance (writes.csv)
         result = train(exp, tasks, resolve_device(config["device"]), cards=dict(cards),
-                       progress=progress)
+                       progress=progress, readout=readout)
     result.extra["writes"] = writes.summary()
     result.extra[WRITE_HISTOGRAM] = writes.histogram()
     return result
 
 
 def cached_model(config: Mapping[str, Any], exp: Experiment, key: str, cache: Path,
-                 layout: Layout, progress: bool = False,
-                 validation: float = 0.0) -> tuple[TrainedModel, bool]:
+                 layout: Layout, progress: bool = False, validation: float = 0.0,
+                 chip_overrides: Mapping[str, Any] | None = None
+                 ) -> tuple[TrainedModel, bool]:
     """(model, trained_now): the model of ``exp`` stored under ``cache/key``, trained and
     stored first if absent. A file lock per key makes a second worker wait for the first
     one's training and then load it."""
@@ -102,7 +121,7 @@ def cached_model(config: Mapping[str, Any], exp: Experiment, key: str, cache: Pa
         if (out / "model.json").is_file():
             return load_model(out), False
         cards = experiment_cards(config, exp, layout)
-        result = train_experiment(config, exp, cards, progress, validation)
+        result = train_experiment(config, exp, cards, progress, validation, chip_overrides)
         save_model(result, out, card=next(iter(cards.values()), None))
         return load_model(out), True
 
@@ -161,7 +180,8 @@ def _sweep(mapping: ChipMapping, chip: ChipCard | None, models: Mapping[str, Any
             raise DseError(f"inject.operating_points.{mapping.chip}: pass the chip card "
                            "with --chip (its nominal knobs and error sources)")
         errors = ChipErrors(chip, models)
-    return points_for_chip(mapping.encoding, settings.ber, ops, errors, mapping.chip)
+    return points_for_chip(mapping.encoding, settings.ber, ops, errors, mapping.chip,
+                           settings.deploy.times)
 
 
 def inject_chip(config: Mapping[str, Any], trained: TrainedModel, mapping: ChipMapping,
@@ -272,107 +292,3 @@ def latency_chip(mapping: ChipMapping, chip: ChipCard, models: Mapping[str, Any]
     else:
         t = timing(chip)
     return latency(mapping, chip, t)
-
-
-# ----------------------------------------------------------------------------- one design
-@dataclass
-class DesignResult:
-    """What one design point measured, and the tables behind the metrics."""
-
-    metrics: dict[str, float]
-    mapping: ChipMapping
-    inject: pd.DataFrame
-    estimate: pd.DataFrame
-    trained_now: bool
-    training_key: str
-    model_dir: Path
-
-
-def design_chip(config: Mapping[str, Any], design: Design, study: str = "") -> ChipCard:
-    """The chip of a design: its card, with the design's overrides, at its operating point."""
-    chip = load_chip(config["chips"][design.chip_name])
-    if design.chip_overrides:
-        try:
-            chip = chip.replace(**design.chip_overrides)
-        except DseError as exc:
-            raise DseError(f"study {study}: chip override {design.chip_overrides} is not "
-                           f"valid for chip '{chip.name}' ({exc})") from None
-    return chip.at(design.operating_point)
-
-
-def training_key(design: Design, validation: float = 0.0) -> str:
-    """The model-cache key of a design: its training settings, and the validation fraction
-    held out of its training set (a model trained on all images is another model)."""
-    import hashlib
-
-    key = design.training_key()
-    if validation <= 0:
-        return key
-    return hashlib.sha256(f"{key}:validation={validation!r}".encode()).hexdigest()[:16]
-
-
-def design_point(errors: ChipErrors | None, design: Design) -> OperatingPoint:
-    """The one injection point of a design: its direct BER, else its operating point through
-    the chip's error sources (with their confusion matrix when the sense reads each pair)."""
-    if design.ber is not None:
-        return OperatingPoint(ber=float(design.ber), knobs=dict(design.operating_point))
-    if errors is None:
-        return OperatingPoint(ber=0.0, knobs=dict(design.operating_point))
-    return errors.point(design.operating_point)
-
-
-def evaluate_design(config: Mapping[str, Any], design: Design, layout: Layout, cache: Path,
-                    settings: InjectSettings, study: str = "", progress: bool = False,
-                    validation: float = 0.0, estimate_too: bool = True,
-                    on_test: bool = False) -> DesignResult:
-    """Train (cached) → map → inject → estimate one design, as the pipeline does.
-
-    ``settings``: the config's inject settings with the trial's repeats and seed; the design's
-    BER (given directly, or from the chip's device models at its operating point) is its one
-    injection point. ``validation`` > 0: the model trains without that fraction of its
-    training images and the accuracy is measured on them (a study's selection never sees the
-    test images); 0: on the test images. ``on_test``: the model trained without the validation
-    images, measured on the test images (the one test of a study's Pareto designs). Metrics:
-    accuracy, BER, energy and area (:func:`dse.chip.estimate.totals`), latency and throughput
-    (:func:`dse.chip.latency.throughput`: ``latency_ns``, ``inferences_per_s``, ``tops``,
-    ``tops_per_w``, ``tops_per_mm2``).
-    """
-    from dse.chip.latency import throughput
-
-    key = training_key(design, validation)
-    trained, trained_now = cached_model(config, design.experiment, key, cache, layout, progress,
-                                        validation)
-    chip = design_chip(config, design, study)
-    models = chip_models(config, chip, layout)
-    errors = ChipErrors(chip, models) if chip.error_sources else None
-    point = design_point(errors, design)
-    mapping = map_model(trained.model, chip, experiment=design.experiment.name)
-    table = inject_chip(config, trained, mapping, chip, models, settings, [point], progress,
-                        0.0 if on_test else validation)
-    metrics = {
-        "accuracy": float(table["accuracy"].mean()),
-        "accuracy_std": float(table["accuracy"].std(ddof=1)) if len(table) > 1 else 0.0,
-        "clean_accuracy": float(table.attrs["clean_accuracy"]),
-        "ber": float(point.ber),
-    }
-    energy = pd.DataFrame()
-    if estimate_too:
-        energy = estimate_chip(mapping, chip, models,
-                               load_pulses(trained.directory / "history.csv"),
-                               design.operating_point, table.attrs.get("input_activity"))
-        metrics.update(totals(energy))
-        try:
-            lat = latency_chip(mapping, chip, models, design.operating_point)
-        except DseError as exc:  # a card without timing: no latency metrics
-            log.debug("no latency for chip %s: %s", chip.name, exc)
-        else:
-            metrics.update(throughput(lat, metrics["energy_per_inference_pJ"],
-                                      metrics["area_mm2"]))
-    return DesignResult(metrics, mapping, table, energy, trained_now, key, trained.directory)
-
-
-def trial_settings(config: Mapping[str, Any], repeats: int, seed: int) -> InjectSettings:
-    """The inject settings of a co-design trial: the config's, with the study's repeats and the
-    trial's seed (its injection point is the design's own)."""
-    return dataclasses.replace(InjectSettings.from_config(config), repeats=int(repeats),
-                               seed=int(seed), ber=(), operating_points=None)

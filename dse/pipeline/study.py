@@ -12,9 +12,9 @@ from filelock import FileLock, Timeout
 from dse import seeds
 from dse.errors import DseError
 from dse.pipeline.artifacts import write_trial
+from dse.pipeline.design import evaluate_design, trial_settings
 from dse.pipeline.files import write_csv, write_figure, write_json
 from dse.pipeline.layout import Layout
-from dse.pipeline.recipes import evaluate_design, trial_settings
 from dse.search import (
     TrialOutcome,
     WorkerReport,
@@ -42,7 +42,7 @@ def init_study_files(config: Mapping[str, Any], name: str, layout: Layout) -> di
 def run_study_worker(config: Mapping[str, Any], name: str, worker: int, layout: Layout,
                      progress: bool = False) -> WorkerReport:
     """Run worker ``worker`` of study ``name`` until the study has its trials; every trial is
-    :func:`~dse.pipeline.recipes.evaluate_design` and its files go to ``layout.trial_dir``."""
+    :func:`~dse.pipeline.design.evaluate_design` and its files go to ``layout.trial_dir``."""
     spec = parse_study(dict(config), name)
 
     def evaluate(params: dict[str, Any], number: int) -> TrialOutcome:

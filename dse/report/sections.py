@@ -15,6 +15,7 @@ from dse.report.front import front_figure, hypervolume_figure, parallel_figure
 from dse.report.items import Builder, Item, Section
 from dse.report.memory import chip_retention, deployed, weight_memory
 from dse.report.provenance import Provenance
+from dse.report.robustness import robustness_figure
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +231,9 @@ def _robustness(data: ReportData, dpi: int) -> Section | None:
     for chip, summary in per_chip.items():
         card = data.chip_cards.get(chip)
         nominal = card.knob_values() if card is not None else {}
-        b.figure(chip, lambda t=summary, n=nominal, c=chip: F.robustness_figure(t, n, title=c),
+        if "time_s" in summary.columns:  # cells read after programming: nominal = right after
+            nominal["time_s"] = 0.0
+        b.figure(chip, lambda t=summary, n=nominal, c=chip: robustness_figure(t, n, title=c),
                  "Mean accuracy over the fault maps; bands (error bars): 95 % confidence "
                  "interval of the mean; dotted: the chip's nominal operating point.")
 

@@ -3,7 +3,7 @@
 * :mod:`dse.search.space` — the parameter vocabulary, :class:`StudySpec` (a validated
   ``search:`` entry) and :func:`design_for` (a trial's parameters -> :class:`Design`).
 * :mod:`dse.search.study` — Optuna storage, fresh start, workers with resume; a worker is given
-  the function that measures one design (the wiring's :func:`dse.pipeline.recipes.evaluate_design`
+  the function that measures one design (the wiring's :func:`dse.pipeline.design.evaluate_design`
   through :func:`dse.pipeline.study.run_study_worker`), so this package runs no stage itself.
 * :mod:`dse.search.pareto` — fronts, hypervolume, the study summary.
 

@@ -56,6 +56,9 @@ PARAMETERS: dict[str, ParamKind] = {
                       "model"),
     "i_prog": ParamKind("operating", "i_prog", "float", "RRAM programming current (A)"),
     "t_prog": ParamKind("operating", "t_prog", "float", "RRAM programming pulse width (s)"),
+    "time_s": ParamKind("operating", "time_s", "float",
+                        "time after programming (s) at which the RRAM cells are read (their "
+                        "card's relaxation: block)"),
     "i_write": ParamKind("operating", "i_write", "float", "MRAM write current (A)"),
     "t_write": ParamKind("operating", "t_write", "float", "MRAM write pulse width (s)"),
     "ber": ParamKind("ber", "ber", "float", "weight bit-error rate, set directly"),
@@ -298,13 +301,24 @@ class Design:
     operating_point: dict[str, float]
     ber: float | None
 
+    @property
+    def trains_through_chip(self) -> bool:
+        """True when the experiment trains through the read-out of this design's chip
+        (``mixed_precision.chip``): the chip's overrides then change the training too."""
+        mp = self.experiment.mixed_precision or {}
+        return self.experiment.algorithm == "mixed_precision" and \
+            mp.get("chip") == self.chip_name
+
     def training_key(self) -> str:
-        """Hash of the training-relevant settings (the experiment minus its name): trials that
-        differ only in chip or operating-point parameters share one trained model."""
+        """Hash of the training-relevant settings (the experiment minus its name, plus the
+        chip overrides when it trains through the design's chip): trials that differ only in
+        chip or operating-point parameters share one trained model."""
         from dse.train import training_settings
 
-        blob = json.dumps(training_settings(self.experiment), sort_keys=True,
-                          default=str).encode()
+        settings = training_settings(self.experiment)
+        if self.trains_through_chip and self.chip_overrides:
+            settings = {**settings, "training_chip_overrides": dict(self.chip_overrides)}
+        blob = json.dumps(settings, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 

@@ -165,6 +165,11 @@ class Trainer:
     def use_task(self, task: int) -> None:
         """Prepare the model to be evaluated on ``task`` (e.g. load its BatchNorm state)."""
 
+    def use_readout(self, readouts: dict[str, Any]) -> None:
+        """Read the weight layers through a chip's read-out in training (per layer name)."""
+        raise DseError(f"experiments.{self.exp.name}: algorithm {self.name} does not train "
+                       "through a chip's read-out (mixed_precision.chip)")
+
     def finalize(self) -> None:
         """Called once after training: leave in ``model`` the weights to deploy."""
 
@@ -320,8 +325,12 @@ def _pulse_rows(epoch: int, tallies: dict[str, dict[str, int]]) -> list[dict[str
 
 def train(exp: Experiment, tasks: list[Dataset], device: torch.device | str = "cpu",
           cards: dict[str, Any] | None = None, progress: bool = True,
-          on_epoch: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+          on_epoch: Callable[[dict[str, Any]], None] | None = None,
+          readout: Callable[[QNet], dict[str, Any]] | None = None) -> TrainResult:
     """Train ``exp`` on one dataset (``tasks`` of length 1) or a continual-learning stream.
+
+    ``readout``: builds a chip's training read-out of the model's weight layers
+    (``mixed_precision.chip``; the pipeline passes it, :mod:`dse.chip.train_readout`).
 
     Deterministic on the CPU for a given seed: the initial weights, the batch order and every
     other draw come from one generator seeded with ``exp.seed``.
@@ -331,6 +340,8 @@ def train(exp: Experiment, tasks: list[Dataset], device: torch.device | str = "c
     torch.use_deterministic_algorithms(True, warn_only=True)
     gen = seeds.generator(exp.seed, "train")
     spec, model, trainer, ber_source = _build(exp, tasks[0], device, gen, cards)
+    if readout is not None:
+        trainer.use_readout(readout(model))
     tasks = [t.to(device) for t in tasks]
     history: list[dict[str, Any]] = []
     pulses: list[dict[str, Any]] = []

@@ -58,27 +58,17 @@ from dse.config import Experiment
 from dse.devices import DeviceModel, from_card
 from dse.errors import DseError
 from dse.nn import QNet
+from dse.train import chip_read
 from dse.train.backward_read import install_backward_reads
 from dse.train.converters import indices_above, install_converters
 from dse.train.device_state import pack as pack_devices
 from dse.train.loop import Trainer, register_algorithm
 from dse.train.mp_kernels import KernelTransfer, TransferFlags
-from dse.train.settings import MixedPrecisionSettings, settings_from
+from dse.train.settings import MixedPrecisionSettings, experiment_card, settings_from
 
 log = logging.getLogger(__name__)
 
 Tensor = torch.Tensor
-
-
-def experiment_card(exp: Experiment, cards: dict[str, Any], algorithm: str) -> dict[str, Any]:
-    """The card dict of ``exp.device_card`` (DseError when it is missing)."""
-    if exp.device_card is None:
-        raise DseError(f"experiments.{exp.name}.device_card: algorithm {algorithm} needs a device "
-                       "card (name one of devices:)")
-    if exp.device_card not in cards:
-        raise DseError(f"experiments.{exp.name}: device card '{exp.device_card}' was not loaded "
-                       "(pass its card file, e.g. `dse train --card FILE`)")
-    return cards[exp.device_card]
 
 
 # ------------------------------------------------------------------------------ device pairs
@@ -214,8 +204,8 @@ class MixedPrecisionTrainer(Trainer):
     def _install_converters(self) -> list[Any]:
         s = self.settings
         gen = seeds.generator(self.exp.seed, "train.converters", self.device)
-        hooks = install_converters([p.layer for p in self.pairs], s.dac_bits, s.adc_bits,
-                                   s.error_bits, gen)
+        dac, adc = (None, None) if s.chip else (s.dac_bits, s.adc_bits)  # chip: its own
+        hooks = install_converters([p.layer for p in self.pairs], dac, adc, s.error_bits, gen)
         if s.backward == "array":  # the transposed read (dse/train/backward_read.py)
             hooks += install_backward_reads(self.dev, self.pairs, self.read_sigma or 0.0,
                                             s.backward_dac_bits, s.backward_adc_bits,
@@ -336,8 +326,15 @@ class MixedPrecisionTrainer(Trainer):
                 self._write_pairs(p, sel, p.clean.index_select(0, sel) / p.scale)
 
     # -- Trainer hooks ---------------------------------------------------------------------------
+    def use_readout(self, readouts: dict[str, Any]) -> None:  # ``chip``: dse/train/chip_read.py
+        chip_read.attach(self.pairs, readouts, self.g_max - self.g_min)
+        self._chip_read = True
+
     def start_task(self, task: int) -> None:
         """Plain Adam for the BatchNorm parameters (the weights live on the devices)."""
+        if self.settings.chip and not getattr(self, "_chip_read", False):
+            raise DseError(f"experiments.{self.exp.name}.mixed_precision.chip: the read-out of "
+                           f"'{self.settings.chip}' was not passed in (train with `dse train`)")
         weights = {id(p.layer.weight) for p in self.pairs}
         others = [q for q in self.model.parameters() if id(q) not in weights]
         self.optimizer = torch.optim.Adam(others, lr=float(self.settings.bn_lr)) \
@@ -349,6 +346,8 @@ class MixedPrecisionTrainer(Trainer):
                 self._draw_read_noise(p)
             p.layer.weight.data = p.apparent.view(p.shape)
             p.layer.weight.grad = None
+        if self.settings.chip:
+            chip_read.set_levels(self.pairs, self.dev, self.g_max - self.g_min)
         if self.optimizer is not None:
             self.optimizer.zero_grad(set_to_none=True)
         logits = self.model(x)
@@ -398,3 +397,4 @@ class MixedPrecisionTrainer(Trainer):
         for h in self._hooks:
             h.remove()
         self._hooks = []
+        chip_read.detach(self.pairs)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from dse.config import Experiment
 from dse.errors import DseError
 
 S = TypeVar("S")
@@ -58,6 +59,9 @@ class MixedPrecisionSettings:
         with its own DAC/ADC and the card's per-read noise; dse/train/backward_read.py).
     backward_dac_bits, backward_adc_bits: that read's converters (aihwkit's backward IO
         parameters default to the forward's: inp_res 1/(2^7 - 2), out_res 1/(2^9 - 2)).
+    chip: a chip of the config whose read-out the training forward pass goes through (its row
+        groups, ADC bits, input rule and pair read, re-ranged on every batch as NeuroSim ranges
+        in training: dse/chip/train_readout.py) instead of dac_bits/adc_bits; None = those.
     """
 
     threshold: float = 1.0
@@ -75,6 +79,7 @@ class MixedPrecisionSettings:
     backward: str = "digital"
     backward_dac_bits: int | None = 7
     backward_adc_bits: int | None = 9
+    chip: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,3 +121,14 @@ class MetaplasticSettings:
     init_width: float | None = 0.1
     bn: str = "task"
     bn_stats: str = "batch"
+
+
+def experiment_card(exp: Experiment, cards: dict[str, Any], algorithm: str) -> dict[str, Any]:
+    """The card dict of ``exp.device_card`` (DseError when it is missing)."""
+    if exp.device_card is None:
+        raise DseError(f"experiments.{exp.name}.device_card: algorithm {algorithm} needs a device "
+                       "card (name one of devices:)")
+    if exp.device_card not in cards:
+        raise DseError(f"experiments.{exp.name}: device card '{exp.device_card}' was not loaded "
+                       "(pass its card file, e.g. `dse train --card FILE`)")
+    return cards[exp.device_card]

@@ -44,8 +44,7 @@ from dse.errors import DseError
 from dse.nn import QNet
 from dse.train.device_state import pack as pack_devices
 from dse.train.loop import Trainer, register_algorithm
-from dse.train.mixed_precision import experiment_card
-from dse.train.settings import WeakResetSettings, settings_from
+from dse.train.settings import WeakResetSettings, experiment_card, settings_from
 
 log = logging.getLogger(__name__)
 

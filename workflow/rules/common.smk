@@ -154,6 +154,18 @@ def experiment_card(exp):
     return [p] if p else []
 
 
+def experiment_chip(exp):
+    """[chip card file] an experiment trains through (mixed_precision.chip), or []."""
+    entry = config["experiments"][exp]
+    name = (entry.get("mixed_precision") or {}).get("chip")
+    if not name or entry.get("algorithm") != "mixed_precision":
+        return []
+    if name not in config["chips"]:
+        _fail(DseError(f"experiments.{exp}.mixed_precision.chip: '{name}' is not a chip of the "
+                       f"config (chips: {', '.join(sorted(config['chips']))})", source=CONFIGFILE))
+    return [config["chips"][name]]
+
+
 # ------------------------------------------------------- chips: map / inject / estimate
 CHIPS = sorted(config["chips"])
 CHIP_WILDCARD = wildcard_of(CHIPS)

@@ -5,6 +5,7 @@ rule train:
     input:
         settings=train_settings,
         card=lambda wc: experiment_card(wc.exp),
+        chip=lambda wc: experiment_chip(wc.exp),
         data=dataset_inputs,
     output:
         model=path(L.train_file("{exp}", "model.pt")),
