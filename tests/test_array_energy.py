@@ -58,6 +58,20 @@ def test_one_layer_by_hand() -> None:
     assert e.loc["wordlines", "energy_pJ"] == pytest.approx(96 * c_wl * 0.8**2 * 1e12)
 
 
+def test_the_deployed_cells_conductance_replaces_the_cards() -> None:
+    chip = chip_from_dict(adc_card(0.25))
+    mapping = map_model(LAYER, chip)
+    name = mapping.layers[0].name
+    card = estimate(mapping, chip).set_index("component").loc["cells", "energy_pJ"]
+    g_card = 0.5 / 100e3 + 0.5 / 1.7e6
+    ours = estimate(mapping, chip, cell_conductance={name: 3 * g_card}).set_index(
+        "component")
+    assert ours.loc["cells", "energy_pJ"] == pytest.approx(3 * card)  # E = a V^2 G t, G x 3
+    assert "deployed cells' mean" in ours.loc["cells", "detail"]
+    lines = estimate(mapping, chip).set_index("component").loc["bitlines", "energy_pJ"]
+    assert ours.loc["bitlines", "energy_pJ"] == pytest.approx(lines)  # lines do not change
+
+
 def test_energy_scales_linearly_with_input_activity() -> None:
     chip = chip_from_dict(adc_card(0.2))
     mapping = map_model(LAYER, chip)

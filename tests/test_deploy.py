@@ -124,6 +124,16 @@ def test_fresh_and_trained_stay_close_and_time_rows_are_complete(trained) -> Non
                                      "chip.programming.csv"}
 
 
+def test_the_deployed_cells_mean_conductance_is_recorded_for_the_estimate(trained) -> None:
+    tm, ds = trained
+    table, _ = _run(tm, ds, ("fresh", "trained"))
+    g = table.attrs["cell_conductance"]
+    phys = inference_physics(from_card(CARD))
+    assert set(g) == {n for n, _ in tm.model.quant_layers()}
+    # in siemens, between the card's floor and top (uS): the fresh chip, deployed first
+    assert all(phys.g_min * 1e-6 <= v <= phys.g_max * 1e-6 for v in g.values())
+
+
 def test_the_t0_rows_do_not_depend_on_the_times_asked(trained) -> None:
     tm, ds = trained
     alone, _ = _run(tm, ds, ("trained", "fresh"), times=())

@@ -18,7 +18,10 @@ charging of its bit lines and word lines (issue 14).
   converter × its latency (``SarADC.cpp`` / ``MultilevelSenseAmp.cpp`` ``GetColumnPower`` ×
   latency); the word line may stay on for the whole read pulse, but a column the multiplexer
   has not selected floats and carries no DC current.
-* ``f`` = ``cell.lrs_fraction`` (share of LRS cells).
+* ``G`` = the mean conductance of the cells actually deployed when it is known (measured by
+  the inject stage on the deployed devices, fresh or trained: :func:`dse.chip.deploy.deploy`,
+  passed per layer as ``cell_conductance``), otherwise the chip card's cells,
+  f/R_on + (1 − f)/R_off with ``f`` = ``cell.lrs_fraction`` (share of LRS cells).
 
 Line charging, per read cycle (one input bit, one row group), as DNN+NeuroSim's
 ``readDynamicEnergyArray`` (``SubArray.cpp``, conventional parallel mode):
@@ -48,6 +51,7 @@ from dse.chip.mapping import LayerMapping
 from dse.chip.technology import WIRE_CAP_F_PER_M
 
 Activity = float | Mapping[str, float] | None
+Conductance = Mapping[str, float] | None  # {layer: mean cell conductance (S)}
 
 
 def sensed(chip: ChipCard) -> bool:
@@ -68,12 +72,22 @@ def sense_window_s(chip: ChipCard) -> float:
     return chip.sensing.conversion_s(chip.node_nm, column_of(chip))
 
 
-def cell_energy_fj(chip: ChipCard, activity: float = 1.0) -> float:
-    """Energy per cell read (fJ), the estimate's ``cells`` energy per operation."""
+def cell_conductance_s(chip: ChipCard, conductance: float | None = None) -> float:
+    """G of the module docstring (S): the deployed cells' measured mean, else the card's."""
+    if conductance is not None:
+        return float(conductance)
+    assert chip.r_on_ohm and chip.r_off_ohm
+    return chip.lrs_fraction / chip.r_on_ohm + (1 - chip.lrs_fraction) / chip.r_off_ohm
+
+
+def cell_energy_fj(chip: ChipCard, activity: float = 1.0,
+                   conductance: float | None = None) -> float:
+    """Energy per cell read (fJ), the estimate's ``cells`` energy per operation
+    (``conductance``: the deployed cells' mean, S; default the card's cells)."""
     if not sensed(chip):
         return chip.cell_read_fj
-    assert chip.read_voltage_v and chip.r_on_ohm and chip.r_off_ohm
-    g = chip.lrs_fraction / chip.r_on_ohm + (1 - chip.lrs_fraction) / chip.r_off_ohm
+    assert chip.read_voltage_v
+    g = cell_conductance_s(chip, conductance)
     return activity * chip.read_voltage_v ** 2 * g * sense_window_s(chip) * 1e15
 
 
@@ -111,13 +125,17 @@ def line_energy_fj(chip: ChipCard) -> dict[str, float]:
             "wordlines": c_wl * chip.supply_v ** 2 * 1e15}
 
 
-def describe(chip: ChipCard, activity: float) -> dict[str, str]:
+def describe(chip: ChipCard, activity: float,
+             conductance: float | None = None) -> dict[str, str]:
     """Estimate-table details of the cell and line rows."""
     if not sensed(chip):
         return {}
     c_bl, c_wl = line_capacitances_f(chip)
-    return {"cells": f"{cell_energy_fj(chip, activity):.4g} fJ/read = a V²G t_sense, a="
-            f"{activity:.3g}, V={chip.read_voltage_v:g} V, t_sense={sense_window_s(chip):.3g} s, "
-            f"f={chip.lrs_fraction:g}",
+    g = cell_conductance_s(chip, conductance)
+    whose = "deployed cells' mean" if conductance is not None else \
+        f"card cells, f={chip.lrs_fraction:g}"
+    return {"cells": f"{cell_energy_fj(chip, activity, conductance):.4g} fJ/read = a V²G "
+            f"t_sense, a={activity:.3g}, V={chip.read_voltage_v:g} V, "
+            f"t_sense={sense_window_s(chip):.3g} s, G={g * 1e6:.4g} uS ({whose})",
             "bitlines": f"C_BL={c_bl * 1e15:.3g} fF to V_read, per column and read",
             "wordlines": f"C_WL={c_wl * 1e15:.3g} fF to V_dd, per active row and mux phase"}

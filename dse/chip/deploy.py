@@ -34,7 +34,9 @@ and times only (vectorised over the R maps and every cell).
 :func:`deploy` returns two tables: per map ``devices, programming, time_s, compensated, repeat,
 accuracy`` (``programming`` = the scheme, or ``in_situ`` on the trained devices), and per layer
 the :class:`dse.chip.programming.ProgrammingReport` of each fresh programming (residual,
-unreachable fraction, pulses, energy, time).
+unreachable fraction, pulses, energy, time). The per-map table's ``attrs["cell_conductance"]``
+is {layer: mean conductance (S)} of the first devices deployed, at t = 0: the current the
+estimate's read energy charges (:mod:`dse.chip.array_energy`).
 """
 
 from __future__ import annotations
@@ -230,6 +232,7 @@ def deploy(model: Any, mapping: ChipMapping, x: Tensor, y: Tensor, dev: Any, phy
     model.eval()
     rows: list[dict[str, Any]] = []
     reports: list[dict[str, Any]] = []
+    conductance: dict[str, float] = {}
     for which in settings.devices:
         if which == "trained":
             if trained is None:
@@ -256,4 +259,22 @@ def deploy(model: Any, mapping: ChipMapping, x: Tensor, y: Tensor, dev: Any, phy
                 rows += [{"devices": which, "programming": scheme, "time_s": t,
                           "compensated": comp, "repeat": r, "accuracy": a}
                          for r, a in enumerate(acc)]
-    return pd.DataFrame(rows, columns=COLUMNS), pd.DataFrame(reports)
+        if not conductance:  # the first devices deployed: what the estimate charges
+            conductance = _mean_conductance(layers, dev)
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    table.attrs["cell_conductance"] = conductance
+    return table, pd.DataFrame(reports)
+
+
+def _mean_conductance(layers: list[_Layer], dev: Any) -> dict[str, float]:
+    """{layer: mean conductance (S) of its deployed cells, both cells of every pair, over the
+    maps} right after programming: the cells' current the estimate's read energy charges
+    (:mod:`dse.chip.array_energy`)."""
+    from dse.devices.measurement_io import CONDUCTANCE_UNITS
+
+    unit = str(getattr(dev, "unit", "") or "")
+    if unit not in CONDUCTANCE_UNITS:
+        log.warning("device unit %r is not a conductance unit (%s): the estimate charges the "
+                    "chip card's cells", unit, ", ".join(CONDUCTANCE_UNITS))
+        return {}
+    return {ly.name: float(ly.g.double().mean()) * CONDUCTANCE_UNITS[unit] for ly in layers}

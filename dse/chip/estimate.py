@@ -58,13 +58,15 @@ ENERGY_COMPONENTS = (("cells", "cell_reads"), ("sense_amps", "sense_ops"),
 ALL_LAYERS = "(all)"
 
 
-def energy_per_op(chip: ChipCard, activity: float | None = None) -> dict[str, float]:
+def energy_per_op(chip: ChipCard, activity: float | None = None,
+                  conductance: float | None = None) -> dict[str, float]:
     """fJ per operation, keyed by the mapping's count names (``activity``: the layer's input
-    activity, default the card's; :mod:`dse.chip.array_energy`)."""
+    activity, default the card's; ``conductance``: its deployed cells' mean, S, default the
+    card's cells; :mod:`dse.chip.array_energy`)."""
     s = chip.supply_scale
     a = chip.input_activity if activity is None else activity
     return {
-        "cell_reads": array_energy.cell_energy_fj(chip, a),
+        "cell_reads": array_energy.cell_energy_fj(chip, a, conductance),
         "sense_ops": chip.sensing.sense_energy_fj() * s,
         "adc_conversions": chip.adc_fj,
         "partial_sum_additions": chip.add_fj * s,
@@ -125,14 +127,16 @@ def _line_rows(lm: LayerMapping, chip: ChipCard, a: float) -> list[dict]:
 
 def estimate(mapping: Mapping, chip: ChipCard, pulses: pd.DataFrame | None = None,
              write_energy_pj: float | None = None,
-             input_activity: array_energy.Activity = None) -> pd.DataFrame:
+             input_activity: array_energy.Activity = None,
+             cell_conductance: array_energy.Conductance = None) -> pd.DataFrame:
     """Energy and area per layer and component (see the module docstring).
 
     ``write_energy_pj`` (energy of one write pulse) defaults to the card's
     ``programming.write_energy``; callers with a device card pass its ``write_energy`` here.
     ``input_activity``: measured fraction of 1s in the input bit planes (one number or {layer:
     value}, :func:`dse.chip.activity.input_bit_activity`); default the card's
-    ``cell.input_activity``.
+    ``cell.input_activity``. ``cell_conductance``: {layer: mean conductance (S) of the deployed
+    cells} (the inject stage's deployment), default the card's cells.
     """
     mapping.check_chip(chip)
     area = array_area(chip)
@@ -141,8 +145,9 @@ def estimate(mapping: Mapping, chip: ChipCard, pulses: pd.DataFrame | None = Non
     rows: list[dict] = []
     for lm in mapping.layers:
         a = array_energy.activity_of(chip, lm.name, input_activity)
-        e_op = energy_per_op(chip, a)
-        detail = {**_details(chip), **array_energy.describe(chip, a)}
+        g = (cell_conductance or {}).get(lm.name)
+        e_op = energy_per_op(chip, a, g)
+        detail = {**_details(chip), **array_energy.describe(chip, a, g)}
         tiles = lm.tiles * dup[lm.name]  # duplicated arrays (dataflow.speed_up) cost area
         comps = ENERGY_COMPONENTS + ((("dac", "dac_conversions"),) if lm.dac_conversions
                                      else ())

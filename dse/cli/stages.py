@@ -107,7 +107,8 @@ def _cmd_inject(args: argparse.Namespace) -> int:
                                 progress=not args.quiet)
     tables = artifacts.inject_tables(args.out, summary_path, table)
     if args.activity_out:
-        tables[args.activity_out] = _activity_table(table.attrs.get("input_activity"))
+        tables[args.activity_out] = _activity_table(table.attrs.get("input_activity"),
+                                                    table.attrs.get("cell_conductance"))
     artifacts.write_tables(tables)
     log.info("injected %d fault maps on %s (clean accuracy %.4f) -> %s", len(table),
              mapping.chip, table.attrs["clean_accuracy"], args.out)
@@ -155,7 +156,8 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
                                 progress=not args.quiet)
     pulses = artifacts.load_pulses(trained.directory / "history.csv")
     energy = recipes.estimate_chip(mapping, chip, models, pulses,
-                                   input_activity=table.attrs.get("input_activity"))
+                                   input_activity=table.attrs.get("input_activity"),
+                                   cell_conductance=table.attrs.get("cell_conductance"))
     lat = recipes.latency_chip(mapping, chip, models)
     artifacts.write_mapping(args.mapping, mapping, chip)
     artifacts.write_tables({**artifacts.inject_tables(args.inject, summary, table),
@@ -178,27 +180,36 @@ def add_estimate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--latency", type=Path, default=None,
                    help="also write the latency table per layer (CSV)")
     p.add_argument("--activity", type=Path, default=None,
-                   help="input activity per layer measured by `dse inject --activity-out` "
-                        "(default: the chip card's cell.input_activity)")
+                   help="input activity and deployed cells' conductance per layer measured by "
+                        "`dse inject --activity-out` (default: the chip card's "
+                        "cell.input_activity and cells)")
     p.set_defaults(func=_cmd_estimate)
 
 
-def _activity_table(activity: dict | None) -> Any:
+def _activity_table(activity: dict | None, conductance: dict | None = None) -> Any:
+    """Per layer: the measured input activity and the deployed cells' mean conductance (S;
+    empty where the chip deployed no device-card cells)."""
     import pandas as pd
 
-    return pd.DataFrame(list((activity or {}).items()), columns=["layer", "input_activity"])
+    t = pd.DataFrame(list((activity or {}).items()), columns=["layer", "input_activity"])
+    return t.assign(cell_conductance_s=t["layer"].map(conductance or {}))
 
 
-def _read_activity(path: Path | None) -> dict[str, float] | None:
+def _read_activity(path: Path | None) -> tuple[dict[str, float] | None, dict[str, float] | None]:
+    """(input activity, cell conductance) per layer of a `dse inject --activity-out` file."""
     if path is None:
-        return None
+        return None, None
     from dse.pipeline import artifacts
 
     t = artifacts.read_table(path, "input activity", "write it with `dse inject --activity-out`")
     if not {"layer", "input_activity"} <= set(t.columns):
         raise DseError("needs columns layer, input_activity (`dse inject --activity-out`)",
                        source=str(path))
-    return {str(k): float(v) for k, v in zip(t["layer"], t["input_activity"], strict=True)}
+    activity = {str(k): float(v) for k, v in zip(t["layer"], t["input_activity"], strict=True)}
+    g = t.dropna(subset=["cell_conductance_s"]) if "cell_conductance_s" in t else t.iloc[0:0]
+    conductance = {str(k): float(v) for k, v in zip(g["layer"], g["cell_conductance_s"],
+                                                    strict=True)}
+    return activity, conductance or None
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
@@ -215,8 +226,9 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         files.check_writable(args.latency)
     pulses = artifacts.load_pulses(args.history) if args.history else None
     models = artifacts.load_device_models(args.device)
-    table = recipes.estimate_chip(mapping, chip, models, pulses,
-                                  input_activity=_read_activity(args.activity))
+    activity, conductance = _read_activity(args.activity)
+    table = recipes.estimate_chip(mapping, chip, models, pulses, input_activity=activity,
+                                  cell_conductance=conductance)
     tables = {args.out: table}
     if args.latency:
         tables[args.latency] = recipes.latency_chip(mapping, chip, models)

@@ -57,4 +57,5 @@ def with_deployment(table: pd.DataFrame, trained: TrainedModel, mapping: ChipMap
     out.attrs.update(table.attrs)
     out.attrs["deployment"] = dep
     out.attrs["programming"] = prog
+    out.attrs["cell_conductance"] = dict(dep.attrs.get("cell_conductance") or {})
     return out

@@ -119,7 +119,8 @@ def evaluate_design(config: Mapping[str, Any], design: Design, layout: Layout, c
     if estimate_too:
         energy = estimate_chip(mapping, chip, models,
                                load_pulses(trained.directory / "history.csv"),
-                               design.operating_point, table.attrs.get("input_activity"))
+                               design.operating_point, table.attrs.get("input_activity"),
+                               table.attrs.get("cell_conductance"))
         metrics.update(totals(energy))
         try:
             lat = latency_chip(mapping, chip, models, design.operating_point)

@@ -268,16 +268,18 @@ def physical_sense_chip(chip: ChipCard, errors: ChipErrors | None,
 
 def estimate_chip(mapping: ChipMapping, chip: ChipCard, models: Mapping[str, Any],
                   pulses: pd.DataFrame | None, op: Mapping[str, float] | None = None,
-                  input_activity: Mapping[str, float] | None = None) -> pd.DataFrame:
+                  input_activity: Mapping[str, float] | None = None,
+                  cell_conductance: Mapping[str, float] | None = None) -> pd.DataFrame:
     """The estimate stage: energy and area per layer and component; the write energy per
     pulse comes from the chip's cell card at ``op`` when its error sources have models, the
     sense energy from a physical sense model (:func:`physical_sense_chip`) when there is one;
-    ``input_activity`` measured by the inject stage (``attrs["input_activity"]``), else the
+    ``input_activity`` and ``cell_conductance`` (the deployed cells' mean) measured by the
+    inject stage (``attrs["input_activity"]``, ``attrs["cell_conductance"]``), else the
     card's."""
     errors = ChipErrors(chip, models) if chip.error_sources and models else None
     write_pj = errors.write_energy_pj(op) if errors is not None else None
     return estimate(mapping, physical_sense_chip(chip, errors, op), pulses, write_pj,
-                    input_activity)
+                    input_activity, cell_conductance or None)
 
 
 def latency_chip(mapping: ChipMapping, chip: ChipCard, models: Mapping[str, Any],
