@@ -102,20 +102,19 @@ def test_a_relaxation_block_belongs_to_rram_cells_only() -> None:
         validate_card(bad)
 
 
-def test_the_sweep_reads_the_nominal_point_and_the_cell_sweep_over_time(cell) -> None:
+def test_the_sweep_reads_the_nominal_point_over_time(cell) -> None:
     chip = chip_from_dict(yaml.safe_load((REPO / "config/chips/rram-2t2r-pcsa-130nm.yaml")
                                          .read_text()))
     models = {"hfo2-2t2r": cell,
               "pcsa-130nm-physical": from_card(load_card(CARDS / "pcsa-130nm-physical.yaml"))}
     errors = ChipErrors(chip, models)
     assert "i_prog" in errors.relaxing and "vdd" not in errors.relaxing
-    nominal = {k: v for k, v in chip.knob_values().items()}
-    ops = [nominal, {**nominal, "i_prog": 6e-5}, {**nominal, "vdd": 0.6},
-           {**nominal, "time_s": 5.0}]
+    nominal = dict(chip.knob_values())
+    weak = {**nominal, "i_prog": 6e-5, "t_sense": 1.3e-9}  # a window that senses it
+    ops = [weak, {**nominal, "vdd": 0.6}, {**weak, "time_s": TEN_YEARS}]
     out = errors.over_time(ops, [HOUR, TEN_YEARS])
-    assert len(out) == 4 + 2 * 2  # the nominal and i_prog points at both times
-    assert out[0]["time_s"] == 0.0 and out[3]["time_s"] == 5.0
-    timed = out[4:]
-    assert {o["time_s"] for o in timed} == {HOUR, TEN_YEARS}
-    assert all(o["vdd"] == nominal["vdd"] for o in timed)
-    assert errors.ber(out[5]) > errors.ber(out[0])  # the nominal cell, 10 years vs at once
+    assert len(out) == 3 + 2  # the given points, then the nominal one at both times
+    assert [o["time_s"] for o in out] == [0.0, 0.0, TEN_YEARS, HOUR, TEN_YEARS]
+    assert all(o["i_prog"] == nominal["i_prog"] for o in out[3:])
+    assert errors.ber(out[4]) > errors.ber({**nominal, "time_s": 0.0})  # 10 years vs at once
+    assert errors.ber(out[2]) > errors.ber(out[0])  # a weak cell listed over time

@@ -65,7 +65,7 @@ def test_map_inject_estimate_run_in_the_dag(repo: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = tmp_path / "results"
     table = pd.read_csv(res / "inject" / "b" / "rram-2t2r-pcsa-130nm.csv")
-    # 2 direct BERs + 1 point, read right after programming and at the 3 default times (the
+    # 2 direct BERs + 1 point, and the chip's nominal point at the 3 default times (the
     # hfo2-2t2r cells relax: dse/devices/cell_relaxation.py)
     assert len(table) == (2 + 1 + 3) * 2 and "i_prog" in table.columns
     assert set(table["time_s"].dropna()) == {0.0, 1.0, 86400.0, 3.156e8}

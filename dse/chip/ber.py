@@ -201,19 +201,16 @@ class ChipErrors:
 
     def over_time(self, ops: Sequence[Mapping[str, float]],
                   times: Sequence[float]) -> list[dict[str, float]]:
-        """``ops`` plus, for every point that differs from the nominal one only in the relaxing
-        sources' knobs (the nominal point and the cell's own sweep), the same point read at each
-        of ``times`` (s after programming; points that name ``time_s`` are kept as given)."""
-        relaxing = self.relaxing
-        if not relaxing or not times:
+        """``ops`` plus the chip's nominal point read at each of ``times`` (s after programming)
+        when its cells relax; every point of ``ops`` reads right after programming
+        (``time_s`` 0) unless it names ``time_s`` itself. Other points over time: list them
+        with ``time_s`` (e.g. a weakly programmed cell, benchmarks/binary_relaxation.md)."""
+        if not self.relaxing or not times:
             return [dict(op) for op in ops]
-        nominal = self.chip.knob_values()
+        nominal = {k: v for k, v in self.chip.knob_values().items()
+                   if k in self.knobs or k == "vdd"}
         out = [{"time_s": 0.0, **op} for op in ops]  # explicit: read right after programming
-        for op in ops:
-            if "time_s" in op or any(k not in relaxing and k in nominal
-                                     and not np.isclose(v, nominal[k]) for k, v in op.items()):
-                continue
-            out += [{**op, "time_s": float(t)} for t in times if float(t) > 0]
+        out += [{**nominal, "time_s": float(t)} for t in times if float(t) > 0]
         return out
 
 
@@ -237,8 +234,8 @@ def points_for_chip(encoding: str, ber: Sequence[float],
     Encodings with bit errors get the direct ``ber`` list plus the chip's operating points
     (``"card"`` = nominal + the device cards' default sweeps; a list = those knob values), whose
     BER comes from ``errors``; with cells that relax (:attr:`ChipErrors.relaxing`), the nominal
-    point and the cells' sweep also at each of ``times`` (:meth:`ChipErrors.over_time`). Analog
-    chips get two points: without and with device noise.
+    point also at each of ``times`` (:meth:`ChipErrors.over_time`). Analog chips get two
+    points: without and with device noise.
     """
     from dse.chip.encoding import ENCODINGS
 
