@@ -69,8 +69,9 @@ def _trainer(variant: str, kernels: str, data: Any) -> tuple[Trainer, torch.Gene
 class Stream:
     """Endless batch-16 steps of one trainer (epoch after epoch of the training set)."""
 
-    def __init__(self, trainer: Trainer, gen: torch.Generator, data: Any) -> None:
-        self.trainer, self.gen, self.data = trainer, gen, data
+    def __init__(self, trainer: Trainer, gen: torch.Generator, data: Any,
+                 batch_fn: Any = batches) -> None:
+        self.trainer, self.gen, self.data, self.batch_fn = trainer, gen, data, batch_fn
         self._it = iter(())
 
     def run(self, steps: int) -> None:
@@ -78,7 +79,7 @@ class Stream:
             try:
                 xb, yb = next(self._it)
             except StopIteration:
-                self._it = iter(batches(self.data.x_train, self.data.y_train, 16, self.gen))
+                self._it = iter(self.batch_fn(self.data.x_train, self.data.y_train, 16, self.gen))
                 xb, yb = next(self._it)
             self.trainer.step(xb, yb)
 
