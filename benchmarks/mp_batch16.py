@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 CARD = "bulk-switching"
@@ -55,30 +55,13 @@ def worker(args: argparse.Namespace) -> None:
     import dataclasses
 
     import torch
-    import torch.nn.functional as F
+    from mp_step_profile import PlainSGD  # type: ignore[import-not-found]
 
     from dse.config import Experiment
     from dse.data import load_dataset
     from dse.devices import kernels
     from dse.pipeline.artifacts import load_card
-    from dse.train import ALGORITHMS, Trainer, train
-
-    class PlainSGD(Trainer):
-        """Plain float training: SGD (lr) on every parameter."""
-
-        name: ClassVar[str] = "plain_sgd"
-
-        def start_task(self, task: int) -> None:
-            self.optimizer = torch.optim.SGD(self.model.parameters(), lr=self.exp.lr)
-
-        def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            assert self.optimizer is not None
-            self.optimizer.zero_grad(set_to_none=True)
-            logits = self.model(x)
-            loss = F.cross_entropy(logits, y)
-            loss.backward()
-            self.optimizer.step()
-            return loss.detach(), logits.detach()
+    from dse.train import ALGORITHMS, train
 
     ALGORITHMS[PlainSGD.name] = PlainSGD
     torch.set_num_threads(args.threads)

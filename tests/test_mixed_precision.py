@@ -269,6 +269,30 @@ def test_converters_quantize_to_the_given_bits() -> None:
     assert float(qs.mean()) == pytest.approx(0.3, abs=3 * (1 / 3) * 0.3 / math.sqrt(20_000))
 
 
+def test_hook_converters_equal_the_autograd_functions() -> None:
+    """The hooks' in-place ADC and clone-quantized DAC (no autograd nodes) give the numbers and
+    the gradients of the :class:`Dac`/:class:`Converter` functions."""
+    from dse.train.converters import Converter, Dac, install_converters
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(16, 30, generator=g)
+    nets = [torch.nn.Sequential(torch.nn.Linear(30, 20, bias=False), torch.nn.Sigmoid(),
+                                torch.nn.Linear(20, 5, bias=False)) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    install_converters([nets[0][0], nets[0][2]], 7, 9, None, None)
+
+    def by_functions(x: torch.Tensor) -> torch.Tensor:
+        h = Converter.apply(nets[1][0](Dac.apply(x, 7)), 9, None, None)
+        return Converter.apply(nets[1][2](Dac.apply(nets[1][1](h), 7)), 9, None, None)
+
+    outs = [nets[0](x), by_functions(x)]
+    assert torch.equal(outs[0], outs[1])
+    for out in outs:
+        out.square().sum().backward()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        assert torch.equal(a.grad, b.grad)
+
+
 def test_same_seed_same_numbers(digits) -> None:
     a, b = (train(_exp(epochs=1), [digits], cards={"bulk-switching": BULK}, progress=False)
             for _ in range(2))

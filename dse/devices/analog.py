@@ -78,15 +78,6 @@ BOUND_PARAMS: dict[str, ParamSpec] = {
 }
 
 
-def _sqrt_counts(k: Tensor) -> Tensor:
-    """sqrt of non-negative pulse counts by table lookup (faster than torch.sqrt on the CPU)."""
-    if not k.dtype.is_floating_point or k.numel() < 4096 or float(k.max()) > 4096:
-        return k.sqrt()
-    table = torch.arange(int(k.max()) + 2, dtype=k.dtype, device=k.device).sqrt_()
-    idx = k.reshape(-1).to(torch.int32)
-    return torch.index_select(table, 0, idx).view(k.shape)
-
-
 @dataclass
 class FitParam:
     """One free parameter of a trajectory fit: name, start, bounds, the direction it shapes."""
@@ -219,7 +210,7 @@ class PulseDevice(DeviceModel):
             sigma = self._c2c_sigma(x, n, xm, state)
             xi = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
             if phi >= 1.0:  # cumulative: the noise stays in the conductance
-                xm = torch.addcmul(xm, xi, _sqrt_counts(k).mul_(sigma))
+                xm = torch.addcmul(xm, xi, k.sqrt().mul_(sigma))
             else:
                 # φ^k of the displacement stays; the k pulses add σ²·(1 − φ^{2k})/(1 − φ²)
                 decay = (k * math.log(phi)).exp_() if phi > 0 else (1.0 - k).clamp_(min=0.0)

@@ -188,17 +188,19 @@ class Trainer:
         self.add_pulses(layer, up=int(n.clamp(min=0).sum()), down=int((-n).clamp(min=0).sum()))
 
     def count_pulses_at(self, layer: str, size: int, idx: torch.Tensor, n: torch.Tensor,
-                        resets: torch.Tensor | None = None) -> None:
+                        resets: torch.Tensor | None = None, nonneg: bool = False) -> int:
         """Signed pulses ``n`` to devices ``idx`` of a layer of ``size`` devices (sparse), plus
-        one RESET (a ``down`` pulse) to each of the devices ``resets``."""
+        one RESET (a ``down`` pulse) to each of the devices ``resets``; ``nonneg``: the caller
+        knows ``n`` ≥ 0 (one sum instead of two). Returns the ``up`` pulses counted."""
         tally = current_tally()
         if tally is not None:
             tally.add_at(layer, size, idx, n.detach().abs().round())
             if resets is not None:
                 tally.add_at(layer, size, resets, torch.ones_like(resets, dtype=n.dtype))
-        self.add_pulses(layer, up=int(n.clamp(min=0).sum()),
-                        down=int((-n).clamp(min=0).sum()) + (0 if resets is None
-                                                              else resets.numel()))
+        up = int(n.sum()) if nonneg else int(n.clamp(min=0).sum())
+        down = 0 if nonneg else int((-n).clamp(min=0).sum())
+        self.add_pulses(layer, up=up, down=down + (0 if resets is None else resets.numel()))
+        return up
 
     def add_pulses(self, layer: str, up: int = 0, down: int = 0) -> None:
         """Add counted pulses to the tallies (when the counts are known without a tensor)."""

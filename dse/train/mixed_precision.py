@@ -261,8 +261,7 @@ class MixedPrecisionTrainer(Trainer):
         pulses = torch.zeros_like(g).index_copy_(
             0, which, self._pulses_between(g_from, g_from + rest.abs()))
         # one RESET per device, then potentiation pulses only (per device when recording)
-        self.count_pulses_at(p.name, 2 * p.n, both, pulses, resets=both)
-        if bool(pulses.any()):
+        if self.count_pulses_at(p.name, 2 * p.n, both, pulses, resets=both, nonneg=True):
             sub = self.dev.apply_pulses(sub, pulses, self.dev_gen)
         self.dev.put(p.state, both, sub)
         g = self.dev.read(sub)
@@ -299,7 +298,7 @@ class MixedPrecisionTrainer(Trainer):
             neg = n.signbit().to(idx.dtype)  # 1 where n < 0
             dev_idx, cnt = torch.add(idx, neg, alpha=p.n), n.abs()  # idx (G⁺) or idx + N (G⁻)
             other_idx = torch.add(idx, neg, alpha=-p.n).add_(p.n)
-            self.count_pulses_at(p.name, 2 * p.n, dev_idx, cnt)  # potentiation only
+            self.count_pulses_at(p.name, 2 * p.n, dev_idx, cnt, nonneg=True)  # potentiation
         sub = self.dev.take(p.state, dev_idx, self.dev.pulse_keys(p.state))
         sub = self.dev.apply_pulses(sub, cnt, self.dev_gen)
         self.dev.put(p.state, dev_idx, sub)
