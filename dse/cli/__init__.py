@@ -32,6 +32,18 @@ def _setup(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
 
 
+def _log_usage(command: str) -> None:
+    """The job's CPU seconds, for benchmarks/study_jobs.py (per-job cost of a workflow run): the
+    whole process's, imports included (``resource.getrusage``; children: a stage's own
+    subprocesses)."""
+    import resource
+
+    me, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    log.info("dse %s: cpu %.2f s (user %.2f + sys %.2f), peak rss %.0f MB", command,
+             me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime,
+             me.ru_utime + kids.ru_utime, me.ru_stime + kids.ru_stime, me.ru_maxrss / 1024)
+
+
 # ---------------------------------------------------------------------------------------- main
 SECTIONS: list[Callable[[argparse._SubParsersAction], None]] = [
     devices.add_synthesize, devices.add_calibrate, stages.add_train, stages.add_map,
@@ -60,7 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup(args)
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        _log_usage(args.command)
+        return status
     except DseError as exc:
         print(f"dse: {exc}", file=sys.stderr)
         return 2

@@ -105,24 +105,31 @@ def apply_confusion(w: torch.Tensor, matrix: torch.Tensor | Sequence,
     """
     m = torch.as_tensor(matrix, dtype=w.dtype, device=w.device)
     k = _check_confusion(m, w)
-    values = torch.tensor(CONFUSION_VALUES[k], dtype=w.dtype, device=w.device)
     if k == 2:
         if bool((w == 0).any()):
             raise DseError("a 2x2 (binary) confusion matrix was given for weights that "
                            "contain zeros; use a 3x3 (ternary) matrix")
-        idx = (w > 0).long()
+        stored = w > 0
     else:
-        idx = (w.round().clamp(-1, 1) + 1).long()
+        stored = w.round().clamp(-1, 1)
     nb = m.dim() - 2
     lead = w.shape[:nb]
     cum = m.cumsum(-1).expand(*lead, k, k).reshape(-1, k, k)      # (B, stored, read)
-    flat = idx.reshape(cum.shape[0], -1)
+    flat = stored.reshape(cum.shape[0], -1)
     u = _uniform(w.shape, generator, w).reshape(flat.shape)
-    read = torch.zeros_like(flat)
-    for j in range(k - 1):   # read index = number of cumulative thresholds below u
-        thr = torch.gather(cum[:, :, j], 1, flat)
-        read += (u >= thr).long()
-    return values[read].reshape(w.shape)
+    values = torch.tensor(CONFUSION_VALUES[k], dtype=w.dtype, device=w.device)
+
+    def thr(j: int) -> torch.Tensor:  # the stored value's cumulative threshold j, per weight
+        c = cum[:, :, j].unsqueeze(-1)                             # (B, stored, 1)
+        return torch.where(flat, c[:, 1], c[:, 0]) if k == 2 else \
+            torch.where(flat < 0, c[:, 0], torch.where(flat > 0, c[:, 2], c[:, 1]))
+
+    # read index = number of cumulative thresholds at or below u; the thresholds of a row
+    # never decrease (non-negative rows), so it is the highest j with u >= threshold j
+    read = torch.where(u >= thr(0), values[1], values[0])
+    if k == 3:
+        read = torch.where(u >= thr(1), values[2], read)
+    return read.reshape(w.shape)
 
 
 def apply_weight_confusion(wq: torch.Tensor, precision: str, matrix: torch.Tensor | Sequence,
