@@ -32,7 +32,11 @@ CONFIGFILE = str(write_effective_config(config, L.effective_config))
 # (oversubscribed torch runs many times slower). A profile or `--resources cpu_slots=N`
 # overrides this (e.g. on a cluster).
 workflow.global_resources.setdefault("cpu_slots", os.cpu_count() or 1)
-TORCH_THREADS = max(1, min(2, os.cpu_count() or 1))
+# One torch thread per job (config resources.<rule>.threads overrides it): the results are the
+# same bit for bit on any machine (a float reduction's order depends on the thread count), and
+# on a 2-core machine two jobs overlap their imports and data loads instead of queueing for
+# both cores (benchmarks/README.md, "Default study and report").
+TORCH_THREADS = 1
 
 
 def rule_threads(rule, local=TORCH_THREADS):
