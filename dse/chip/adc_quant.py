@@ -238,9 +238,13 @@ class LayerReadout:
         cols = getattr(layer, "cell_columns", None)
         if cols is None:
             cols = self.columns(w)
+        return self.read_columns(layer, x, cols)
+
+    def read_columns(self, layer: Any, x: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """The layer's output read through the ADCs from the column levels ``cols``."""
         run = self._linear if self.weight_dim == 2 else \
             (lambda xi, c: self._conv(layer, xi, c))
-        if self.spec.inputs is None or self.in_bits == 1:  # applied whole (a 1-bit input as is)
+        if not self.serial:  # applied whole (a 1-bit input as is)
             return run(x, cols)
         return quantized_inputs(self, run, x, cols)
 

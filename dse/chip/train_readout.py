@@ -31,7 +31,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from dse.chip.adc_quant import AdcSpec, LayerReadout, layer_readouts, quantized_inputs
+from dse.chip.adc_quant import AdcSpec, LayerReadout, layer_readouts
 from dse.chip.card import ChipCard
 from dse.chip.mapping import map_model
 from dse.errors import DseError
@@ -62,16 +62,11 @@ class TrainingReadout(LayerReadout):
         self.w_max = float(scale)
         self.offset = 0.0  # the floor is in the levels: the cells' own conductances
         with torch.no_grad():
-            cols = self.columns(w.detach(), levels.detach())
             xd = x.detach()
-            run = self._linear if self.weight_dim == 2 else \
-                (lambda xi, c: self._conv(layer, xi, c))
-            if self.serial:
+            if self.serial:  # this batch's input full scale
                 self.x_max = float(xd.abs().max())
                 self.signed = bool(xd.min() < 0)
-                read = quantized_inputs(self, run, xd, cols)
-            else:
-                read = run(xd, cols)
+            read = self.read_columns(layer, xd, self.columns(w.detach(), levels.detach()))
         return ideal + (read - ideal).detach()
 
 

@@ -70,10 +70,12 @@ class ResistanceLaw:
         return self.relaxation is not None and self.time_s > 0
 
     def _g0(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(G₀ nodes µS, weights, mean drift, sd) of the relaxed law."""
-        assert self.relaxation is not None
+        """(G₀ nodes µS, weights, mean drift, sd) of the law (no drift, no spread unrelaxed)."""
         z, w = _hermite()
         g0 = np.exp(-self.mu - self.sigma * z) / TO_SIEMENS
+        if not self.relaxed:
+            return g0, w, np.zeros_like(g0), np.full_like(g0, 1e-12)
+        assert self.relaxation is not None
         g = torch.as_tensor(g0, dtype=torch.float64)
         m = self.relaxation.mean_shift(g, self.time_s).numpy()
         sd = np.sqrt(np.maximum(self.relaxation.variance(g, self.time_s).numpy(), 1e-300))
@@ -125,19 +127,10 @@ def order_flip(lrs: ResistanceLaw, hrs: ResistanceLaw) -> float:
     """P(R_LRS > R_HRS): the pair's devices read in the wrong order (module docstring)."""
     if not (lrs.relaxed or hrs.relaxed):
         return float(special.ndtr((lrs.mu - hrs.mu) / math.hypot(lrs.sigma, hrs.sigma)))
-    gl, wl, ml, sl = _moments(lrs)
-    gh, wh, mh, sh = _moments(hrs)
+    gl, wl, ml, sl = lrs._g0()
+    gh, wh, mh, sh = hrs._g0()
     x = ((gh + mh)[None, :] - (gl + ml)[:, None]) / np.sqrt(sl[:, None] ** 2 + sh[None, :] ** 2)
     return float(wl @ special.ndtr(x) @ wh)
-
-
-def _moments(law: ResistanceLaw) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:meth:`ResistanceLaw._g0`, or the unrelaxed nodes with zero drift and spread."""
-    if law.relaxed:
-        return law._g0()
-    z, w = _hermite()
-    g0 = np.exp(-law.mu - law.sigma * z) / TO_SIEMENS
-    return g0, w, np.zeros_like(g0), np.full_like(g0, 1e-12)
 
 
 def check_time(name: str, relaxation: RelaxationModel | None, time_s: np.ndarray) -> None:
