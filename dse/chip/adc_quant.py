@@ -236,9 +236,7 @@ class LayerReadout:
     # -- forward ------------------------------------------------------------------------------
     def __call__(self, layer: Any, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         cols = getattr(layer, "cell_columns", None)
-        if cols is None:
-            cols = self.columns(w)
-        return self.read_columns(layer, x, cols)
+        return self.read_columns(layer, x, self.columns(w) if cols is None else cols)
 
     def read_columns(self, layer: Any, x: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         """The layer's output read through the ADCs from the column levels ``cols``."""
