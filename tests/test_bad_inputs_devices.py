@@ -7,6 +7,7 @@ Device cards, chip cards, operating points and YAML are in ``test_bad_inputs_car
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -193,9 +194,12 @@ CASES: list[tuple[str, dict[str, str | bytes], list[str], str]] = [
      "or piecewise (refused: fit.strict is true)"),
     ("noise-above-signal", {"m.csv": noisy_ramp(sigma=30.0)},
      ["--family", "piecewise", "--fit", "min_r2=0", "--fit", "warn_r2=0", "--direction", "up"],
-     "m.csv: implausible piecewise fit: params.read_sigma = 28.55 uS is 0.63x the span 44.99 "
-     "of the fitted trajectories (noise above the signal; fit.max_noise_ratio = 0.5): check the "
-     "unit and the columns, or measure more pulses per ramp"),
+     # the fitted values depend on the machine's BLAS in the last digits (28.55 / 44.99 on one
+     # machine, 28.54 / 45.36 on another): the numbers are matched as numbers, the text exactly
+     re.compile(r"m\.csv: implausible piecewise fit: params\.read_sigma = 28\.5\d uS is "
+                r"0\.6\dx the span 4[45]\.\d\d of the fitted trajectories \(noise above the "
+                r"signal; fit\.max_noise_ratio = 0\.5\): check the unit and the columns, or "
+                r"measure more pulses per ramp")),
     ("family-needs-other-format", {"m.csv": "vdd,trials,errors\n0.3,100,40\n0.4,100,10\n"},
      ["--family", "soft_bounds"],
      "m.csv: family soft_bounds needs pulse measurements (updown, long or ramps), not a ber "
@@ -221,8 +225,12 @@ def test_calibrate_refuses_with_one_line(tmp_path: Path, capsys: pytest.CaptureF
     errors = [ln for ln in lines if ln.startswith("dse: ")]
     assert rc == 2 and len(errors) == 1, lines
     assert not any("Traceback" in ln for ln in lines)
-    assert errors[0].startswith(f"dse: {tmp_path}/" + expected.replace("{tmp}", str(tmp_path))), \
-        errors[0]
+    if isinstance(expected, re.Pattern):
+        assert errors[0].startswith(f"dse: {tmp_path}/"), errors[0]
+        assert expected.match(errors[0][len(f"dse: {tmp_path}/"):]), errors[0]
+    else:
+        assert errors[0].startswith(
+            f"dse: {tmp_path}/" + expected.replace("{tmp}", str(tmp_path))), errors[0]
     assert not out.exists() and not fig.exists()
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 

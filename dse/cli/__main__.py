@@ -1,7 +1,5 @@
 """``python -m dse.cli``: the ``dse`` command."""
 
-import sys
+from dse.cli import run
 
-from dse.cli import main
-
-sys.exit(main())
+run()
