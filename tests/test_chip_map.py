@@ -133,3 +133,17 @@ def test_estimate_refuses_a_mapping_of_another_geometry() -> None:
     m.check_chip(chip.replace(supply_v=0.9))  # supply does not change the layout
     with pytest.raises(DseError, match=r"rows 64 vs 128.*re-run map_model"):
         m.check_chip(chip.replace(rows=128))
+
+
+def test_estimate_refuses_a_mapping_of_another_pair_subtraction() -> None:
+    """Analog subtraction halves the conversions: a mapping of the per-column chip must not be
+    estimated on the analog-subtraction chip (or the reverse)."""
+    import dataclasses
+
+    chip = chip_from_dict(adc_card())
+    m = map_model([LayerSpec("a", "linear", "float", 64, 32)], chip)
+    m.check_chip(chip)
+    analog = chip.replace(sensing=dataclasses.replace(chip.sensing, pair_subtraction="analog"))
+    with pytest.raises(DseError, match=r"pair_subtraction digital vs analog.*re-run map_model"):
+        m.check_chip(analog)
+    map_model([LayerSpec("a", "linear", "float", 64, 32)], analog).check_chip(analog)

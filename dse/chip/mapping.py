@@ -169,15 +169,18 @@ class Mapping:
                            source=source) from None
 
     def check_chip(self, chip: ChipCard) -> None:
-        """Raise if ``chip``'s geometry differs from the one this mapping was made for."""
+        """Raise if ``chip``'s geometry differs from the one this mapping was made for (the pair
+        subtraction included: it halves an ADC chip's conversions)."""
         want = {"rows": chip.rows, "cols": chip.cols, "cells_per_weight": chip.cells_per_weight,
                 "sensing": chip.sensing.kind, "encoding": chip.encoding,
                 "parallel_rows": chip.sensing.readout()["parallel_rows"],
-                "slicing": _slicing_dict(chip)}
+                "slicing": _slicing_dict(chip),
+                "pair_subtraction": _extra(chip).get("pair_subtraction")}
         have = {"rows": self.array_rows, "cols": self.array_cols,
                 "cells_per_weight": self.cells_per_weight, "sensing": self.sensing,
                 "encoding": self.encoding, "parallel_rows": self.parallel_rows,
-                "slicing": self.extra.get("slicing")}
+                "slicing": self.extra.get("slicing"),
+                "pair_subtraction": self.extra.get("pair_subtraction")}
         diff = [f"{k} {have[k]} vs {want[k]}" for k in want if have[k] != want[k]]
         if diff:
             raise DseError(f"the mapping was made for another chip geometry ({'; '.join(diff)} "
