@@ -190,6 +190,36 @@ class ExpStep(PulseDevice):
         new = torch.where(torch.isnan(new), x, new)
         return torch.minimum(torch.maximum(new, st["lo"]), st["hi"])
 
+    def _kernel_mean_step(self, x: Tensor, n: Tensor, st: Mapping[str, Tensor]) -> Tensor:
+        """:meth:`_mean_step` for the compiled kernel: the same closed form, rearranged.
+
+        Δx = S·k·f with f = (τ − ln(1 + w(e^τ − 1)))/τ and τ = K·S·k is Δx = S·k − ln(1 +
+        w(e^τ − 1))/K: no division by τ, and 1/K = (hi − lo)/(2a·γ) needs none either; below
+        |τ| = 1e-3 the series of :func:`_exp_move`. The clip f ≥ 0 is Δx of the pulse's sign;
+        a stuck device (hi = lo, a NaN move) stays put (``new == new``: a vector compare, where
+        ``isnan`` is a scalar loop in a fused kernel). ``torch.where`` selects, a blend in a fused
+        kernel (slow only in eager).
+        """
+        v = self.values
+        gu, gd, a = float(v["gamma_up"]), float(v["gamma_down"]), float(v["a"])
+        if not self.imperfections["nonlinearity"] or gu == 0 or gd == 0 or a == 0:
+            return self._mean_step(x, n, st)
+        co = self._coeffs(st)
+        up = n > 0
+        u = up.to(x.dtype)
+        rng = st["hi"] - st["lo"]
+        sk = torch.where(up, co["s_up"], -co["s_dn"]) * n.abs()
+        K = (u * (gu + gd) - gd) * co["c"]
+        w = torch.exp(K * x) * (u * (co["B_up"] - co["B_dn"]) + co["B_dn"])
+        tau = K * sk
+        inv_k = (u * (1.0 / gu + 1.0 / gd) - 1.0 / gd) * (rng * (0.5 / a))
+        exact = sk - torch.log((1.0 + w * (torch.exp(tau) - 1.0)).clamp(min=1e-30)) * inv_k
+        series = sk * (1.0 - w) * (1.0 - 0.5 * tau * w)
+        d = torch.where(tau.abs() < 1e-3, series, exact)
+        new = x + torch.where(up, d.clamp(min=0.0), d.clamp(max=0.0))
+        new = torch.where(new == new, new, x)
+        return torch.minimum(torch.maximum(new, st["lo"]), st["hi"])
+
     FIX_A: ClassVar[float] = -0.5  # calibration convention (aihwkit ReRamESPresetDevice a, b)
     FIX_B: ClassVar[float] = -0.5
 
