@@ -191,34 +191,9 @@ class ExpStep(PulseDevice):
         return torch.minimum(torch.maximum(new, st["lo"]), st["hi"])
 
     def _kernel_mean_step(self, x: Tensor, n: Tensor, st: Mapping[str, Tensor]) -> Tensor:
-        """:meth:`_mean_step` for the compiled kernel: the same closed form, rearranged.
+        from dse.devices.pulse_kernels import exp_step_mean
 
-        Δx = S·k·f with f = (τ − ln(1 + w(e^τ − 1)))/τ and τ = K·S·k is Δx = S·k − ln(1 +
-        w(e^τ − 1))/K: no division by τ, and 1/K = (hi − lo)/(2a·γ) needs none either; below
-        |τ| = 1e-3 the series of :func:`_exp_move`. The clip f ≥ 0 is Δx of the pulse's sign;
-        a stuck device (hi = lo, a NaN move) stays put (``new == new``: a vector compare, where
-        ``isnan`` is a scalar loop in a fused kernel). ``torch.where`` selects, a blend in a fused
-        kernel (slow only in eager).
-        """
-        v = self.values
-        gu, gd, a = float(v["gamma_up"]), float(v["gamma_down"]), float(v["a"])
-        if not self.imperfections["nonlinearity"] or gu == 0 or gd == 0 or a == 0:
-            return self._mean_step(x, n, st)
-        co = self._coeffs(st)
-        up = n > 0
-        u = up.to(x.dtype)
-        rng = st["hi"] - st["lo"]
-        sk = torch.where(up, co["s_up"], -co["s_dn"]) * n.abs()
-        K = (u * (gu + gd) - gd) * co["c"]
-        w = torch.exp(K * x) * (u * (co["B_up"] - co["B_dn"]) + co["B_dn"])
-        tau = K * sk
-        inv_k = (u * (1.0 / gu + 1.0 / gd) - 1.0 / gd) * (rng * (0.5 / a))
-        exact = sk - torch.log((1.0 + w * (torch.exp(tau) - 1.0)).clamp(min=1e-30)) * inv_k
-        series = sk * (1.0 - w) * (1.0 - 0.5 * tau * w)
-        d = torch.where(tau.abs() < 1e-3, series, exact)
-        new = x + torch.where(up, d.clamp(min=0.0), d.clamp(max=0.0))
-        new = torch.where(new == new, new, x)
-        return torch.minimum(torch.maximum(new, st["lo"]), st["hi"])
+        return exp_step_mean(self, x, n, st)
 
     FIX_A: ClassVar[float] = -0.5  # calibration convention (aihwkit ReRamESPresetDevice a, b)
     FIX_B: ClassVar[float] = -0.5
@@ -314,17 +289,34 @@ class Piecewise(PulseDevice):
             "sig": np.concatenate([sig["sigma_up"], sig["sigma_down"]]),
             "dsig": np.concatenate([np.append(np.diff(a), 0.0) for a in sig.values()]),
         }
-        self._scal = {"g0": grid[0], "inv_dg": (m - 1) / (grid[-1] - grid[0]),
-                      "c0_up": c0[0], "c0_dn": c0[1], "idc_up": inv_dc[0], "idc_dn": inv_dc[1],
-                      "mu_up": float(np.interp((grid[0] + grid[-1]) / 2, nodes, v["up"])),
-                      "mu_dn": float(np.interp((grid[0] + grid[-1]) / 2, nodes, v["down"]))}
+        scal = {"g0": grid[0], "inv_dg": (m - 1) / (grid[-1] - grid[0]),
+                "c0_up": c0[0], "c0_dn": c0[1], "idc_up": inv_dc[0], "idc_dn": inv_dc[1],
+                "mu_up": np.interp((grid[0] + grid[-1]) / 2, nodes, v["up"]),
+                "mu_dn": np.interp((grid[0] + grid[-1]) / 2, nodes, v["down"])}
+        # Python floats, not NumPy scalars: a compiled kernel would take those as tensor inputs
+        self._scal = {k: float(a) for k, a in scal.items()}
         self._cache: dict[tuple, dict[str, Tensor]] = {}
+
+    def sample_devices(self, shape: Sequence[int], generator: torch.Generator,
+                       dtype: torch.dtype = torch.float32,
+                       init: float | Tensor | None = None) -> dict[str, Tensor]:
+        """:meth:`PulseDevice.sample_devices`; also builds the tables for ``dtype`` on the
+        generator's device, so a compiled kernel finds them built (traced, it would rebuild them
+        from NumPy on every call)."""
+        self._t(dtype, generator.device)
+        return super().sample_devices(shape, generator, dtype, init)
 
     def _t(self, dtype: torch.dtype, device: torch.device) -> dict[str, Tensor]:
         key = (dtype, str(device))
         if key not in self._cache:
-            self._cache[key] = {k: torch.as_tensor(a, dtype=dtype, device=device)
-                                for k, a in self._tables.items()}
+            t = {k: torch.as_tensor(a, dtype=dtype, device=device)
+                 for k, a in self._tables.items()}
+            if dtype == torch.float32:  # (value, slope) pairs for the compiled kernel
+                from dse.devices.pulse_kernels import pack_pairs
+
+                for k in ("fwd", "inv"):
+                    t[f"{k}_p"] = pack_pairs(self._tables[k], self._tables[f"d{k}"]).to(device)
+            self._cache[key] = t
         return self._cache[key]
 
     @staticmethod
@@ -363,6 +355,11 @@ class Piecewise(PulseDevice):
                            pos.sub_(j))
         new = new.sub_(x).mul_(k.clamp(max=1.0)).add_(x)  # n = 0 stays exactly put
         return torch.minimum(torch.maximum(new, st["lo"]), st["hi"])
+
+    def _kernel_mean_step(self, x: Tensor, n: Tensor, st: Mapping[str, Tensor]) -> Tensor:
+        from dse.devices.pulse_kernels import piecewise_mean
+
+        return piecewise_mean(self, x, n, st)
 
     def _has_c2c(self) -> bool:
         return bool(np.any(self.values["sigma_up"] > 0) or np.any(self.values["sigma_down"] > 0))
