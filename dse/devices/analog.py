@@ -235,8 +235,10 @@ class PulseDevice(DeviceModel):
                      keys: Tensor, counter: Tensor, c2c: bool) -> tuple[Tensor, Tensor]:
         """The pulse update as a pure function, traced into fused kernels: ``(x, wn)`` after
         ``n`` pulses, the write noise from the in-kernel generator (:mod:`dse.devices.kernels`,
-        keys ``keys[0:3]``, one Gaussian per ``counter`` value; ``c2c`` = :attr:`c2c_on`). The
-        same model as the eager :meth:`apply_pulses`, which draws from a ``torch.Generator``."""
+        keys ``keys[0:3]``, one :func:`~dse.devices.kernels.normal_moments` value per ``counter``
+        value: a Gaussian in its first four moments; ``c2c`` = :attr:`c2c_on`). The same model
+        as the eager :meth:`apply_pulses`, which draws Gaussians from a ``torch.Generator``; the
+        mean step is the family's ``_kernel_mean_step`` (:mod:`dse.devices.pulse_kernels`)."""
         from dse.devices import kernels
 
         xm = self._kernel_mean_step(x, n, st)

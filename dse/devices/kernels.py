@@ -20,7 +20,9 @@ functions", 2018: bias 0.17, the best two-multiply 32-bit hash found there), key
 caller's ``torch.Generator`` (:func:`draw_keys`), so a seeded run is reproducible and its noise
 follows the experiment seed, but the streams differ from the eager path's: the two paths agree in
 distribution, not bit for bit (``tests/test_kernels.py``). Uniforms carry 24 bits
-(``(bits >> 8 + ½)·2⁻²⁴``, in (0, 1)), Gaussians are Box–Muller of two such uniforms (|ξ| ≤ 5.9).
+(``(bits >> 8 + ½)·2⁻²⁴``, in (0, 1)), Gaussians are Box–Muller of two such uniforms (|ξ| ≤ 5.9)
+(:func:`normal`) or, for the pulse kernels' write noise, :func:`normal_moments` (Gaussian in its
+first four moments, no transcendental function, |ξ| ≤ 4.04).
 The hash is written in int32 arithmetic with wrap-around multiplies (the same results in eager
 PyTorch, C++ and Triton; a test checks compiled against eager bit for bit).
 """
