@@ -303,7 +303,7 @@ class Piecewise(PulseDevice):
         """:meth:`PulseDevice.sample_devices`; also builds the tables for ``dtype`` on the
         generator's device, so a compiled kernel finds them built (traced, it would rebuild them
         from NumPy on every call)."""
-        self._t(dtype, generator.device)
+        self._t(dtype, torch.empty(0, device=generator.device).device)  # "cuda" → "cuda:0"
         return super().sample_devices(shape, generator, dtype, init)
 
     def _t(self, dtype: torch.dtype, device: torch.device) -> dict[str, Tensor]:
