@@ -79,6 +79,27 @@ def test_in_kernel_generator_is_the_same_compiled_and_eager_and_uniform() -> Non
     assert chi2 < 27.9  # chi-square, 9 degrees of freedom, p = 0.001
 
 
+def test_normal_moments_is_gaussian_in_four_moments() -> None:
+    """The compiled pulse kernels' write noise (kernels.normal_moments): mean 0, variance 1,
+    kurtosis 3 within 3 standard errors, bounded, close to N(0, 1) in distribution, the same
+    compiled and eager, another key an independent stream."""
+    keys = torch.tensor([777, -31337, 5], dtype=torch.int32)
+    c = torch.arange(1_000_000, dtype=torch.int32)
+    z = kernels.normal_moments(keys, c, torch.float64)
+    n = z.numel()
+    assert abs(float(z.mean())) < 3 / math.sqrt(n)
+    assert abs(float(z.var()) - 1) < 3 * math.sqrt(2 / n)
+    assert abs(float((z ** 4).mean()) - 3) < 3 * math.sqrt(96 / n)  # var of ξ⁴: 105 − 9
+    assert float(z.abs().max()) <= 4.05
+    grid = torch.linspace(-4, 4, 161, dtype=torch.float64)
+    ecdf = torch.searchsorted(z.sort().values, grid).double() / n
+    assert float((ecdf - torch.special.ndtr(grid)).abs().max()) < 0.006  # 1021 levels: ≥ 0.003
+    fn = kernels.compile_kernel(kernels.normal_moments, "test.normal_moments")
+    assert torch.allclose(fn(keys, c), z.float(), atol=1e-6)
+    other = kernels.normal_moments(keys + 1, c, torch.float64)
+    assert abs(float(torch.corrcoef(torch.stack([z, other]))[0, 1])) < 3 / math.sqrt(n)
+
+
 # ------------------------------------------------------------------------------ families
 def _piecewise_card() -> dict:
     meas = REPO / "config" / "measurements" / "reram-es-gong2018.ramps.synthetic.csv"
@@ -103,6 +124,34 @@ def test_compiled_pulses_agree_with_eager_in_distribution(family: str) -> None:
             dev.apply_pulses(state, torch.randint(-3, 4, (M,), generator=seq), gen)
         finals[mode] = dev.read(state)
     _agree(finals["eager"], finals["compiled"], family)
+
+
+@pytest.mark.parametrize("family", ["exp_step", "piecewise"])
+def test_compiled_mean_step_equals_eager(family: str) -> None:
+    """The rearranged mean steps of the compiled kernel (dse/devices/pulse_kernels.py), noise
+    off, against the eager reference: exp_step against eager float64 (eager float32 loses a
+    few narrow-window devices to rounding, the kernel does not), piecewise against eager float32
+    on the same tables; n = 0 leaves a device exactly where it was."""
+    dev = from_card(ANALOG[family]()).use_kernels("compiled")
+    gen = torch.Generator().manual_seed(4)
+    st = dev.sample_devices((M,), gen)
+    st["x"] = st["lo"] + (st["hi"] - st["lo"]) * torch.rand(M, generator=gen)
+    sub = {k: st[k] for k in dev.pulse_keys(st) if k not in ("x", "wn")}
+    fn = dev.kernel("noise_free", lambda x, wn, n, s, keys: dev.pulse_values(
+        x, wn, n, s, keys, kernels.counter_like(x), False))
+    keys = kernels.draw_keys(gen)
+    for top in (3, 40, 1000):
+        n = torch.randint(-top, top + 1, (M,), generator=gen).float()
+        got, _ = fn(st["x"], st["wn"], n, sub, keys)
+        if family == "exp_step":
+            want = dev._mean_step(st["x"].double(), n.double(),
+                                  {k: v.double() for k, v in sub.items()})
+            tol = 1e-4
+        else:
+            want, tol = dev._mean_step(st["x"], n, sub).double(), 1e-3
+        want = torch.minimum(torch.maximum(want, sub["lo"].double()), sub["hi"].double())
+        assert float((got.double() - want).abs().max()) < tol, (family, top)
+        assert torch.equal(got[n == 0], st["x"][n == 0])
 
 
 def test_compiled_c2c_memory_below_one_agrees() -> None:

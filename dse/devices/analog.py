@@ -199,10 +199,10 @@ class PulseDevice(DeviceModel):
         """
         x, wn = state["x"], state["wn"]
         n = torch.as_tensor(n, device=x.device)
+        if self.kernels == "compiled":  # converts n inside the kernel (no extra pass)
+            return self._apply_compiled(state, n, generator)
         if n.dtype != x.dtype:
             n = n.to(x.dtype)
-        if self.kernels == "compiled":
-            return self._apply_compiled(state, n, generator)
         xm = self._mean_step(x, n, state)
         if self.imperfections["c2c"] and self._has_c2c():
             k = n.abs()
@@ -235,16 +235,18 @@ class PulseDevice(DeviceModel):
                      keys: Tensor, counter: Tensor, c2c: bool) -> tuple[Tensor, Tensor]:
         """The pulse update as a pure function, traced into fused kernels: ``(x, wn)`` after
         ``n`` pulses, the write noise from the in-kernel generator (:mod:`dse.devices.kernels`,
-        keys ``keys[0:3]``, one Gaussian per ``counter`` value; ``c2c`` = :attr:`c2c_on`). The
-        same model as the eager :meth:`apply_pulses`, which draws from a ``torch.Generator``."""
+        keys ``keys[0:3]``, one :func:`~dse.devices.kernels.normal_moments` value per ``counter``
+        value: a Gaussian in its first four moments; ``c2c`` = :attr:`c2c_on`). The same model
+        as the eager :meth:`apply_pulses`, which draws Gaussians from a ``torch.Generator``; the
+        mean step is the family's ``_kernel_mean_step`` (:mod:`dse.devices.pulse_kernels`)."""
         from dse.devices import kernels
 
-        xm = self._mean_step(x, n, st)
+        xm = self._kernel_mean_step(x, n, st)
         if c2c:
             k = n.abs()
             phi = float(self.values["c2c_memory"])
             sigma = self._c2c_sigma(x, n, xm, st)
-            xi = kernels.normal(keys, counter, x.dtype)
+            xi = kernels.normal_moments(keys, counter, x.dtype)
             if phi >= 1.0:
                 xm = xm + xi * k.sqrt() * sigma
             else:
@@ -259,7 +261,7 @@ class PulseDevice(DeviceModel):
                       keys: Tensor, c2c: bool) -> tuple[Tensor, Tensor]:
         from dse.devices import kernels
 
-        return self.pulse_values(x, wn, n, st, keys, kernels.counter_like(x), c2c)
+        return self.pulse_values(x, wn, n.to(x.dtype), st, keys, kernels.counter_like(x), c2c)
 
     def _apply_compiled(self, state: dict[str, Tensor], n: Tensor,
                         generator: torch.Generator) -> dict[str, Tensor]:
@@ -321,6 +323,11 @@ class PulseDevice(DeviceModel):
     def _mean_step(self, x: Tensor, n: Tensor, st: Mapping[str, Tensor]) -> Tensor:
         """Noise-free conductance after ``n`` signed pulses from ``x`` (vectorised)."""
         raise NotImplementedError
+
+    def _kernel_mean_step(self, x: Tensor, n: Tensor, st: Mapping[str, Tensor]) -> Tensor:
+        """:meth:`_mean_step` as traced into the compiled kernel (a family may rearrange it for
+        a fused loop; the eager path always runs :meth:`_mean_step`)."""
+        return self._mean_step(x, n, st)
 
     def _has_c2c(self) -> bool:
         return self.values["c2c_sigma"] > 0 or self.values["c2c_relative"] > 0

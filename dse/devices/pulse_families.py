@@ -190,6 +190,11 @@ class ExpStep(PulseDevice):
         new = torch.where(torch.isnan(new), x, new)
         return torch.minimum(torch.maximum(new, st["lo"]), st["hi"])
 
+    def _kernel_mean_step(self, x: Tensor, n: Tensor, st: Mapping[str, Tensor]) -> Tensor:
+        from dse.devices.pulse_kernels import exp_step_mean
+
+        return exp_step_mean(self, x, n, st)
+
     FIX_A: ClassVar[float] = -0.5  # calibration convention (aihwkit ReRamESPresetDevice a, b)
     FIX_B: ClassVar[float] = -0.5
 
@@ -284,17 +289,34 @@ class Piecewise(PulseDevice):
             "sig": np.concatenate([sig["sigma_up"], sig["sigma_down"]]),
             "dsig": np.concatenate([np.append(np.diff(a), 0.0) for a in sig.values()]),
         }
-        self._scal = {"g0": grid[0], "inv_dg": (m - 1) / (grid[-1] - grid[0]),
-                      "c0_up": c0[0], "c0_dn": c0[1], "idc_up": inv_dc[0], "idc_dn": inv_dc[1],
-                      "mu_up": float(np.interp((grid[0] + grid[-1]) / 2, nodes, v["up"])),
-                      "mu_dn": float(np.interp((grid[0] + grid[-1]) / 2, nodes, v["down"]))}
+        scal = {"g0": grid[0], "inv_dg": (m - 1) / (grid[-1] - grid[0]),
+                "c0_up": c0[0], "c0_dn": c0[1], "idc_up": inv_dc[0], "idc_dn": inv_dc[1],
+                "mu_up": np.interp((grid[0] + grid[-1]) / 2, nodes, v["up"]),
+                "mu_dn": np.interp((grid[0] + grid[-1]) / 2, nodes, v["down"])}
+        # Python floats, not NumPy scalars: a compiled kernel would take those as tensor inputs
+        self._scal = {k: float(a) for k, a in scal.items()}
         self._cache: dict[tuple, dict[str, Tensor]] = {}
+
+    def sample_devices(self, shape: Sequence[int], generator: torch.Generator,
+                       dtype: torch.dtype = torch.float32,
+                       init: float | Tensor | None = None) -> dict[str, Tensor]:
+        """:meth:`PulseDevice.sample_devices`; also builds the tables for ``dtype`` on the
+        generator's device, so a compiled kernel finds them built (traced, it would rebuild them
+        from NumPy on every call)."""
+        self._t(dtype, torch.empty(0, device=generator.device).device)  # "cuda" → "cuda:0"
+        return super().sample_devices(shape, generator, dtype, init)
 
     def _t(self, dtype: torch.dtype, device: torch.device) -> dict[str, Tensor]:
         key = (dtype, str(device))
         if key not in self._cache:
-            self._cache[key] = {k: torch.as_tensor(a, dtype=dtype, device=device)
-                                for k, a in self._tables.items()}
+            t = {k: torch.as_tensor(a, dtype=dtype, device=device)
+                 for k, a in self._tables.items()}
+            if dtype == torch.float32:  # (value, slope) pairs for the compiled kernel
+                from dse.devices.pulse_kernels import pack_pairs
+
+                for k in ("fwd", "inv"):
+                    t[f"{k}_p"] = pack_pairs(self._tables[k], self._tables[f"d{k}"]).to(device)
+            self._cache[key] = t
         return self._cache[key]
 
     @staticmethod
@@ -333,6 +355,11 @@ class Piecewise(PulseDevice):
                            pos.sub_(j))
         new = new.sub_(x).mul_(k.clamp(max=1.0)).add_(x)  # n = 0 stays exactly put
         return torch.minimum(torch.maximum(new, st["lo"]), st["hi"])
+
+    def _kernel_mean_step(self, x: Tensor, n: Tensor, st: Mapping[str, Tensor]) -> Tensor:
+        from dse.devices.pulse_kernels import piecewise_mean
+
+        return piecewise_mean(self, x, n, st)
 
     def _has_c2c(self) -> bool:
         return bool(np.any(self.values["sigma_up"] > 0) or np.any(self.values["sigma_down"] > 0))
