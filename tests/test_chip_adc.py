@@ -289,6 +289,8 @@ def _per_map(model, readout, weights, x, y) -> list[float]:
             if f"{name}.cell_levels" in weights:
                 levels = weights[f"{name}.cell_levels"][i]
                 layer.cell_columns = readout.layers[name].columns(w, levels)
+            if f"{name}.cell_gain" in weights:
+                layer.cell_gain = weights[f"{name}.cell_gain"][i]
         with readout.attached(one):
             out.append(evaluate(one, x, y))
     return out
@@ -319,6 +321,37 @@ def test_vectorised_maps_equal_per_map_evaluation(trained, digits) -> None:
             fault_eval.SPARSE_FIRST_LAYER = old
     assert (sparse - dense).abs().max().item() <= 1.01 / len(x)
     assert dense.tolist() == pytest.approx(_per_map(trained, ro, w, x, y), abs=1.01 / len(x))
+
+
+def test_a_digital_gain_acts_after_the_adcs(trained, digits) -> None:
+    """``cell_gain`` (the drift compensation factor on a chip) multiplies the converted output:
+    the vectorised maps equal the per-map evaluation, a gain of 1 changes nothing, and currents
+    shrunk 50x then amplified 50x do not come back: the ADC converted the small currents with
+    the ranges of the full ones (what scaling the cells before conversion would hide)."""
+    x, y = digits.x_test, digits.y_test
+    mapping = map_model(trained, chip_from_dict(adc_card(parallel_rows=16, bits=4)))
+    ro = build_readout(trained, mapping, x)
+    gen = torch.Generator().manual_seed(2)
+    w = perturbed_weights(trained, mapping, torch.zeros(3), gen, cell_levels=True,
+                          analog=AnalogNoise(FakeAnalogDevice(), read=False))
+    names = [n for n, _ in trained.quant_layers()]
+    gained = dict(w, **{f"{n}.cell_gain": torch.tensor([1.0, 0.5, 2.0]) for n in names})
+    with ro.attached(trained):
+        plain = map_accuracies(trained, w, x, y, changed=1.0)
+        vec = map_accuracies(trained, gained, x, y, changed=1.0)
+        layer = dict(trained.quant_layers())["fc2"]
+        h = torch.randn(5, layer.in_features, generator=gen)
+        y1 = layer(h)
+        layer.cell_gain = torch.tensor(3.0)
+        y3 = layer(h)
+        layer.cell_gain = None
+        shrunk = dict(w, **{f"{n}.cell_levels": w[f"{n}.cell_levels"] / 50 for n in names},
+                      **{f"{n}.cell_gain": torch.full((3,), 50.0) for n in names})
+        back = map_accuracies(trained, shrunk, x, y, changed=1.0)
+    assert vec[0] == plain[0]
+    assert vec.tolist() == pytest.approx(_per_map(trained, ro, gained, x, y), abs=1.01 / len(x))
+    assert torch.allclose(y3, 3 * y1)
+    assert float(back.mean()) < float(plain.mean()) - 0.1
 
 
 def test_inject_with_noise_on_an_adc_chip(trained, digits) -> None:

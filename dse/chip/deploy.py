@@ -18,7 +18,9 @@ What a researcher measures when a trained network goes onto an analog chip (issu
   the spread between maps is smaller here (documented in benchmarks/programming_decomposition.py).
 * **compensation** — aihwkit's global drift compensation (:mod:`dse.chip.drift`): one
   reference read per layer right after programming (the t = 0 read, with its read noise), at t
-  the layer's outputs scaled by α = Σ|W₀·1| / Σ|W_t·1|; rows with ``compensated`` True.
+  the layer's outputs scaled by α = Σ|W₀·1| / Σ|W_t·1|; rows with ``compensated`` True. On an
+  ADC chip α multiplies the converted output (``cell_gain``), as aihwkit scales the tile's
+  digital output: the ADCs convert the drifted, smaller currents with the ranges of t = 0.
 * **read-out** — an ADC chip is read through its ADCs (:mod:`dse.chip.adc_quant`, the chip
   card's ``sensing.pair_subtraction``) from the deployed cells themselves: a column current is
   Σ x·G of the cells (their floor, D2D window, programming and relaxation included), in the
@@ -167,11 +169,11 @@ def _series(layers: list[_Layer], phys: Any, times: Sequence[float], repeats: in
                                                    f"{ly.name}.cell_levels": lv})
             if ref is None:
                 ref = w  # the reference read right after programming
-            elif compensation:
-                alpha = global_drift_factor(ref, w).view(repeats, *([1] * len(ly.shape)))
+            elif compensation:  # the gain is digital: an ADC converts the drifted cells
+                alpha = global_drift_factor(ref, w)
                 out.setdefault((t, True), {}).update({
-                    f"{ly.name}.weight": w * alpha,
-                    f"{ly.name}.cell_levels": lv * alpha[..., None]})
+                    f"{ly.name}.weight": w * alpha.view(repeats, *([1] * len(ly.shape))),
+                    f"{ly.name}.cell_levels": lv, f"{ly.name}.cell_gain": alpha})
     return out
 
 
@@ -252,9 +254,9 @@ def deploy(model: Any, mapping: ChipMapping, x: Tensor, y: Tensor, dev: Any, phy
         ctx = readout.attached(model) if readout is not None else contextlib.nullcontext()
         with ctx:
             for (t, comp), weights in series.items():
-                if readout is None:
+                if readout is None:  # the weights carry the compensation
                     weights = {k: v for k, v in weights.items()
-                               if not k.endswith(".cell_levels")}
+                               if not k.endswith((".cell_levels", ".cell_gain"))}
                 acc = map_accuracies(model, weights, x, y, max_elements, 1.0).cpu().tolist()
                 rows += [{"devices": which, "programming": scheme, "time_s": t,
                           "compensated": comp, "repeat": r, "accuracy": a}

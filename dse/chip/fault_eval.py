@@ -66,8 +66,9 @@ class _FirstLinearAdc:
     """
 
     def __init__(self, readout: Any, w_clean: torch.Tensor, w_maps: torch.Tensor,
-                 levels: torch.Tensor | None = None, changed: float | None = None) -> None:
-        self.readout = readout
+                 levels: torch.Tensor | None = None, changed: float | None = None,
+                 gain: torch.Tensor | None = None) -> None:
+        self.readout, self.gain = readout, gain  # gain: (M,) digital gain after the ADCs
         self.m = int(w_maps.shape[0])
         self.clean = readout.columns(w_clean)  # (k*C, R)
         cols = readout.columns(w_maps, levels)  # (M, k*C, R)
@@ -98,6 +99,8 @@ class _FirstLinearAdc:
             y = self.readout.read(p, g, -2)  # (M, C, B)
             out = y if out is None else out.add_(y)
         assert out is not None
+        if self.gain is not None:
+            out.mul_(self.gain.view(-1, 1, 1))
         return out.transpose(1, 2)
 
 
@@ -121,12 +124,13 @@ def _split_first_layer(model: Any, weights: dict[str, torch.Tensor],
         if layer.readout is not None:
             head: Any = _FirstLinearAdc(layer.readout, layer.quantized_weight().detach(),
                                         weights[f"{name}.weight"],
-                                        weights.get(f"{name}.cell_levels"), changed)
+                                        weights.get(f"{name}.cell_levels"), changed,
+                                        weights.get(f"{name}.cell_gain"))
         else:
             head = _FirstLinear(layer.quantized_weight().detach(), weights[f"{name}.weight"],
                                 changed)
     params = {k: v for k, v in weights.items()
-              if k not in (f"{name}.weight", f"{name}.cell_levels")}
+              if k not in (f"{name}.weight", f"{name}.cell_levels", f"{name}.cell_gain")}
     return prefix, head, nn.Sequential(OrderedDict(children[first + 1:])), params
 
 
@@ -156,6 +160,10 @@ def map_accuracies(model: Any, weights: dict[str, torch.Tensor], x: torch.Tensor
                 params[f"{lname}.cell_columns"] = ly.readout.columns(
                     params.pop(f"{lname}.weight"), params.pop(f"{lname}.cell_levels", None))
     params = {k: v for k, v in params.items() if not k.endswith(".cell_levels")}
+    # a digital gain after the ADCs (``cell_gain``) stays for the layers read through them
+    adc = {lname for lname, ly in model.quant_layers() if ly.readout is not None}
+    params = {k: v for k, v in params.items()
+              if not k.endswith(".cell_gain") or k.rsplit(".", 1)[0] in adc}
 
     def run(p: dict[str, torch.Tensor], h: torch.Tensor) -> torch.Tensor:
         return functional_call(rest, p, (h,))

@@ -11,7 +11,9 @@ ideal product, so the partial sums can be quantized the way the chip reads them.
 live on device pairs (``mixed_precision`` with a ``chip``) sets ``layer.cell_levels`` (the
 pairs' conductances, ``(*weight.shape, 2)``, floor included, in units of a pair's full swing)
 and ``layer.level_weight`` (the weight of one unit of level) for the chip's training read-out.
-All default to ``None`` and are not part of the state dict.
+``layer.cell_gain`` (a fault map's digital gain, e.g. the global drift compensation factor)
+multiplies the converted output: the gain acts after the ADCs, as on a chip. All default to
+``None`` and are not part of the state dict.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class QuantLayer:
     cell_columns: torch.Tensor | None = None
     cell_levels: torch.Tensor | None = None
     level_weight: float | None = None
+    cell_gain: torch.Tensor | None = None
     # set by the trainer around a training forward pass: keep the quantized weight (before any
     # error injection) so that counting level changes needs no second quantization
     record_levels: bool = False
@@ -71,6 +74,12 @@ class QuantLayer:
             wq = wq + (err - wq.detach())
         return wq
 
+    def chip_read(self, x: torch.Tensor) -> torch.Tensor:
+        """The output read through ``readout`` (the ADCs), times ``cell_gain`` when set."""
+        assert self.readout is not None
+        y = self.readout(self, x, self.quantized_weight())
+        return y if self.cell_gain is None else y * self.cell_gain
+
     @property
     def matrix_shape(self) -> tuple[int, int]:
         """(rows, cols) of the weight matrix as laid out on an array: fan-in x fan-out."""
@@ -88,7 +97,7 @@ class QLinear(nn.Linear, QuantLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.readout is not None:
-            return self.readout(self, x, self.quantized_weight())
+            return self.chip_read(x)
         return F.linear(x, self.quantized_weight())
 
     def extra_repr(self) -> str:
@@ -107,7 +116,7 @@ class QConv2d(nn.Conv2d, QuantLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.readout is not None:
-            return self.readout(self, x, self.quantized_weight())
+            return self.chip_read(x)
         return self._conv_forward(x, self.quantized_weight(), None)
 
     def extra_repr(self) -> str:
