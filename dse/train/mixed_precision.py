@@ -121,7 +121,7 @@ class MixedPrecisionTrainer(Trainer):
         self.pairs = [self._make_pairs(name, layer) for name, layer in model.quant_layers()]
         self._hooks = self._install_converters()
         flat = s.step == "flat" and self._k is None and self.read_sigma is not None
-        self._flat = FlatBank(self) if flat else None  # else: the per-layer reference step
+        self._flat = FlatBank(self, compiled=exp.kernels == "compiled") if flat else None
         log.info("mixed_precision: %s, dw_min %.4g %s, threshold %g, %s pulsing, read noise %s",
                  dev.describe(), dev.dw_min, dev.unit, s.threshold, s.pulsing,
                  self.read_mode)
@@ -134,6 +134,8 @@ class MixedPrecisionTrainer(Trainer):
         if self.read_sigma is None:
             raise DseError(f"experiments.{exp.name}.kernels: compiled needs a device whose read "
                            f"noise is additive; {self.dev.describe()} is not (use eager)")
+        if s.step == "flat" and self.device.type == "cpu":
+            return None  # the flat bank's own kernel (dse/train/mp_flat_kernel.py)
         self.dev.use_kernels("compiled")
         g_up, g_lo = self._refresh_levels
         flags = TransferFlags(push_pull=self.push_pull, refresh=bool(s.refresh),

@@ -60,6 +60,13 @@ def _above(x: Tensor, level: Tensor, work: Tensor) -> Tensor:
     return torch.from_numpy(np.flatnonzero(np.abs(a, out=w) >= level.numpy()))
 
 
+def _indices(mask: Tensor) -> Tensor:
+    """Ascending indices of the true elements of a 1-d bool tensor (NumPy on the CPU)."""
+    if mask.device.type != "cpu":
+        return torch.nonzero(mask).squeeze(1)
+    return torch.from_numpy(np.flatnonzero(mask.numpy()))
+
+
 def _due(ga: Tensor, gb: Tensor, g_up: float, g_lo: float) -> Tensor:
     """aihwkit's refresh test of pairs (ga, gb): the larger above g_up, the smaller above g_lo."""
     if ga.device.type != "cpu":
@@ -74,7 +81,7 @@ def _due(ga: Tensor, gb: Tensor, g_up: float, g_lo: float) -> Tensor:
 class FlatBank:
     """The flat pairs of a trainer (built after its per-layer pairs and their initial write)."""
 
-    def __init__(self, tr: Any) -> None:
+    def __init__(self, tr: Any, compiled: bool = False) -> None:
         self.tr, self.dev = tr, tr.dev
         pairs = tr.pairs
         sizes = [p.n for p in pairs]
@@ -109,6 +116,16 @@ class FlatBank:
                               for p in pairs])  # ε per pair, for the threshold test
         self.tally = torch.zeros(len(pairs), 2, dtype=torch.float64, device=device)
         self._amp: Tensor | None = None  # √2·σ_read·s per pair (read_noise: step)
+        self._kernel = None  # kernels: compiled: the fused transfer (dse/train/mp_flat_kernel.py)
+        if compiled:
+            from dse.train.mp_flat_kernel import FlatFlags, compiled_transfer
+
+            flags = FlatFlags(push_pull=tr.push_pull, refresh=bool(tr.settings.refresh),
+                              read_update=tr.read_mode == "update", c2c=self.dev.c2c_on,
+                              g_up=tr._refresh_levels[0], g_lo=tr._refresh_levels[1])
+            self._kernel = compiled_transfer(self.dev, flags)
+            self._st = {k: self.state[k] for k in self.dev.pulse_keys(self.state)
+                        if k not in ("x", "wn")}
         self.keys = self.dev.pulse_keys(self.state)
 
     # -- bookkeeping ---------------------------------------------------------------------------
@@ -182,6 +199,9 @@ class FlatBank:
         k = idx.numel()
         if k == 0:
             return
+        if self._kernel is not None and current_tally() is None:
+            self._fused(idx)
+            return
         lid, f, i = self._rows(idx)
         c, e = self.chi.index_select(0, idx), f[:, 0]
         n = torch.div(c, e).trunc_()  # |n| ≥ 1
@@ -213,6 +233,25 @@ class FlatBank:
             due = _due(g_a, g_b, *tr._refresh_levels)
             if due.numel():
                 self.rewrite(idx.index_select(0, due))
+
+    def _fused(self, idx: Tensor) -> None:
+        """The transfer of pairs ``idx`` as one compiled call, then the scatters and the eager
+        rewrite of the pairs due for a refresh."""
+        from dse.devices import kernels
+
+        if idx.numel() == 1:  # pad with an unpulsed pair (kept exactly): no size-1 graph
+            idx = torch.cat([idx, (idx + 1) % self.n])
+        st = self.state
+        chi_new, due, dev_idx, x_new, wn_new = self._kernel(
+            self.chi, st["x"], st["wn"], self._st, self.clean, self.apparent, self.tally, idx,
+            self.bounds, self.ftab, self.itab, kernels.draw_keys(self.tr.dev_gen, 9))
+        self.chi.index_copy_(0, idx, chi_new)
+        st["x"].index_copy_(0, dev_idx, x_new)
+        if st["wn"].dim():
+            st["wn"].index_copy_(0, dev_idx, wn_new)
+        sel = _indices(due)
+        if sel.numel():
+            self.rewrite(idx.index_select(0, sel))
 
     def rewrite(self, sel: Tensor) -> None:
         """Refresh pairs ``sel``: reset both devices to their lower bound, write the clean weight
