@@ -136,8 +136,13 @@ class FlatBank:
 
     def _count(self, lid: Tensor, up: Tensor, down: Tensor | float) -> None:
         """Add per-pair ``up``/``down`` pulses to the tallies of the pairs' layers ``lid``."""
-        d = torch.full_like(up, down) if isinstance(down, float) else down
-        self.tally.index_add_(0, lid, torch.stack([up, d], 1).to(torch.float64))
+        up64 = up.to(torch.float64)
+        self.tally[:, 0].index_add_(0, lid, up64)
+        if isinstance(down, float):
+            if down:
+                self.tally[:, 1].index_add_(0, lid, torch.full_like(up64, down))
+        else:
+            self.tally[:, 1].index_add_(0, lid, up64 if down is up else down.to(torch.float64))
 
     def _record(self, dev_idx: Tensor, counts: Tensor) -> None:
         """Per-device write tallies (``recording_writes``; slow path, only when recording)."""
