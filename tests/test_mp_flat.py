@@ -158,3 +158,24 @@ def test_flat_step_learns_as_the_reference() -> None:
     a, b = (torch.tensor(v, dtype=torch.float64) for v in pulses.values())
     se = math.sqrt(float(a.var()) / len(a) + float(b.var()) / len(b))
     assert abs(float(a.mean() - b.mean())) <= 3 * se + 0.02 * float(a.mean()), pulses
+
+
+def test_flat_adam_is_torch_adam() -> None:
+    """FlatAdam = torch.optim.Adam(foreach=False), bit for bit, also when a gradient is missing."""
+    from dse.train.flat_adam import FlatAdam
+
+    gen = torch.Generator().manual_seed(0)
+    init = [torch.randn(7, generator=gen), torch.randn(3, 2, generator=gen)]
+    a = [torch.nn.Parameter(t.clone()) for t in init]
+    b = [torch.nn.Parameter(t.clone()) for t in init]
+    ta, fb = torch.optim.Adam(a, lr=0.01, foreach=False), FlatAdam(b, lr=0.01)
+    for step in range(6):
+        grads = [torch.randn(t.shape, generator=gen) for t in init]
+        for p, q, g in zip(a, b, grads, strict=True):
+            p.grad, q.grad = g.clone(), g.clone()
+        if step == 3:
+            a[1].grad = b[1].grad = None
+        ta.step()
+        fb.step()
+        for p, q in zip(a, b, strict=True):
+            assert torch.equal(p.detach(), q.detach())
