@@ -72,13 +72,17 @@ QUIET = {"device": {"c2c": False, "d2d": False, "read_noise": False},
          "refresh_upper": 0.2, "refresh_lower": 0.0}
 
 
+@pytest.mark.parametrize("d2d", [False, True])
 @pytest.mark.parametrize("pulsing", ["one_sided", "push_pull"])
-def test_noise_free_flat_step_equals_the_reference(pulsing: str) -> None:
-    """Deterministic devices: the same pulses, refreshes and weights (up to float rounding;
-    three steps, before a rounding difference can move a threshold crossing)."""
+def test_noise_free_flat_step_equals_the_reference(pulsing: str, d2d: bool) -> None:
+    """Without C2C and read noise both steps are deterministic (the D2D spread is drawn once, by
+    the same code, before the bank is built): the same pulses, refreshes and weights, up to
+    float rounding (three steps, before a rounding difference can move a threshold crossing);
+    with D2D this also checks that every pulse reaches the right device of the right layer."""
+    quiet = {**QUIET, "device": {**QUIET["device"], "d2d": d2d}}
     out = {}
     for step in ("reference", "flat"):
-        tr = _trainer(step, {**QUIET, "pulsing": pulsing})
+        tr = _trainer(step, {**quiet, "pulsing": pulsing})
         assert (tr._flat is not None) == (step == "flat")
         tr.take_pulses()
         _steps(tr, 3)
