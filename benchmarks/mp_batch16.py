@@ -17,6 +17,7 @@ empty cache directory instead (the cold-compile figures).
     python benchmarks/mp_batch16.py --seeds 0 1 2 3 4 --kernels eager compiled
     python benchmarks/mp_batch16.py --seeds 0 --variants mp --kernels compiled --cold
     python benchmarks/mp_batch16.py --device cuda          # skips cleanly without a GPU
+    python benchmarks/mp_batch16.py --seeds 0 1 2 --epochs 3 --step flat reference
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ def worker(args: argparse.Namespace) -> None:
     ALGORITHMS[PlainSGD.name] = PlainSGD
     torch.set_num_threads(args.threads)
     entry = _entry(args.variant, args.kernels[0], args.seeds[0], args.epochs, args.batch)
+    if args.step[0] and "mixed_precision" in entry:
+        entry["mixed_precision"]["step"] = args.step[0]
     exp = Experiment.from_dict(f"b16-{args.variant}", entry,
                                devices={CARD: {"card": f"config/devices/{CARD}.yaml"}})
     if VARIANTS[args.variant] is None:
@@ -77,6 +80,7 @@ def worker(args: argparse.Namespace) -> None:
     total = time.perf_counter() - t0
     sec = list(res.history["seconds"])
     print(json.dumps({"variant": args.variant, "kernels": args.kernels[0], "seed": args.seeds[0],
+                      "step": args.step[0] or "default",
                       "epoch_s": statistics.median(sec[1:]) if len(sec) > 1 else sec[0],
                       "first_epoch_s": sec[0], "total_s": total,
                       "compile_s": kernels.STATS["first_call_seconds"],
@@ -85,8 +89,10 @@ def worker(args: argparse.Namespace) -> None:
                                     + res.history["pulses_down"].sum())}))
 
 
-def _run(variant: str, kernels: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+def _run(variant: str, kernels: str, seed: int, args: argparse.Namespace,
+         step: str = "") -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--worker", "--variant", variant, "--kernels", kernels,
+           "--step", step,
            "--seeds", str(seed), "--epochs", str(args.epochs), "--batch", str(args.batch),
            "--threads", str(args.threads), "--device", args.device]
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -109,6 +115,8 @@ def main() -> None:
                    choices=[v for v in VARIANTS if v != "float"])
     p.add_argument("--kernels", nargs="+", default=["eager", "compiled"],
                    choices=["eager", "compiled"])
+    p.add_argument("--step", nargs="+", default=[""], choices=["", "flat", "reference"],
+                   help="mixed_precision.step ('': dse's default)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--threads", type=int, default=1)
@@ -130,9 +138,9 @@ def main() -> None:
     rows = []
     for seed in args.seeds:
         for variant in args.variants:
-            for kernels in args.kernels:  # float, mp, float, mp, ...: alternated processes
-                base = _run("float", "eager", seed, args)
-                row = _run(variant, kernels, seed, args)
+            for kernels, step in [(k, st) for k in args.kernels for st in args.step]:
+                base = _run("float", "eager", seed, args)  # float, mp, float, ...: alternated
+                row = _run(variant, kernels, seed, args, step)
                 row["float_epoch_s"] = base["epoch_s"]
                 row["float_acc"] = base["test_acc"]
                 row["ratio"] = row["epoch_s"] / base["epoch_s"]
@@ -140,7 +148,7 @@ def main() -> None:
     import pandas as pd
 
     table = pd.DataFrame(rows)
-    summary = table.groupby(["variant", "kernels"], sort=False).agg(
+    summary = table.groupby(["variant", "kernels", "step"], sort=False).agg(
         ratio=("ratio", "median"), ratio_min=("ratio", "min"), ratio_max=("ratio", "max"),
         mp_epoch_s=("epoch_s", "median"), float_epoch_s=("float_epoch_s", "median"),
         test_acc=("test_acc", "mean"), acc_sd=("test_acc", "std"),

@@ -11,6 +11,7 @@ median ratio to the float step of the same round. ``--profile`` instead runs cPr
 
     python benchmarks/mp_step_profile.py --repeats 7 --steps 200
     python benchmarks/mp_step_profile.py --profile mp-52.5 --steps 200
+    python benchmarks/mp_step_profile.py --kernels eager compiled --step flat reference
 """
 
 from __future__ import annotations
@@ -52,9 +53,13 @@ class PlainSGD(Trainer):
         return loss.detach(), logits.detach()
 
 
-def _trainer(variant: str, kernels: str, data: Any) -> tuple[Trainer, torch.Generator]:
+def _trainer(variant: str, kernels: str, data: Any,
+             step: str | None = None) -> tuple[Trainer, torch.Generator]:
     ALGORITHMS[PlainSGD.name] = PlainSGD
-    exp = Experiment.from_dict(f"b16-{variant}", _entry(variant, kernels, 0, 1, 16),
+    entry = _entry(variant, kernels, 0, 1, 16)
+    if step is not None and "mixed_precision" in entry:
+        entry["mixed_precision"]["step"] = step
+    exp = Experiment.from_dict(f"b16-{variant}", entry,
                                devices={CARD: {"card": f"config/devices/{CARD}.yaml"}})
     if VARIANTS[variant] is None:
         exp = dataclasses.replace(exp, algorithm=PlainSGD.name)
@@ -88,7 +93,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variants", nargs="+", default=["float", "mp", "mp-52.5"],
                     choices=list(VARIANTS))
-    ap.add_argument("--kernels", default="eager", choices=["eager", "compiled"])
+    ap.add_argument("--kernels", nargs="+", default=["eager"], choices=["eager", "compiled"])
+    ap.add_argument("--step", nargs="+", default=[None], choices=[None, "flat", "reference"],
+                    help="mixed_precision.step (default: dse's default)")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=250, help="steps before timing (1 epoch)")
@@ -97,14 +104,21 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True, warn_only=True)  # as dse.train.train
     data = load_dataset("mnist5k")
-    names = [args.profile] if args.profile else list(dict.fromkeys(["float", *args.variants]))
-    streams = {v: Stream(*_trainer(v, args.kernels, data), data) for v in names}
+    combos = [(v, k, st) for v in dict.fromkeys(["float", *args.variants])
+              for k in (args.kernels if v != "float" else ["eager"])
+              for st in (args.step if v != "float" else [None])]
+    if args.profile:
+        combos = [(args.profile, args.kernels[0], args.step[0])]
+    plain = args.kernels == ["eager"] and args.step == [None]  # the variant names alone
+    names = [v if v == "float" or plain else f"{v}/{k}/{st or 'default'}" for v, k, st in combos]
+    streams = {n: Stream(*_trainer(v, k, data, st), data)
+               for n, (v, k, st) in zip(names, combos, strict=True)}
     for s in streams.values():
         s.run(args.warmup)
     if args.profile:
         prof = cProfile.Profile()
         prof.enable()
-        streams[args.profile].run(args.steps)
+        streams[names[0]].run(args.steps)
         prof.disable()
         pstats.Stats(prof).sort_stats("tottime").print_stats(30)
         return
@@ -116,7 +130,8 @@ def main() -> None:
             s.run(args.steps)
             wall[v].append((time.perf_counter() - w0) / args.steps * 1e3)
             cpu[v].append((time.thread_time() - c0) / args.steps * 1e3)
-    print(f"torch {torch.__version__}, 1 thread, kernels {args.kernels}, {args.repeats} rounds "
+    print(f"torch {torch.__version__}, 1 thread, kernels {args.kernels}, step {args.step}, "
+          f"{args.repeats} rounds "
           f"of {args.steps} steps after {args.warmup} warm-up steps")
     print("| variant | wall ms/step | cpu ms/step | wall ratio | cpu ratio |")
     print("|---|--:|--:|--:|--:|")

@@ -306,7 +306,8 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO)}
 
 
-def test_noise_free_compiled_transfer_equals_eager() -> None:
+@pytest.mark.parametrize("step", ["flat", "reference"])
+def test_noise_free_compiled_transfer_equals_eager(step: str) -> None:
     """Without D2D, C2C and read noise both paths are deterministic: the same pulses, refreshes
     and weights up to float rounding (a second check of the fused rule, noise aside). Three
     steps: over many steps a float-rounding difference moves a pulse threshold crossing and the
@@ -324,7 +325,7 @@ def test_noise_free_compiled_transfer_equals_eager() -> None:
             "dataset": "digits", "model": "mlp", "hidden": [32], "precision": "float",
             "algorithm": "mixed_precision", "device_card": "bulk-switching", "lr": 0.3,
             "kernels": mode, "mixed_precision": {"device": quiet, "refresh_upper": 0.2,
-                                                 "refresh_lower": 0.0}},
+                                                 "refresh_lower": 0.0, "step": step}},
             devices=MP_DEVICES)
         gen = torch.Generator().manual_seed(0)
         spec = ModelSpec(model="mlp", input_shape=ds.input_shape, classes=ds.classes,
@@ -338,6 +339,7 @@ def test_noise_free_compiled_transfer_equals_eager() -> None:
                                    torch.Generator().manual_seed(1)))[:3]:
             tr.step(xb, yb)
         out[mode] = (tr.take_pulses(), [p.clean.clone() for p in tr.pairs])
+    # step flat on the CPU: dse/train/mp_flat_kernel.py; reference: dse/train/mp_kernels.py
     assert out["compiled"][0] == out["eager"][0]
     assert sum(v["down"] for v in out["eager"][0].values()) > 0  # refreshes happened
     for a, b in zip(out["eager"][1], out["compiled"][1], strict=True):

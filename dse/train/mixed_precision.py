@@ -33,10 +33,11 @@ and the refresh check touch only those devices (:meth:`dse.devices.DeviceModel.a
 gather/scatter); with ``read_noise: step`` the noise of a pair is one Gaussian per weight
 (√2·σ_read, the difference of two independent reads) instead of one per device.
 
-``kernels: compiled`` (the experiment key): the same transfer as fused ``torch.compile`` kernels
-with the noise drawn inside them (:mod:`dse.train.mp_kernels`; pulsed pairs only on the CPU,
-dense and masked without host synchronisation on a GPU); ``eager`` (default) is this module's
-reference code.
+``step: flat`` (default; :mod:`dse.train.mp_flat`): the pairs of all layers are one flat bank,
+so a step runs one set of ops for every layer, and the digital parameters one flat Adam
+(:mod:`dse.train.flat_adam`); the same rule with another order of random draws. ``step:
+reference``: this module's per-layer code. ``kernels: compiled`` (the experiment key): the
+transfer as fused ``torch.compile`` kernels (:mod:`dse.train.mp_kernels`).
 
 Pulse tallies (``count_pulses``): signed by the device's conductance direction (potentiation =
 up); refresh RESETs are ``down``.
@@ -46,7 +47,6 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -62,31 +62,15 @@ from dse.train import chip_read
 from dse.train.backward_read import install_backward_reads
 from dse.train.converters import indices_above, install_converters
 from dse.train.device_state import pack as pack_devices
+from dse.train.flat_adam import FlatAdam
 from dse.train.loop import Trainer, register_algorithm
+from dse.train.mp_flat import FlatBank, PairLayer
 from dse.train.mp_kernels import KernelTransfer, TransferFlags
 from dse.train.settings import MixedPrecisionSettings, experiment_card, settings_from
 
 log = logging.getLogger(__name__)
 
 Tensor = torch.Tensor
-
-
-# ------------------------------------------------------------------------------ device pairs
-@dataclass
-class PairLayer:
-    """The device pairs of one weight layer (flat state: G⁺ = devices [0, N), G⁻ = [N, 2N))."""
-
-    name: str
-    layer: nn.Module
-    shape: torch.Size
-    n: int
-    scale: float  # weight units per conductance unit
-    eps: float  # ε in weight units
-    state: dict[str, Tensor]
-    chi: Tensor  # (N,) accumulator, weight units
-    clean: Tensor  # (N,) noise-free device weights s·(G⁺ − G⁻)
-    apparent: Tensor  # (N,) the weights the training passes use (clean + read noise)
-    work: Tensor  # (N,) scratch buffer of the threshold test (|χ|)
 
 
 @register_algorithm
@@ -136,6 +120,8 @@ class MixedPrecisionTrainer(Trainer):
         self._k = self._kernels(exp, s)
         self.pairs = [self._make_pairs(name, layer) for name, layer in model.quant_layers()]
         self._hooks = self._install_converters()
+        flat = s.step == "flat" and self._k is None and self.read_sigma is not None
+        self._flat = FlatBank(self, compiled=exp.kernels == "compiled") if flat else None
         log.info("mixed_precision: %s, dw_min %.4g %s, threshold %g, %s pulsing, read noise %s",
                  dev.describe(), dev.dw_min, dev.unit, s.threshold, s.pulsing,
                  self.read_mode)
@@ -148,6 +134,8 @@ class MixedPrecisionTrainer(Trainer):
         if self.read_sigma is None:
             raise DseError(f"experiments.{exp.name}.kernels: compiled needs a device whose read "
                            f"noise is additive; {self.dev.describe()} is not (use eager)")
+        if s.step == "flat" and self.device.type == "cpu":
+            return None  # the flat bank's own kernel (dse/train/mp_flat_kernel.py)
         self.dev.use_kernels("compiled")
         g_up, g_lo = self._refresh_levels
         flags = TransferFlags(push_pull=self.push_pull, refresh=bool(s.refresh),
@@ -336,12 +324,14 @@ class MixedPrecisionTrainer(Trainer):
                            f"'{self.settings.chip}' was not passed in (train with `dse train`)")
         weights = {id(p.layer.weight) for p in self.pairs}
         others = [q for q in self.model.parameters() if id(q) not in weights]
-        self.optimizer = torch.optim.Adam(others, lr=float(self.settings.bn_lr)) \
-            if others else None
+        adam = FlatAdam if self._flat is not None else torch.optim.Adam
+        self.optimizer = adam(others, lr=float(self.settings.bn_lr)) if others else None
 
     def step(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        if self.read_mode == "step" and self._flat is not None:
+            self._flat.read_step()
         for p in self.pairs:
-            if self.read_mode == "step":
+            if self.read_mode == "step" and self._flat is None:
                 self._draw_read_noise(p)
             p.layer.weight.data = p.apparent.view(p.shape)
             p.layer.weight.grad = None
@@ -358,7 +348,9 @@ class MixedPrecisionTrainer(Trainer):
         torch.set_num_threads(1)  # the device updates are many small ops: no intra-op threads
         try:
             with torch.no_grad():
-                for p in self.pairs:
+                if self._flat is not None:
+                    self._flat.transfer()
+                for p in self.pairs if self._flat is None else ():
                     self._transfer(p)
         finally:
             torch.set_num_threads(threads)
@@ -378,8 +370,8 @@ class MixedPrecisionTrainer(Trainer):
 
     def take_pulses(self) -> dict[str, dict[str, int]]:
         """The tallies since the last call (the compiled kernels keep theirs in tensors)."""
-        if self._k is not None:
-            for name, (up, down) in self._k.flush().items():
+        for src in (self._k, self._flat):
+            for name, (up, down) in (src.flush() if src is not None else {}).items():
                 self.add_pulses(name, up=up, down=down)
         return super().take_pulses()
 
@@ -389,6 +381,9 @@ class MixedPrecisionTrainer(Trainer):
 
     def finalize(self) -> None:
         """``weight`` = the deployed weights read from the devices without noise; no hooks."""
+        for src in (self._flat, self.optimizer if self._flat is not None else None):
+            if src is not None:
+                src.release()  # each layer its own tensors again, not views of one bank
         for p in self.pairs:
             g = self.dev.read(p.state)
             torch.sub(g[: p.n], g[p.n:], out=p.clean).mul_(p.scale)

@@ -62,6 +62,9 @@ class MixedPrecisionSettings:
     chip: a chip of the config whose read-out the training forward pass goes through (its row
         groups, ADC bits, input rule and pair read, re-ranged on every batch as NeuroSim ranges
         in training: dse/chip/train_readout.py) instead of dac_bits/adc_bits; None = those.
+    step: flat (the pairs of every layer in one bank, one set of ops per step; digital parameters
+        by one flat Adam: dse/train/mp_flat.py) or reference (the per-layer step of earlier
+        releases, bit for bit). The same rule; the random draws come in another order.
     """
 
     threshold: float = 1.0
@@ -80,6 +83,7 @@ class MixedPrecisionSettings:
     backward_dac_bits: int | None = 7
     backward_adc_bits: int | None = 9
     chip: str | None = None
+    step: str = "flat"
 
 
 @dataclass(frozen=True)
