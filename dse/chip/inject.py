@@ -233,6 +233,9 @@ def _bit_errors(w: torch.Tensor, precision: str, ber: torch.Tensor,
         out = out.clone() if use is not None else out
         part = apply_weight_errors(w[plain], precision, b, d, generator)
         out = part if use is None else out.index_put((plain,), part)
+    if use is not None and bool(use.all()):  # every map by its matrix: no gather and scatter
+        assert confusion is not None
+        return apply_weight_confusion(w, precision, confusion.to(w.dtype), generator)
     if use is not None and bool(use.any()):
         assert confusion is not None
         part = apply_weight_confusion(w[use], precision, confusion[use].to(w.dtype), generator)
