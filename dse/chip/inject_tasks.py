@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from dse.chip.ber import OperatingPoint
-from dse.chip.fault_eval import map_accuracies
+from dse.chip.fault_eval import map_accuracies, split_first_layer
 from dse.chip.inject import (
     AnalogNoise,
     StuckAt,
@@ -98,10 +98,12 @@ def inject_tasks(model: Any, mapping: Mapping, tasks: Sequence[TaskImages],
     for chunk, weights, changed in fault_passes(model, mapping, pts, maps, generator, batch,
                                                 stuck, analog if use_analog else None, False,
                                                 progress, tasks[0].x.device):
+        with torch.no_grad():  # the first layer's shared product, built once for all tasks
+            split = split_first_layer(model, weights, changed)
         for t, acc in zip(tasks, accs, strict=True):
             t.load()
-            acc[chunk] = map_accuracies(model, weights, t.x, t.y, max_elements,
-                                        changed).cpu().numpy()
+            acc[chunk] = map_accuracies(model, weights, t.x, t.y, max_elements, changed,
+                                        split).cpu().numpy()
     noise_label = analog.label if use_analog and analog is not None else None
     tables = []
     for c, acc in zip(clean, accs, strict=True):
