@@ -112,3 +112,16 @@ def test_ternary_init_starts_half_nonzero() -> None:
     net = build_model(spec, torch.Generator().manual_seed(0))
     w = dict(net.quant_layers())["fc1"].quantized_weight()
     assert (w == 0).float().mean().item() == pytest.approx(0.5, abs=0.01)
+
+
+def test_gradients_off_give_the_same_values() -> None:
+    """With gradients off the quantizers skip their autograd.Function (issue 15): same bits."""
+    x = torch.tensor([-2.0, -0.5, -0.0, 0.0, 0.05, 0.3, 1.5, float("inf")])
+    for f in (binarize_weight, sign_activation, lambda t: ternarize_weight(t, 0.05)):
+        on = f(x.clone().requires_grad_(True)).detach()
+        with torch.no_grad():
+            off = f(x)
+        assert torch.equal(on, off) and torch.equal(on.signbit(), off.signbit())
+        batched = torch.stack([x, -x])
+        with torch.no_grad():
+            assert torch.equal(torch.vmap(f)(batched), torch.stack([f(x), f(-x)]))

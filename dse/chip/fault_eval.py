@@ -104,8 +104,8 @@ class _FirstLinearAdc:
         return out.transpose(1, 2)
 
 
-def _split_first_layer(model: Any, weights: dict[str, torch.Tensor],
-                       changed: float | None) -> tuple[Any, Any, Any, dict[str, torch.Tensor]]:
+def split_first_layer(model: Any, weights: dict[str, torch.Tensor],
+                      changed: float | None) -> tuple[Any, Any, Any, dict[str, torch.Tensor]]:
     """(prefix, head, rest, params): the layers before the first weight layer, the first layer
     as one shared product when it is fully connected (else None), the layers after it and the
     stacked weights ``rest`` takes."""
@@ -136,14 +136,15 @@ def _split_first_layer(model: Any, weights: dict[str, torch.Tensor],
 
 def map_accuracies(model: Any, weights: dict[str, torch.Tensor], x: torch.Tensor,
                    y: torch.Tensor, max_elements: float = 8e6,
-                   changed: float | None = None) -> torch.Tensor:
+                   changed: float | None = None, split: tuple | None = None) -> torch.Tensor:
     """Test accuracy of each of the M stacked weight sets in ``weights`` (vmapped passes over
     image chunks; a chunk is sized so one activation tensor holds <= ``max_elements``).
 
     ``changed``: the expected fraction of changed weights, if known (skips measuring it when
     it is too large for the sparse first-layer product). Layers with an ADC read-out attached
     (:meth:`dse.chip.adc_quant.AdcReadout.attached`) are read through it, from their cells'
-    levels when ``weights`` holds ``"<layer>.cell_levels"``."""
+    levels when ``weights`` holds ``"<layer>.cell_levels"``. ``split``: the
+    :func:`split_first_layer` of these weights, reused (tasks that share their weights)."""
     m = next(iter(weights.values())).shape[0]
     size = _activation_size(model)
     if hasattr(model.encoder, "fold"):  # several binary passes per image (stochastic_output)
@@ -152,7 +153,9 @@ def map_accuracies(model: Any, weights: dict[str, torch.Tensor], x: torch.Tensor
     if readouts:  # the read-out holds k (+1) partial-sum tensors of an output's size per group
         size *= 1 + max(r.spec.cells_per_weight for r in readouts)
     chunk = int(max(1, min(len(x), max_elements // (m * size))))
-    prefix, head, rest, params = _split_first_layer(model, weights, changed)
+    prefix, head, rest, params = split if split is not None else \
+        split_first_layer(model, weights, changed)
+    params = dict(params)  # a reused split stays whole
     # layers read through ADCs get their maps' column matrices, built once for all image chunks
     for lname, ly in model.quant_layers():
         if ly.readout is not None and f"{lname}.weight" in params:

@@ -58,19 +58,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 from tqdm.auto import tqdm
 
 from dse.chip.ber import OperatingPoint
 from dse.chip.encoding import ENCODINGS
 from dse.chip.fault_eval import map_accuracies
+from dse.chip.inject_summary import summarize
 from dse.chip.mapping import Mapping
 from dse.chip.slicing import mapping_slicing
 from dse.errors import DseError
@@ -78,6 +78,7 @@ from dse.nn import evaluate
 from dse.nn.faults import apply_weight_confusion, apply_weight_errors
 
 log = logging.getLogger(__name__)
+__all__ = ["AnalogNoise", "StuckAt", "fault_passes", "inject", "perturbed_weights", "summarize"]
 
 GROUP = ["ber", "stuck_sa0", "stuck_sa1", "noise"]
 
@@ -232,6 +233,9 @@ def _bit_errors(w: torch.Tensor, precision: str, ber: torch.Tensor,
         out = out.clone() if use is not None else out
         part = apply_weight_errors(w[plain], precision, b, d, generator)
         out = part if use is None else out.index_put((plain,), part)
+    if use is not None and bool(use.all()):  # every map by its matrix: no gather and scatter
+        assert confusion is not None
+        return apply_weight_confusion(w, precision, confusion.to(w.dtype), generator)
     if use is not None and bool(use.any()):
         assert confusion is not None
         part = apply_weight_confusion(w[use], precision, confusion[use].to(w.dtype), generator)
@@ -314,22 +318,34 @@ def _map_accuracies(model: Any, mapping: Mapping, x: torch.Tensor, y: torch.Tens
     """Accuracy of every map (point i, repeat r): ``reference`` for maps without any fault, the
     others drawn and evaluated ``batch`` at a time, in order (one generator)."""
     acc = np.full(len(maps), reference)
+    for chunk, weights, changed in fault_passes(model, mapping, pts, maps, generator, batch,
+                                                stuck, analog, cell_levels, progress, x.device):
+        acc[chunk] = map_accuracies(model, weights, x, y, max_elements, changed).cpu().numpy()
+    return acc
+
+
+def fault_passes(model: Any, mapping: Mapping, pts: list[OperatingPoint],
+                 maps: list[tuple[int, int]], generator: torch.Generator, batch: int,
+                 stuck: StuckAt | None, analog: AnalogNoise | None, cell_levels: bool,
+                 progress: bool, device: torch.device,
+                 ) -> Iterator[tuple[list[int], dict[str, torch.Tensor], float]]:
+    """(map indices, their stacked weights, expected changed fraction) of every pass over the
+    faulty maps (point i, repeat r), ``batch`` at a time, drawn in order from ``generator``."""
     faulty = [j for j, (i, _) in enumerate(maps)
               if pts[i].ber > 0 or stuck is not None or (analog is not None and pts[i].noise)]
     chunks = [faulty[s:s + batch] for s in range(0, len(faulty), batch)]
     for chunk in tqdm(chunks, desc=f"inject {mapping.chip}", disable=not progress,
                       leave=False, unit="pass"):
         ber = torch.tensor([pts[maps[j][0]].ber for j in chunk], dtype=torch.float32,
-                           device=x.device)
-        noise = torch.tensor([pts[maps[j][0]].noise for j in chunk], device=x.device)
+                           device=device)
+        noise = torch.tensor([pts[maps[j][0]].noise for j in chunk], device=device)
         weights = perturbed_weights(model, mapping, ber, generator, stuck_at=stuck,
                                     analog=analog, noise=noise, cell_levels=cell_levels,
                                     confusion=_confusions([pts[maps[j][0]] for j in chunk],
-                                                          x.device))
+                                                          device))
         changed = 1.0 if analog is not None and bool(noise.any()) else (
             float(ber.mean()) + (stuck.sa0 + stuck.sa1 if stuck is not None else 0.0))
-        acc[chunk] = map_accuracies(model, weights, x, y, max_elements, changed).cpu().numpy()
-    return acc
+        yield chunk, weights, changed
 
 
 def _confusions(pts: list[OperatingPoint], device: torch.device) -> torch.Tensor | None:
@@ -364,35 +380,3 @@ def _table(pts: list[OperatingPoint], maps: list[tuple[int, int]], acc: np.ndarr
                    repeat=r, accuracy=float(acc[j]))
         rows.append(row)
     return pd.DataFrame(rows, columns=[*knob_names, *group, "repeat", "accuracy"])
-
-
-def summarize(table: pd.DataFrame, clean_accuracy: float | None = None,
-              confidence: float = 0.95) -> pd.DataFrame:
-    """Mean and ``confidence`` interval (Student t, scipy.stats) of the accuracy per point."""
-    clean = clean_accuracy if clean_accuracy is not None else table.attrs.get("clean_accuracy")
-    keys = [c for c in table.columns if c not in ("repeat", "accuracy")]
-    g = table.groupby(keys, dropna=False, sort=False)["accuracy"]
-    out = g.agg(n="count", mean="mean", std="std").reset_index()
-    out["std"] = out["std"].fillna(0.0)
-    out["sem"] = out["std"] / np.sqrt(out["n"])
-    lo, hi = [], []
-    for n, mean, sem in zip(out["n"], out["mean"], out["sem"], strict=True):
-        if n < 2:
-            lo.append(np.nan)
-            hi.append(np.nan)
-        elif sem == 0:
-            lo.append(mean)
-            hi.append(mean)
-        else:
-            a, b = stats.t.interval(confidence, n - 1, loc=mean, scale=sem)
-            lo.append(float(a))
-            hi.append(float(b))
-    tag = f"ci{round(confidence * 100)}"
-    out[f"{tag}_low"] = lo
-    out[f"{tag}_high"] = hi
-    out["clean_accuracy"] = np.nan if clean is None else float(clean)
-    by_task = table.attrs.get("clean_by_task")
-    if by_task and "task" in out.columns:  # a task stream: each task's own clean accuracy
-        out["clean_accuracy"] = out["task"].map(by_task).astype(float)
-    out["drop"] = out["clean_accuracy"] - out["mean"]
-    return out

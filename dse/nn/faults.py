@@ -119,16 +119,19 @@ def apply_confusion(w: torch.Tensor, matrix: torch.Tensor | Sequence,
     u = _uniform(w.shape, generator, w).reshape(flat.shape)
     values = torch.tensor(CONFUSION_VALUES[k], dtype=w.dtype, device=w.device)
 
-    def thr(j: int) -> torch.Tensor:  # the stored value's cumulative threshold j, per weight
-        c = cum[:, :, j].unsqueeze(-1)                             # (B, stored, 1)
-        return torch.where(flat, c[:, 1], c[:, 0]) if k == 2 else \
-            torch.where(flat < 0, c[:, 0], torch.where(flat > 0, c[:, 2], c[:, 1]))
+    if k == 2:  # read +1 where u is at or above the stored value's first threshold
+        c = cum[:, :, 0].unsqueeze(-1)                             # (B, stored, 1)
+        read = torch.where(u >= torch.where(flat, c[:, 1], c[:, 0]), values[1], values[0])
+    else:  # read index = number of the stored value's cumulative thresholds at or below u
+        neg, pos = flat < 0, flat > 0
 
-    # read index = number of cumulative thresholds at or below u; the thresholds of a row
-    # never decrease (non-negative rows), so it is the highest j with u >= threshold j
-    read = torch.where(u >= thr(0), values[1], values[0])
-    if k == 3:
-        read = torch.where(u >= thr(1), values[2], read)
+        def at_or_above(j: int) -> torch.Tensor:  # u >= the stored value's threshold j
+            c = cum[:, :, j].unsqueeze(-1)
+            return torch.where(neg, u >= c[:, 0], torch.where(pos, u >= c[:, 2], u >= c[:, 1]))
+
+        # +1 at or above threshold 1, else 0 at or above threshold 0, else -1
+        read = torch.where(at_or_above(1), values[2],
+                           torch.where(at_or_above(0), values[1], values[0]))
     return read.reshape(w.shape)
 
 

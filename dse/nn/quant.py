@@ -10,7 +10,9 @@ Laborieux-Axel/Quantized_VGG).
 Binary values are exactly ±1: ``sign(0)`` is taken as +1 (for −0.0 too), as a sense amplifier has
 no third state.
 The functions are ``torch.autograd.Function``s with a separate ``setup_context`` and
-``generate_vmap_rule`` so that ``torch.vmap`` can batch Monte-Carlo fault maps through them.
+``generate_vmap_rule`` so that ``torch.vmap`` can batch Monte-Carlo fault maps through them;
+with gradients off (evaluation, fault injection) they call the same forward directly (the same
+values without the Function's dispatch and the activation's saved mask).
 The forwards use only cheap arithmetic kernels: on the CPU build here ``torch.where`` with scalar
 branches and comparison ops cost 5–15× a plain elementwise op (benchmarks/README.md, "Quantized
 training overhead"), so ``sign`` with +1 at zero is ``copysign(1, x + 0.0)`` (adding +0.0 turns
@@ -84,17 +86,19 @@ class _SignActivation(torch.autograd.Function):
 
 def binarize_weight(w: torch.Tensor) -> torch.Tensor:
     """±1 weights; identity gradient to the latent weight."""
-    return _SignWeight.apply(w)
+    return _SignWeight.apply(w) if torch.is_grad_enabled() else _sign_plus(w)
 
 
 def ternarize_weight(w: torch.Tensor, delta: float) -> torch.Tensor:
     """{-1, 0, +1} weights, zero where ``|w| <= delta``; identity gradient."""
+    if not torch.is_grad_enabled():
+        return torch.sign(F.softshrink(w, float(delta)))
     return _TernaryWeight.apply(w, float(delta))
 
 
 def sign_activation(x: torch.Tensor) -> torch.Tensor:
     """±1 activations; gradient passed where ``|x| <= 1``."""
-    return _SignActivation.apply(x)
+    return _SignActivation.apply(x) if torch.is_grad_enabled() else _sign_plus(x)
 
 
 def quantize_weight(w: torch.Tensor, precision: str, delta: float = 0.05) -> torch.Tensor:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from dse.chip.ber import ChipErrors, OperatingPoint, points_for_chip
 from dse.chip.card import ChipCard
 from dse.chip.estimate import estimate
 from dse.chip.inject import AnalogNoise, inject
+from dse.chip.inject_tasks import TaskImages, inject_tasks, shareable
 from dse.chip.mapping import Mapping as ChipMapping
 from dse.chip.train_readout import training_readouts
 from dse.config import Experiment
@@ -170,6 +171,42 @@ def _inject_task(trained: TrainedModel, mapping: ChipMapping, data: Any,
                   adc_calibration=data.x_train[:1000])
 
 
+def _inject_shared(trained: TrainedModel, mapping: ChipMapping, chip: ChipCard | None,
+                   tasks: Sequence[Any], states: Sequence[Mapping[str, Any]],
+                   points: Sequence[OperatingPoint], settings: InjectSettings,
+                   analog: AnalogNoise | None, device: Any, validation: float,
+                   progress: bool) -> pd.DataFrame | None:
+    """:func:`inject_chip` of a task stream whose tasks share their weights: each pass of fault
+    maps drawn once and evaluated on every task (:mod:`dse.chip.inject_tasks`, the same numbers
+    as one generator restarted per task); None when the tasks cannot share their maps."""
+    model = trained.model
+
+    def loader(k: int) -> Callable[[], None]:
+        return lambda: model.load_state_dict(states[min(k, len(states) - 1)], strict=False)
+
+    loads = [loader(k) for k in range(len(tasks))]
+    if not shareable(model, mapping, loads):
+        return None
+    runs, x_last = [], None
+    for k, load in enumerate(loads):
+        data = _task_data(tasks[k].to(device), validation)
+        n = settings.max_images or len(data.x_test)
+        runs.append(TaskImages(load, data.x_test[:n], data.y_test[:n]))
+        x_last = data.x_test
+    generator = seeds.generator(settings.seed, "inject", device)
+    tables = inject_tasks(model, mapping, runs, points, settings.repeats, generator,
+                          batch=settings.batch, stuck_at=settings.stuck_at, analog=analog,
+                          progress=progress)
+    loads[-1]()  # the deployed (last) task
+    out = pd.concat([t.assign(task=k) for k, t in enumerate(tables)], ignore_index=True)
+    # measured input activity of the deployed task, for the estimate (dse.chip.activity)
+    out.attrs.update(tables[-1].attrs, input_activity=mapping_activity(model, mapping, chip,
+                                                                       x_last),
+                     clean_by_task={k: float(t.attrs["clean_accuracy"])
+                                    for k, t in enumerate(tables)})
+    return out
+
+
 def _sweep(mapping: ChipMapping, chip: ChipCard | None, models: Mapping[str, Any],
            settings: InjectSettings) -> list[OperatingPoint]:
     """The sweep of ``settings``: its direct BERs plus the chip's operating points."""
@@ -219,6 +256,11 @@ def inject_chip(config: Mapping[str, Any], trained: TrainedModel, mapping: ChipM
                         "deployment (dse/chip/deploy.py)", mapping.chip)
         points = [p for p in points if not p.noise] or [OperatingPoint(ber=0.0, noise=False)]
     tables, clean = [], {}
+    if states and not deployable:
+        shared = _inject_shared(trained, mapping, chip, tasks, states, points, settings, analog,
+                                device, validation, progress)
+        if shared is not None:
+            return shared
     # one task (or no task-specific state): the deployed model on the last task; a task stream
     # with task-specific state (metaplastic bn: task): every task with its own state, each on
     # the same fault maps (the generator restarts for every task)
