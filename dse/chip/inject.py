@@ -113,7 +113,7 @@ class AnalogNoise:
             else "program"
 
 
-def _check_layers(model: Any, mapping: Mapping) -> list[tuple[str, Any]]:
+def check_layers(model: Any, mapping: Mapping) -> list[tuple[str, Any]]:
     """The model's weight layers on the arrays (its digital layers left out), checked against
     the mapping."""
     digital = {d["name"] for d in mapping.extra.get("digital_layers", [])}
@@ -181,7 +181,7 @@ def perturbed_weights(model: Any, mapping: Mapping, ber: torch.Tensor,
     ``{"<layer>.cell_levels": (M, *weight.shape, cells_per_weight)}`` (for the ADC read-out).
     Keys are relative to ``model.body`` (what :func:`map_accuracies` feeds functional_call).
     """
-    layers = _check_layers(model, mapping)
+    layers = check_layers(model, mapping)
     enc = ENCODINGS[mapping.encoding]
     k = mapping.cells_per_weight
     sl = mapping_slicing(mapping)  # bit-sliced weights: every slice cell programmed and read
@@ -243,7 +243,7 @@ def _bit_errors(w: torch.Tensor, precision: str, ber: torch.Tensor,
     return out
 
 
-def _as_points(points: Sequence[float | OperatingPoint]) -> list[OperatingPoint]:
+def as_points(points: Sequence[float | OperatingPoint]) -> list[OperatingPoint]:
     out = []
     for p in points:
         out.append(p if isinstance(p, OperatingPoint) else OperatingPoint(ber=float(p)))
@@ -273,8 +273,8 @@ def inject(model: Any, mapping: Mapping, x: torch.Tensor, y: torch.Tensor,
         raise DseError(f"inject.repeats: {repeats} must be >= 1")
     if batch < 1:
         raise DseError(f"inject.batch: {batch} must be >= 1")
-    pts = _as_points(points)
-    _check_layers(model, mapping)
+    pts = as_points(points)
+    check_layers(model, mapping)
     model.eval()
     encoder = model.encoder
     if hasattr(encoder, "reseed"):  # stochastic input bits: reproducible from the generator
@@ -300,7 +300,7 @@ def inject(model: Any, mapping: Mapping, x: torch.Tensor, y: torch.Tensor,
         acc = _map_accuracies(model, mapping, x, y, pts, maps, generator, batch, stuck,
                               analog if use_analog else None, readout is not None, reference,
                               progress, max_elements)
-    table = _table(pts, maps, acc, stuck, noise_label if use_analog else None,
+    table = result_table(pts, maps, acc, stuck, noise_label if use_analog else None,
                    None if readout is None else readout.bits, mapping.adc_bits is not None)
     table.attrs["clean_accuracy"] = clean
     if readout is not None:
@@ -362,7 +362,7 @@ def _confusions(pts: list[OperatingPoint], device: torch.device) -> torch.Tensor
                         dtype=torch.float32, device=device)
 
 
-def _table(pts: list[OperatingPoint], maps: list[tuple[int, int]], acc: np.ndarray,
+def result_table(pts: list[OperatingPoint], maps: list[tuple[int, int]], acc: np.ndarray,
            stuck: StuckAt | None, noise_label: str | None, adc_bits: int | None,
            adc_chip: bool) -> pd.DataFrame:
     """One row per fault map: the point's knobs, BER, stuck-at rates, noise, ADC bits, repeat

@@ -26,10 +26,10 @@ from dse.chip.fault_eval import map_accuracies, split_first_layer
 from dse.chip.inject import (
     AnalogNoise,
     StuckAt,
-    _as_points,
-    _check_layers,
-    _table,
+    as_points,
+    check_layers,
     fault_passes,
+    result_table,
 )
 from dse.chip.mapping import Mapping
 from dse.errors import DseError
@@ -57,7 +57,7 @@ def shareable(model: Any, mapping: Mapping, loads: Sequence[Callable[[], None]])
     with torch.no_grad():
         for load in loads:
             load()
-            ws = [ly.quantized_weight().detach().clone() for _, ly in _check_layers(model,
+            ws = [ly.quantized_weight().detach().clone() for _, ly in check_layers(model,
                                                                                     mapping)]
             if first is None:
                 first = ws
@@ -81,8 +81,8 @@ def inject_tasks(model: Any, mapping: Mapping, tasks: Sequence[TaskImages],
     if mapping.adc_bits is not None or hasattr(model.encoder, "reseed"):
         raise DseError("inject_tasks: an ADC read-out or a reseeded encoder is per task; "
                        "use inject() per task")
-    pts = _as_points(points)
-    _check_layers(model, mapping)
+    pts = as_points(points)
+    check_layers(model, mapping)
     model.eval()
     clean = []
     for t in tasks:
@@ -107,7 +107,7 @@ def inject_tasks(model: Any, mapping: Mapping, tasks: Sequence[TaskImages],
     noise_label = analog.label if use_analog and analog is not None else None
     tables = []
     for c, acc in zip(clean, accs, strict=True):
-        table = _table(pts, maps, acc, stuck, noise_label, None, False)
+        table = result_table(pts, maps, acc, stuck, noise_label, None, False)
         table.attrs["clean_accuracy"] = c
         tables.append(table)
     return tables
