@@ -244,6 +244,7 @@ def _bit_errors(w: torch.Tensor, precision: str, ber: torch.Tensor,
 
 
 def as_points(points: Sequence[float | OperatingPoint]) -> list[OperatingPoint]:
+    """Operating points from BERs (floats) or points, checked."""
     out = []
     for p in points:
         out.append(p if isinstance(p, OperatingPoint) else OperatingPoint(ber=float(p)))
@@ -363,8 +364,8 @@ def _confusions(pts: list[OperatingPoint], device: torch.device) -> torch.Tensor
 
 
 def result_table(pts: list[OperatingPoint], maps: list[tuple[int, int]], acc: np.ndarray,
-           stuck: StuckAt | None, noise_label: str | None, adc_bits: int | None,
-           adc_chip: bool) -> pd.DataFrame:
+                 stuck: StuckAt | None, noise_label: str | None, adc_bits: int | None,
+                 adc_chip: bool) -> pd.DataFrame:
     """One row per fault map: the point's knobs, BER, stuck-at rates, noise, ADC bits, repeat
     and accuracy (the columns of the module docstring)."""
     knob_names = sorted({k for p in pts for k in p.knobs})
