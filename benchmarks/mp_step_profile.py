@@ -12,6 +12,11 @@ median ratio to the float step of the same round. ``--profile`` instead runs cPr
     python benchmarks/mp_step_profile.py --repeats 7 --steps 200
     python benchmarks/mp_step_profile.py --profile mp-52.5 --steps 200
     python benchmarks/mp_step_profile.py --kernels eager compiled --step flat reference
+    python benchmarks/mp_step_profile.py --kernels compiled --dense never always auto
+
+``--dense`` (``kernels: compiled``, ``step: flat``): the flat bank's dense kernel over every pair
+(dse/train/mp_flat_dense.py) ``always``, ``never`` (the gathered kernel of mp_flat_kernel.py) or
+``auto`` (dse's rule, the default); each mode its own trainer, interleaved with the others.
 """
 
 from __future__ import annotations
@@ -53,8 +58,8 @@ class PlainSGD(Trainer):
         return loss.detach(), logits.detach()
 
 
-def _trainer(variant: str, kernels: str, data: Any,
-             step: str | None = None) -> tuple[Trainer, torch.Generator]:
+def _trainer(variant: str, kernels: str, data: Any, step: str | None = None,
+             dense: str = "auto") -> tuple[Trainer, torch.Generator]:
     ALGORITHMS[PlainSGD.name] = PlainSGD
     entry = _entry(variant, kernels, 0, 1, 16)
     if step is not None and "mixed_precision" in entry:
@@ -68,6 +73,9 @@ def _trainer(variant: str, kernels: str, data: Any,
     _, model, trainer, _ = _build(exp, data, torch.device("cpu"), gen, cards)
     model.train()
     trainer.start_task(0)
+    bank = getattr(trainer, "_flat", None)
+    if bank is not None:
+        bank.dense_mode = dense
     return trainer, gen
 
 
@@ -96,6 +104,8 @@ def main() -> None:
     ap.add_argument("--kernels", nargs="+", default=["eager"], choices=["eager", "compiled"])
     ap.add_argument("--step", nargs="+", default=[None], choices=[None, "flat", "reference"],
                     help="mixed_precision.step (default: dse's default)")
+    ap.add_argument("--dense", nargs="+", default=["auto"], choices=["auto", "always", "never"],
+                    help="the flat bank's dense kernel (kernels: compiled, step: flat)")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=250, help="steps before timing (1 epoch)")
@@ -104,15 +114,18 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True, warn_only=True)  # as dse.train.train
     data = load_dataset("mnist5k")
-    combos = [(v, k, st) for v in dict.fromkeys(["float", *args.variants])
+    combos = [(v, k, st, d) for v in dict.fromkeys(["float", *args.variants])
               for k in (args.kernels if v != "float" else ["eager"])
-              for st in (args.step if v != "float" else [None])]
+              for st in (args.step if v != "float" else [None])
+              for d in (args.dense if k == "compiled" and st in (None, "flat") else ["auto"])]
     if args.profile:
-        combos = [(args.profile, args.kernels[0], args.step[0])]
+        combos = [(args.profile, args.kernels[0], args.step[0], args.dense[0])]
     plain = args.kernels == ["eager"] and args.step == [None]  # the variant names alone
-    names = [v if v == "float" or plain else f"{v}/{k}/{st or 'default'}" for v, k, st in combos]
-    streams = {n: Stream(*_trainer(v, k, data, st), data)
-               for n, (v, k, st) in zip(names, combos, strict=True)}
+    names = [v if v == "float" or plain else
+             f"{v}/{k}/{st or 'default'}" + (f"/dense-{d}" if len(args.dense) > 1 else "")
+             for v, k, st, d in combos]
+    streams = {n: Stream(*_trainer(v, k, data, st, d), data)
+               for n, (v, k, st, d) in zip(names, combos, strict=True)}
     for s in streams.values():
         s.run(args.warmup)
     if args.profile:
@@ -131,6 +144,7 @@ def main() -> None:
             wall[v].append((time.perf_counter() - w0) / args.steps * 1e3)
             cpu[v].append((time.thread_time() - c0) / args.steps * 1e3)
     print(f"torch {torch.__version__}, 1 thread, kernels {args.kernels}, step {args.step}, "
+          f"dense {args.dense}, "
           f"{args.repeats} rounds "
           f"of {args.steps} steps after {args.warmup} warm-up steps")
     print("| variant | wall ms/step | cpu ms/step | wall ratio | cpu ratio |")

@@ -119,6 +119,9 @@ class FlatBank:
         self.tally = torch.zeros(len(pairs), 2, dtype=torch.float64, device=device)
         self._amp: Tensor | None = None  # √2·σ_read·s per pair (read_noise: step)
         self._kernel = None  # kernels: compiled: the fused transfer (dse/train/mp_flat_kernel.py)
+        self._dense = None  # ... and its dense form over every pair (dse/train/mp_flat_dense.py)
+        self.dense_mode = "auto"  # auto (by the last step's pulsed fraction), always, never
+        self._frac = 0.0  # pulsed pairs ÷ pairs of the last step
         if compiled:
             from dse.train.mp_flat_kernel import FlatFlags, compiled_transfer
 
@@ -126,6 +129,10 @@ class FlatBank:
                               read_update=tr.read_mode == "update", c2c=self.dev.c2c_on,
                               g_up=tr._refresh_levels[0], g_lo=tr._refresh_levels[1])
             self._kernel = compiled_transfer(self.dev, flags)
+            if device.type == "cpu":
+                from dse.train.mp_flat_dense import DenseFlags, DenseTransfer
+
+                self._dense = DenseTransfer(self, DenseFlags(**vars(flags)))
             self._st = {k: self.state[k] for k in self.dev.pulse_keys(self.state)
                         if k not in ("x", "wn")}
         self.keys = self.dev.pulse_keys(self.state)
@@ -204,8 +211,15 @@ class FlatBank:
             if wd:
                 g = g.add(p.clean, alpha=wd)
             p.chi.add_(g, alpha=-tr.lr)
+        if self._use_dense():
+            due = self._dense()
+            self._frac = self._dense.pulsed / self.n
+            if due.numel():
+                self.rewrite(due)
+            return
         idx = _above(self.chi, self.eps, self.work)
         k = idx.numel()
+        self._frac = k / self.n
         if k == 0:
             return
         if self._kernel is not None and current_tally() is None:
@@ -242,6 +256,18 @@ class FlatBank:
             due = _due(g_a, g_b, *tr._refresh_levels)
             if due.numel():
                 self.rewrite(idx.index_select(0, due))
+
+    def _use_dense(self) -> bool:
+        """Whether this step runs the dense kernel: ``dense_mode`` always, or auto, a bank of at
+        least :data:`~dse.train.mp_flat_dense.DENSE_MIN_PAIRS` pairs and the last step pulsed at
+        least :data:`~dse.train.mp_flat_dense.DENSE_FRACTION` of them."""
+        if self._dense is None or self.dense_mode == "never" or current_tally() is not None:
+            return False
+        from dse.train.mp_flat_dense import DENSE_FRACTION, DENSE_MIN_PAIRS
+
+        if self.dense_mode == "always":
+            return True
+        return self.n >= DENSE_MIN_PAIRS and self._frac >= DENSE_FRACTION
 
     def _fused(self, idx: Tensor) -> None:
         """The transfer of pairs ``idx`` as one compiled call, then the scatters and the eager
