@@ -130,9 +130,9 @@ class FlatBank:
                               g_up=tr._refresh_levels[0], g_lo=tr._refresh_levels[1])
             self._kernel = compiled_transfer(self.dev, flags)
             if device.type == "cpu":
-                from dse.train.mp_flat_dense import DenseFlags, DenseTransfer
+                from dse.train.mp_flat_dense import DenseTransfer
 
-                self._dense = DenseTransfer(self, DenseFlags(**vars(flags)))
+                self._dense = DenseTransfer(self, flags)
             self._st = {k: self.state[k] for k in self.dev.pulse_keys(self.state)
                         if k not in ("x", "wn")}
         self.keys = self.dev.pulse_keys(self.state)

@@ -23,13 +23,13 @@ threshold or weight range.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from dse.devices import kernels
+from dse.train.mp_flat_kernel import FlatFlags
 
 Tensor = torch.Tensor
 
@@ -42,24 +42,12 @@ DENSE_FRACTION = 0.10
 DENSE_MIN_PAIRS = 50_000
 
 
-@dataclass(frozen=True)
-class DenseFlags:
-    """Constants of the dense kernel (one graph per combination)."""
-
-    push_pull: bool
-    refresh: bool
-    read_update: bool
-    c2c: bool
-    g_up: float
-    g_lo: float
-
-
 def _pick(neg: Tensor, a: Tensor, b: Tensor) -> Tensor:
     """``b`` where ``neg`` else ``a`` (0-d tensors: shared by all devices, kept as they are)."""
     return torch.where(neg, b, a) if a.dim() else a
 
 
-def dense_transfer(dev: Any, f: DenseFlags, chis: list[Tensor], cleans: list[Tensor],
+def dense_transfer(dev: Any, f: FlatFlags, chis: list[Tensor], cleans: list[Tensor],
                    apps: list[Tensor], xs: list[Tensor], wns: list[Tensor],
                    sts: list[dict[str, Tensor]], ftab: Tensor, itab: Tensor, tally: Tensor,
                    keys: Tensor) -> tuple[list[Tensor], Tensor]:
@@ -124,7 +112,7 @@ def dense_transfer(dev: Any, f: DenseFlags, chis: list[Tensor], cleans: list[Ten
 class DenseTransfer:
     """The compiled :func:`dense_transfer` bound to a bank's layer views."""
 
-    def __init__(self, bank: Any, flags: DenseFlags) -> None:
+    def __init__(self, bank: Any, flags: FlatFlags) -> None:
         from functools import partial
 
         self.bank = bank

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from dse.devices import kernels
+from dse.train.mp_kernels import gather_state, push_pull_pulses
 
 Tensor = torch.Tensor
 
@@ -37,10 +38,6 @@ class FlatFlags:
     c2c: bool
     g_up: float
     g_lo: float
-
-
-def _gather(st: dict[str, Tensor], idx: Tensor) -> dict[str, Tensor]:
-    return {k: (v[idx] if v.dim() else v) for k, v in st.items()}
 
 
 def flat_transfer(dev: Any, f: FlatFlags, chi: Tensor, x: Tensor, wn: Tensor,
@@ -63,13 +60,8 @@ def flat_transfer(dev: Any, f: FlatFlags, chi: Tensor, x: Tensor, wn: Tensor,
     counter = torch.arange(idx.shape[0], dtype=torch.int32, device=idx.device)
     plus = idx + ir[:, 0]
     if f.push_pull:
-        a, b = plus, plus + ir[:, 1]
-        wa = wn[a] if wn.dim() else wn
-        wb = wn[b] if wn.dim() else wn
-        ga, wa = dev.pulse_values(x[a], wa, n, _gather(st, a), keys[0:3], counter, f.c2c)
-        gb, wb = dev.pulse_values(x[b], wb, -n, _gather(st, b), keys[3:6], counter, f.c2c)
-        dev_idx, x_new = torch.cat([a, b]), torch.cat([ga, gb])
-        wn_new = torch.cat([wa, wb]) if wn.dim() else wn
+        dev_idx, x_new, wn_new, ga, gb = push_pull_pulses(dev, f.c2c, x, wn, st, plus,
+                                                          plus + ir[:, 1], n, keys, counter)
         diff = ga - gb
         up = down = n.abs()
     else:  # potentiation only: G⁺ for n > 0, G⁻ for n < 0
@@ -78,7 +70,7 @@ def flat_transfer(dev: Any, f: FlatFlags, chi: Tensor, x: Tensor, wn: Tensor,
         gb = x[plus + ir[:, 1] * (1 - neg)]
         wa = wn[a] if wn.dim() else wn
         up = n.abs()
-        ga, wa = dev.pulse_values(x[a], wa, up, _gather(st, a), keys[0:3], counter, f.c2c)
+        ga, wa = dev.pulse_values(x[a], wa, up, gather_state(st, a), keys[0:3], counter, f.c2c)
         dev_idx, x_new, wn_new = a, ga, wa
         diff = torch.sign(n) * (ga - gb)
         down = torch.zeros_like(up)

@@ -61,8 +61,23 @@ def accumulate(chi: Tensor, grad: Tensor, clean: Tensor, lr: Tensor, eps: Tensor
     return n
 
 
-def _gather(st: dict[str, Tensor], idx: Tensor) -> dict[str, Tensor]:
+def gather_state(st: dict[str, Tensor], idx: Tensor) -> dict[str, Tensor]:
+    """The device-state fields of the devices ``idx`` (0-dim fields are shared constants)."""
     return {k: (v[idx] if v.dim() else v) for k, v in st.items()}
+
+
+def push_pull_pulses(dev: Any, c2c: bool, x: Tensor, wn: Tensor, st: dict[str, Tensor],
+                     a: Tensor, b: Tensor, n: Tensor, keys: Tensor,
+                     counter: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Push-pull pulses inside a kernel: ``n`` signed pulses to the devices ``a`` (G⁺) and
+    ``-n`` to ``b`` (G⁻), noise keyed by ``keys[0:3]`` / ``keys[3:6]``. Returns (the devices
+    written, their new values, their new write-noise state, the new G⁺ and G⁻)."""
+    wa = wn[a] if wn.dim() else wn
+    wb = wn[b] if wn.dim() else wn
+    ga, wa = dev.pulse_values(x[a], wa, n, gather_state(st, a), keys[0:3], counter, c2c)
+    gb, wb = dev.pulse_values(x[b], wb, -n, gather_state(st, b), keys[3:6], counter, c2c)
+    wn_new = torch.cat([wa, wb]) if wn.dim() else wn
+    return torch.cat([a, b]), torch.cat([ga, gb]), wn_new, ga, gb
 
 
 def transfer(dev: Any, f: TransferFlags, x: Tensor, wn: Tensor, st: dict[str, Tensor],
@@ -81,13 +96,8 @@ def transfer(dev: Any, f: TransferFlags, x: Tensor, wn: Tensor, st: dict[str, Te
     pulsed = n != 0
     counter = torch.arange(idx.shape[0], dtype=torch.int32, device=idx.device)
     if f.push_pull:
-        a, b = idx, idx + half
-        wa = wn[a] if wn.dim() else wn
-        wb = wn[b] if wn.dim() else wn
-        ga, wa = dev.pulse_values(x[a], wa, n, _gather(st, a), keys[0:3], counter, f.c2c)
-        gb, wb = dev.pulse_values(x[b], wb, -n, _gather(st, b), keys[3:6], counter, f.c2c)
-        dev_idx, x_new = torch.cat([a, b]), torch.cat([ga, gb])
-        wn_new = torch.cat([wa, wb]) if wn.dim() else wn
+        dev_idx, x_new, wn_new, ga, gb = push_pull_pulses(dev, f.c2c, x, wn, st, idx,
+                                                          idx + half, n, keys, counter)
         diff = ga - gb
         k = n.abs().sum(dtype=torch.float64)
         tally.add_(torch.stack([k, k]))
@@ -97,7 +107,7 @@ def transfer(dev: Any, f: TransferFlags, x: Tensor, wn: Tensor, st: dict[str, Te
         gb = x[idx + half - half * neg]
         wa = wn[a] if wn.dim() else wn
         cnt = n.abs()
-        ga, wa = dev.pulse_values(x[a], wa, cnt, _gather(st, a), keys[0:3], counter, f.c2c)
+        ga, wa = dev.pulse_values(x[a], wa, cnt, gather_state(st, a), keys[0:3], counter, f.c2c)
         dev_idx, x_new, wn_new = a, ga, wa
         diff = torch.sign(n) * (ga - gb)
         up = cnt.sum(dtype=torch.float64)
@@ -131,7 +141,7 @@ def rewrite(dev: Any, f: TransferFlags, x: Tensor, wn: Tensor, st: dict[str, Ten
     units) open loop onto one of them, where ``mask`` is true (the others keep their values)."""
     half = clean.shape[0]
     p, m = idx, idx + half
-    st_p, st_m = _gather(st, p), _gather(st, m)
+    st_p, st_m = gather_state(st, p), gather_state(st, m)
     rp = torch.clamp(torch.full_like(target_w, f.g_min), st_p["lo"], st_p["hi"])
     rm = torch.clamp(torch.full_like(target_w, f.g_min), st_m["lo"], st_m["hi"])
     rest = target_w / scale - (rp - rm)
@@ -141,7 +151,7 @@ def rewrite(dev: Any, f: TransferFlags, x: Tensor, wn: Tensor, st: dict[str, Ten
     cnt = cnt.clamp_min(0).to(x.dtype)
     cnt = torch.where(mask, cnt, 0.0)
     w_dev = p + half * neg.to(idx.dtype)
-    st_w = _gather(st, w_dev)
+    st_w = gather_state(st, w_dev)
     zero = torch.zeros_like(g_from) if wn.dim() else wn
     counter = torch.arange(idx.shape[0], dtype=torch.int32, device=idx.device)
     gw, ww = dev.pulse_values(g_from, zero, cnt, st_w, keys[0:3], counter, f.c2c)
