@@ -225,7 +225,7 @@ class LayerReadout:
             top = float(2 ** self.spec.bits - 1)
             lo_g = self.lo[g]
             step = ((self.hi[g] - lo_g) / top).clamp(min=STEP_FLOOR)
-            p = torch.addcmul(-lo_g / step, p, 1.0 / step).round_().clamp_(0.0, top)
+            p = torch.addcmul(-lo_g / step, p, 1.0 / step).round_().clamp(0.0, top)
             scale, shift = scale * step, lo_g
         p = p.unflatten(dim, (k, -1))
         if k == 2:

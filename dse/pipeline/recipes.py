@@ -247,14 +247,10 @@ def inject_chip(config: Mapping[str, Any], trained: TrainedModel, mapping: ChipM
     tasks = task_stream(exp["dataset"], exp.get("tasks"), int(exp.get("seed") or 0),
                         config["data_root"], config["download"])
     states = trained.task_states if len(tasks) > 1 else []
-    deployable = analog is not None and "inference" in (getattr(analog.model, "card", None)
-                                                        or {})
+    deployable = analog is not None and "inference" in (getattr(analog.model, "card", None) or {})
     asked_clean = any(not p.noise for p in points)
     if deployable:  # the noisy rows come from the deployment (programming, devices, time)
-        if settings.stuck_at.active:
-            log.warning("%s: inject.stuck_at applies to the noise-free rows only, not to the "
-                        "deployment (dse/chip/deploy.py)", mapping.chip)
-        points = [p for p in points if not p.noise] or [OperatingPoint(ber=0.0, noise=False)]
+        points = _noise_free_points(points, settings, mapping.chip)
     tables, clean = [], {}
     if states and not deployable:
         shared = _inject_shared(trained, mapping, chip, tasks, states, points, settings, analog,
@@ -285,6 +281,16 @@ def inject_chip(config: Mapping[str, Any], trained: TrainedModel, mapping: ChipM
     out = pd.concat(tables, ignore_index=True)
     out.attrs.update(tables[-1].attrs, clean_by_task=clean)
     return out
+
+
+def _noise_free_points(points: Sequence[OperatingPoint], settings: InjectSettings,
+                       chip: str) -> list[OperatingPoint]:
+    """The noise-free points of a deployed analog chip (its noisy rows come from the
+    deployment), at least the fault-free one."""
+    if settings.stuck_at.active:
+        log.warning("%s: inject.stuck_at applies to the noise-free rows only, not to the "
+                    "deployment (dse/chip/deploy.py)", chip)
+    return [p for p in points if not p.noise] or [OperatingPoint(ber=0.0, noise=False)]
 
 
 def _sense_op(chip: ChipCard, errors: ChipErrors, op: Mapping[str, float] | None,
