@@ -253,6 +253,26 @@ def as_points(points: Sequence[float | OperatingPoint]) -> list[OperatingPoint]:
     return out
 
 
+def prepare(model: Any, mapping: Mapping, points: Sequence[float | OperatingPoint],
+            repeats: int, batch: int, stuck_at: StuckAt | None, analog: AnalogNoise | None,
+            ) -> tuple[list[OperatingPoint], StuckAt | None, bool]:
+    """The checks and set-up every injection shares: (points, the active stuck-at rates or
+    None, whether analog noise applies); the model is put in eval mode."""
+    if repeats < 1:
+        raise DseError(f"inject.repeats: {repeats} must be >= 1")
+    if batch < 1:
+        raise DseError(f"inject.batch: {batch} must be >= 1")
+    pts = as_points(points)
+    check_layers(model, mapping)
+    model.eval()
+    stuck = stuck_at if stuck_at is not None and stuck_at.active else None
+    use_analog = analog is not None and mapping.encoding == "analog"
+    if mapping.encoding == "analog" and analog is None and any(p.noise for p in pts):
+        log.warning("analog chip %s without a device card: no programming noise injected",
+                    mapping.chip)
+    return pts, stuck, use_analog
+
+
 def inject(model: Any, mapping: Mapping, x: torch.Tensor, y: torch.Tensor,
            points: Sequence[float | OperatingPoint], repeats: int,
            generator: torch.Generator, *, batch: int = 25, stuck_at: StuckAt | None = None,
@@ -270,23 +290,12 @@ def inject(model: Any, mapping: Mapping, x: torch.Tensor, y: torch.Tensor,
     The accuracy of the fault-free model read through the ADCs is in
     ``table.attrs["adc_accuracy"]``.
     """
-    if repeats < 1:
-        raise DseError(f"inject.repeats: {repeats} must be >= 1")
-    if batch < 1:
-        raise DseError(f"inject.batch: {batch} must be >= 1")
-    pts = as_points(points)
-    check_layers(model, mapping)
-    model.eval()
+    pts, stuck, use_analog = prepare(model, mapping, points, repeats, batch, stuck_at, analog)
     encoder = model.encoder
     if hasattr(encoder, "reseed"):  # stochastic input bits: reproducible from the generator
         encoder.reseed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
     clean = evaluate(model, x, y)
-    stuck = stuck_at if stuck_at is not None and stuck_at.active else None
-    use_analog = analog is not None and mapping.encoding == "analog"
     noise_label = analog.label if use_analog and analog is not None else "none"
-    if mapping.encoding == "analog" and analog is None and any(p.noise for p in pts):
-        log.warning("analog chip %s without a device card: no programming noise injected",
-                    mapping.chip)
     readout = None
     if adc and mapping.adc_bits is not None:
         from dse.chip.adc_quant import build_readout
@@ -302,7 +311,7 @@ def inject(model: Any, mapping: Mapping, x: torch.Tensor, y: torch.Tensor,
                               analog if use_analog else None, readout is not None, reference,
                               progress, max_elements)
     table = result_table(pts, maps, acc, stuck, noise_label if use_analog else None,
-                   None if readout is None else readout.bits, mapping.adc_bits is not None)
+                         None if readout is None else readout.bits, mapping.adc_bits is not None)
     table.attrs["clean_accuracy"] = clean
     if readout is not None:
         table.attrs["adc_accuracy"] = reference

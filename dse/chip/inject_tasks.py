@@ -26,9 +26,9 @@ from dse.chip.fault_eval import map_accuracies, split_first_layer
 from dse.chip.inject import (
     AnalogNoise,
     StuckAt,
-    as_points,
     check_layers,
     fault_passes,
+    prepare,
     result_table,
 )
 from dse.chip.mapping import Mapping
@@ -74,25 +74,14 @@ def inject_tasks(model: Any, mapping: Mapping, tasks: Sequence[TaskImages],
     """One :func:`dse.chip.inject.inject` table per task, all on the same fault maps (drawn
     once from ``generator``); only for tasks :func:`shareable` accepts. The task loaded last
     stays loaded."""
-    if repeats < 1:
-        raise DseError(f"inject.repeats: {repeats} must be >= 1")
-    if batch < 1:
-        raise DseError(f"inject.batch: {batch} must be >= 1")
     if mapping.adc_bits is not None or hasattr(model.encoder, "reseed"):
         raise DseError("inject_tasks: an ADC read-out or a reseeded encoder is per task; "
                        "use inject() per task")
-    pts = as_points(points)
-    check_layers(model, mapping)
-    model.eval()
+    pts, stuck, use_analog = prepare(model, mapping, points, repeats, batch, stuck_at, analog)
     clean = []
     for t in tasks:
         t.load()
         clean.append(evaluate(model, t.x, t.y))
-    stuck = stuck_at if stuck_at is not None and stuck_at.active else None
-    use_analog = analog is not None and mapping.encoding == "analog"
-    if mapping.encoding == "analog" and analog is None and any(p.noise for p in pts):
-        log.warning("analog chip %s without a device card: no programming noise injected",
-                    mapping.chip)
     maps = [(i, r) for i in range(len(pts)) for r in range(repeats)]
     accs = [np.full(len(maps), c) for c in clean]
     for chunk, weights, changed in fault_passes(model, mapping, pts, maps, generator, batch,

@@ -198,12 +198,17 @@ def _inject_shared(trained: TrainedModel, mapping: ChipMapping, chip: ChipCard |
                           batch=settings.batch, stuck_at=settings.stuck_at, analog=analog,
                           progress=progress)
     loads[-1]()  # the deployed (last) task
-    out = pd.concat([t.assign(task=k) for k, t in enumerate(tables)], ignore_index=True)
     # measured input activity of the deployed task, for the estimate (dse.chip.activity)
-    out.attrs.update(tables[-1].attrs, input_activity=mapping_activity(model, mapping, chip,
-                                                                       x_last),
-                     clean_by_task={k: float(t.attrs["clean_accuracy"])
-                                    for k, t in enumerate(tables)})
+    tables[-1].attrs["input_activity"] = mapping_activity(model, mapping, chip, x_last)
+    return _stack_tasks(tables)
+
+
+def _stack_tasks(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """One table of a task stream's per-task tables: a ``task`` column, the last (deployed)
+    task's attrs and every task's clean accuracy (``attrs["clean_by_task"]``)."""
+    out = pd.concat([t.assign(task=k) for k, t in enumerate(tables)], ignore_index=True)
+    out.attrs.update(tables[-1].attrs, clean_by_task={
+        k: float(t.attrs["clean_accuracy"]) for k, t in enumerate(tables)})
     return out
 
 
@@ -251,7 +256,7 @@ def inject_chip(config: Mapping[str, Any], trained: TrainedModel, mapping: ChipM
     asked_clean = any(not p.noise for p in points)
     if deployable:  # the noisy rows come from the deployment (programming, devices, time)
         points = _noise_free_points(points, settings, mapping.chip)
-    tables, clean = [], {}
+    tables = []
     if states and not deployable:
         shared = _inject_shared(trained, mapping, chip, tasks, states, points, settings, analog,
                                 device, validation, progress)
@@ -275,12 +280,9 @@ def inject_chip(config: Mapping[str, Any], trained: TrainedModel, mapping: ChipM
                                                          data.x_test)
         if not states:
             return table
-        clean[k] = float(table.attrs["clean_accuracy"])
-        tables.append(table.assign(task=k))
+        tables.append(table)
     trained.model.load_state_dict(states[-1], strict=False)  # the deployed (last) task again
-    out = pd.concat(tables, ignore_index=True)
-    out.attrs.update(tables[-1].attrs, clean_by_task=clean)
-    return out
+    return _stack_tasks(tables)
 
 
 def _noise_free_points(points: Sequence[OperatingPoint], settings: InjectSettings,
