@@ -114,8 +114,8 @@ class FlatBank:
         # the same as 1-d columns (a gather of 1-d rows is ~6× faster than of 2-d rows here)
         self.cols = [c.contiguous() for c in (*self.ftab.unbind(1), *self.itab.unbind(1))]
         self.bounds = torch.tensor(offs[1:-1], dtype=torch.int64, device=device)
-        self.eps = torch.cat([torch.full((p.n,), p.eps, dtype=dt, device=device)
-                              for p in pairs])  # ε per pair, for the threshold test
+        self._sizes = torch.tensor(sizes, device=device)
+        self.eps = self.cols[0].repeat_interleave(self._sizes)  # ε per pair (threshold test)
         self.tally = torch.zeros(len(pairs), 2, dtype=torch.float64, device=device)
         self._amp: Tensor | None = None  # √2·σ_read·s per pair (read_noise: step)
         self._kernel = None  # kernels: compiled: the fused transfer (dse/train/mp_flat_kernel.py)
@@ -179,9 +179,7 @@ class FlatBank:
             self.apparent.copy_(self.clean)
             return
         if self._amp is None:
-            self._amp = torch.cat([torch.full((p.n,), float(f[2]), dtype=self.chi.dtype,
-                                              device=self.chi.device)
-                                   for p, f in zip(tr.pairs, self.ftab.tolist(), strict=True)])
+            self._amp = self.cols[2].repeat_interleave(self._sizes)
         torch.randn(self.n, generator=tr.noise_gen, out=self.work)
         torch.addcmul(self.clean, self.work, self._amp, out=self.apparent)
 
